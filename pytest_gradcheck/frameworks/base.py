@@ -1,0 +1,91 @@
+"""The interface between the numerics and an array framework.
+
+The numerics work on one flat float64 numpy vector.  An adapter knows how a
+framework's leaves (numpy arrays, torch tensors, jax arrays...) are read into
+that vector and rebuilt from it, and, optionally, how to get the analytic
+gradient by automatic differentiation.
+
+Leaves are rebuilt from *buffers*: numpy arrays owned by the checker, in the
+dtype the function is evaluated in.  When ``aliases_buffer`` is true the leaf
+made by ``leaf_from_buffer`` shares memory with the buffer, so the checker can
+perturb one entry in place (O(1) per evaluation) instead of rebuilding the
+leaf for every evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+
+class Adapter:
+    """Base class; subclass it for a framework and register it (see registry.py)."""
+
+    #: short name shown in reports ("numpy", "torch", "jax")
+    name: str = "base"
+    #: True when leaf_from_buffer returns a view of the buffer's memory
+    aliases_buffer: bool = False
+
+    def owns(self, leaf: Any) -> bool:
+        """True when ``leaf`` is an array or scalar of this framework."""
+        raise NotImplementedError
+
+    def to_numpy(self, leaf: Any) -> np.ndarray:
+        """A new numpy array with the leaf's values, in the leaf's own dtype
+        (float16/bfloat16 may be widened to float32; integer dtypes stay integer)."""
+        raise NotImplementedError
+
+    def leaf_from_buffer(self, buffer: np.ndarray, like: Any) -> Any:
+        """A leaf of the same kind (and device) as ``like`` holding ``buffer``'s
+        values in ``buffer``'s dtype."""
+        raise NotImplementedError
+
+    def native_dtype(self, leaf: Any) -> str:
+        """The leaf's dtype name as the framework spells it ("float32", "bfloat16")."""
+        return str(self.to_numpy(leaf).dtype)
+
+    def eps(self, leaf: Any) -> float:
+        """Unit roundoff (machine epsilon) of the leaf's native dtype."""
+        dt = np.asarray(self.to_numpy(leaf)).dtype
+        return float(np.finfo(dt).eps) if np.issubdtype(dt, np.inexact) else float(np.finfo(np.float64).eps)
+
+    def scalar_output(self, out: Any) -> tuple[float, float] | None:
+        """``(value, eps)`` for a scalar output of this framework, or None if not ours."""
+        return None
+
+    def gradient(self, fun: Callable, params: Any) -> Any | None:
+        """The gradient of ``fun`` at ``params`` by this framework's autodiff, in
+        the structure of ``params``; None when the adapter cannot differentiate."""
+        return None
+
+
+class NumpyAdapter(Adapter):
+    """numpy arrays, numpy scalars and Python numbers."""
+
+    name = "numpy"
+    aliases_buffer = True
+
+    def owns(self, leaf):
+        return isinstance(leaf, (np.ndarray, np.generic, float, int, complex)) and not isinstance(leaf, bool)
+
+    def to_numpy(self, leaf):
+        return np.array(leaf, copy=True)
+
+    def leaf_from_buffer(self, buffer, like):
+        if isinstance(like, np.ndarray):
+            return buffer.reshape(np.shape(like))
+        if isinstance(like, np.generic):
+            return buffer.dtype.type(buffer.reshape(()))
+        # Python numbers come back as Python numbers (complex for the complex step)
+        v = buffer.reshape(()).item()
+        return v
+
+    def scalar_output(self, out):
+        if isinstance(out, (float, int)) and not isinstance(out, bool):
+            return float(out), float(np.finfo(np.float64).eps)
+        if isinstance(out, (np.ndarray, np.generic)):
+            a = np.asarray(out)
+            eps = float(np.finfo(a.dtype).eps) if np.issubdtype(a.dtype, np.inexact) else float(np.finfo(np.float64).eps)
+            return a, eps
+        return None

@@ -1,0 +1,1 @@
+"""pytest hooks of pytest-gradcheck (filled in by the plugin work)."""
