@@ -1,0 +1,656 @@
+"""check_gradient: analytic gradient vs finite differences, entry by entry.
+
+The verdict for entry i (model rule, the default):
+
+    fail  iff  |a_i - n_i| > S * E_i + F_i   and the disagreement is confirmed
+
+a_i  the analytic gradient (the user's), n_i the finite-difference estimate,
+E_i  the estimated error of n_i: roundoff 3*sum|w|*sigma/h (sigma = measured
+     noise of f, at least eps_f*|f|) plus truncation (from Richardson: how much
+     the estimate moves when the step shrinks r-fold),
+S    = SAFETY (10): error estimates are good to an order of magnitude, so we
+     ask for a decade of margin before calling a disagreement real,
+F_i  = KAPPA * eps_a * (|a_i| + rms of a over the leaf): the analytic side is
+     itself computed in floating point with unit roundoff eps_a (its dtype);
+     sums of up to ~KAPPA^2/4 terms accumulate about sqrt(terms)*eps_a of error.
+
+"Confirmed" means two successive step sizes agree with each other and both
+disagree with a_i (the flat plateau that a bug leaves in the error-vs-step
+curve), and the one-sided derivatives do not reveal a kink.  At a kink that no
+usable step can avoid, an analytic value between the one-sided derivatives is
+"inconclusive" (a valid subgradient), one outside them is a failure.
+
+With explicit atol/rtol the rule is |a_i - n_i| <= atol + rtol*|n_i|.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..errors import GradcheckInputError
+from .evaluate import Evaluator, scalar_of
+from .result import (EntryReport, GradcheckResult, LeafSummary, MAX_WORST, ratio_grid,
+                     ratio_histogram)
+from .stencils import COMPLEX_STEP, METHODS, SCHEMES
+from .trees import build, flatten, flatten_like, unravel
+
+SAFETY = 10.0
+KAPPA = 256.0
+#: refinement: each level shrinks the step R_FACTOR-fold, at most MAX_LEVELS times
+R_FACTOR = 4.0
+MAX_LEVELS = 8
+MODES = ("full", "fast", "auto")
+
+PASS, FAIL, INCONCLUSIVE = 0, 1, 2
+_VERDICT = {PASS: "pass", FAIL: "fail", INCONCLUSIVE: "inconclusive"}
+
+
+class Problem:
+    """Everything a check needs, prepared once: the flat point, the analytic
+    gradient, the evaluator, the measured noise and the per-entry scales."""
+
+    def __init__(self, fun, params, grad, method, eps, atol, rtol, seed, kind="gradient"):
+        self.t0 = time.perf_counter()
+        self.method, self.eps, self.atol, self.rtol, self.seed, self.kind = method, eps, atol, rtol, seed, kind
+        self.messages: list[str] = []
+        self.rng = np.random.default_rng(seed)
+        self.fun = fun
+        self.x0, self.spec = flatten(params)
+        if self.spec.size == 0:
+            raise GradcheckInputError("params is empty: there is nothing to check")
+        self.n = self.spec.size
+        for leaf in self.spec.leaves:
+            if not leaf.is_float:
+                self.messages.append(f"leaf {leaf.path!r} has integer dtype {leaf.dtype}; it is checked as float64 "
+                                     f"(the finite differences need non-integer steps)")
+        bad = ~np.isfinite(self.x0)
+        if bad.any():
+            path, idx = unravel(self.spec, int(np.flatnonzero(bad)[0]))
+            raise GradcheckInputError(f"params is not finite at {path}{list(idx) if idx else ''}")
+        self.analytic, self.eps_a = self._analytic(grad)
+        self.ev = self._evaluator()
+        self.leaf_of = self.ev.leaf_of
+        self._scales()
+
+    # -- the analytic side -------------------------------------------------
+    def native_tree(self):
+        """A fresh copy of params in their native dtypes (what grad is called with)."""
+        def make(k, leaf):
+            buf = np.array(self.x0[leaf.slice], dtype=leaf.dtype).reshape(leaf.shape)
+            return leaf.adapter.leaf_from_buffer(buf, leaf.original)
+        return build(self.spec, make)
+
+    def _analytic(self, grad):
+        tree = self.native_tree()
+        if grad is None:
+            g = None
+            for leaf in self.spec.leaves:
+                g = leaf.adapter.gradient(self.fun, tree)
+                if g is not None:
+                    break
+            if g is None:
+                raise GradcheckInputError(
+                    "grad is required for plain numpy functions: pass grad=<function returning the gradient "
+                    "of fun in the structure of params> (torch and jax can supply it by autodiff)")
+            g_again = None
+        else:
+            if not callable(grad):
+                raise GradcheckInputError(f"grad must be callable; got {type(grad).__name__}")
+            g = _call_user(grad, tree, "grad")
+            g_again = None
+        vec, dtypes = flatten_like(g, self.spec, "grad")
+        where = _modified(self.spec, tree, self.x0)
+        if where:
+            raise GradcheckInputError(f"grad modified its input in place (leaf {where!r}); it must not change params")
+        if grad is not None:
+            g_again = _call_user(grad, self.native_tree(), "grad")
+            vec2, _ = flatten_like(g_again, self.spec, "grad")
+            self._grad_repeat = vec2
+        else:
+            self._grad_repeat = vec
+        eps_a = np.empty(self.n)
+        for leaf, dt in zip(self.spec.leaves, dtypes):
+            e = float(np.finfo(dt).eps) if np.issubdtype(dt, np.floating) else float(np.finfo(np.float64).eps)
+            eps_a[leaf.slice] = max(e, leaf.eps if leaf.is_float else e)
+        return vec, eps_a
+
+    # -- the numeric side ---------------------------------------------------
+    def _evaluator(self):
+        complex_step = self.method == "complex"
+        wide = np.complex128 if complex_step else np.float64
+        native = [leaf.dtype if (leaf.is_float and not complex_step) else np.dtype(wide) for leaf in self.spec.leaves]
+        wide_all = [np.dtype(wide)] * len(self.spec.leaves)
+        tries = [wide_all] if all(np.dtype(d) == np.dtype(wide) for d in native) else [wide_all, native]
+        last_err = None
+        for dtypes in tries:
+            ev = Evaluator(self.fun, self.spec, self.x0, dtypes)
+            try:
+                f0 = ev.call()
+            except GradcheckInputError:
+                raise
+            except Exception as e:  # noqa: BLE001 - any failure of fun at float64 means "try native"
+                last_err = e
+                continue
+            if complex_step:
+                if not isinstance(f0, complex) and not np.iscomplexobj(f0):
+                    raise GradcheckInputError(
+                        "method='complex' needs complex-analytic code, but fun returned a real value for complex "
+                        "input (it discards the imaginary part: abs, comparisons, .real, casts to float)")
+            if not np.isfinite(f0):
+                if dtypes is not tries[-1]:
+                    last_err = None
+                    continue
+                raise GradcheckInputError(f"fun returned {f0} at params; it must be finite there")
+            if dtypes is not wide_all:
+                self.messages.append(
+                    f"fun does not accept float64 input ({type(last_err).__name__ if last_err else 'non-finite result'}); "
+                    f"the numeric side is computed in the params' own dtypes")
+            ev.f0 = f0
+            return ev
+        if complex_step and last_err is not None:
+            raise GradcheckInputError(f"method='complex' needs fun to accept complex input; it raised "
+                                      f"{type(last_err).__name__}: {last_err}") from last_err
+        raise GradcheckInputError(f"fun raised {type(last_err).__name__} at params: {last_err}") from last_err
+
+    def _scales(self):
+        """Per-entry scale L (for steps) and per-leaf rms of the analytic gradient (for floors)."""
+        x = self.x0
+        L = np.empty(self.n)
+        self.grad_rms = np.empty(self.n)
+        for leaf in self.spec.leaves:
+            v = x[leaf.slice]
+            rms = float(np.sqrt(np.mean(v * v))) if v.size else 0.0
+            L[leaf.slice] = np.maximum(np.abs(v), rms if rms > 0 else 1.0)
+            a = self.analytic[leaf.slice]
+            self.grad_rms[leaf.slice] = float(np.sqrt(np.mean(a * a))) if a.size else 0.0
+        self.L = L
+        self.floor = KAPPA * self.eps_a * (np.abs(self.analytic) + self.grad_rms)
+
+    def check_base(self):
+        """Repeat f at the base point and the gradient: nondeterminism fails the check."""
+        f0 = self.ev.f0
+        f1 = self.ev.call()
+        msgs = []
+        if f1 != f0:
+            msgs.append(
+                f"fun is nondeterministic: two evaluations at the same params gave {f0!r} and {f1!r}. "
+                f"Finite differences need a deterministic function: seed its random number generator inside fun "
+                f"(e.g. np.random.default_rng(0)), or turn dropout/sampling off while checking")
+        dg = np.abs(self._grad_repeat - self.analytic)
+        if (dg > self.floor).any():
+            i = int(np.argmax(dg - self.floor))
+            path, idx = unravel(self.spec, i)
+            msgs.append(f"grad is nondeterministic: two calls differ by {dg[i]:.3g} at {path}{list(idx) if idx else ''}, "
+                        f"more than its floating-point floor; seed any randomness in grad")
+        where = self.ev.modified_leaf()
+        if where:
+            raise GradcheckInputError(f"fun modified its input in place (leaf {where!r}); it must not change params")
+        return msgs
+
+    def measure_noise(self):
+        """Noise sigma of f near x0, measured (Moré & Wild's ECnoise, robust variant).
+
+        f is evaluated at 8 points x0 + k*delta*u (u: random signs times each
+        entry's scale), third differences of the 9 values are taken, and
+        sigma = median|D3| / (0.6745*sqrt(20)) (D3 of i.i.d. noise has variance
+        20 sigma^2; the median ignores a kink crossed by a window).  delta is
+        small enough that the smooth part of D3, ~delta^3 |f'''|, is below
+        roundoff.  The result is at least eps_f*|f0|.
+        """
+        ev = self.ev
+        eps_f = ev.eps_out or float(np.finfo(np.float64).eps)
+        f0 = float(np.real(ev.f0))
+        floor = eps_f * abs(f0)
+        if self.method == "complex":
+            return floor, eps_f
+        buf_eps = max(float(np.finfo(ev.buffer_dtype(i)).eps) for i in (0, self.n - 1))
+        delta = 4.0 * math.sqrt(buf_eps)
+        u = self.rng.choice([-1.0, 1.0], size=self.n) * self.L * delta
+        vals = [f0]
+        for k in range(1, 9):
+            v = ev.at_vector(self.x0 + k * u)
+            vals.append(float(np.real(v)))
+        vals = np.array(vals)
+        if not np.isfinite(vals).all():
+            return floor, eps_f
+        d3 = np.diff(vals, 3)
+        sigma = float(np.median(np.abs(d3))) / (0.6745 * math.sqrt(20.0))
+        self.noise_raw = sigma
+        return max(sigma, floor), eps_f
+
+
+def _call_user(f, arg, what):
+    __tracebackhide__ = True
+    try:
+        return f(arg)
+    except GradcheckInputError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise GradcheckInputError(f"{what} raised {type(e).__name__}: {e}") from e
+
+
+def _modified(spec, tree, x0):
+    """Path of a leaf of ``tree`` (built by native_tree) that no longer equals x0."""
+    vec, _ = flatten_like(tree, spec, "params")
+    for leaf in spec.leaves:
+        base = x0[leaf.slice].astype(leaf.dtype).astype(np.float64)
+        if not np.array_equal(vec[leaf.slice], base):
+            return leaf.path
+    return None
+
+
+def _validate(fun, method, mode, eps, atol, rtol, seed):
+    if not callable(fun):
+        raise GradcheckInputError(f"fun must be callable; got {type(fun).__name__}")
+    if method not in METHODS:
+        raise GradcheckInputError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if mode not in MODES:
+        raise GradcheckInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    for name, v in (("eps", eps), ("atol", atol), ("rtol", rtol)):
+        if v is not None:
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v) or v < 0:
+                raise GradcheckInputError(f"{name} must be a finite non-negative number or None; got {v!r}")
+    if eps is not None and eps == 0:
+        raise GradcheckInputError("eps must be positive (it is the first finite-difference step)")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise GradcheckInputError(f"seed must be a non-negative integer; got {seed!r}")
+
+
+class Judge:
+    """The tolerance rule: model (S*E + F) or explicit (atol + rtol*|n|)."""
+
+    def __init__(self, problem: Problem):
+        self.explicit = problem.atol is not None or problem.rtol is not None
+        self.atol = float(problem.atol or 0.0)
+        self.rtol = float(problem.rtol or 0.0)
+        self.floor = problem.floor
+
+    def tol(self, i, numeric, err):
+        if self.explicit:
+            return self.atol + self.rtol * abs(numeric)
+        return SAFETY * err + self.floor[i]
+
+    def tol_vec(self, numeric, err):
+        if self.explicit:
+            return self.atol + self.rtol * np.abs(numeric)
+        return SAFETY * err + self.floor
+
+    def describe(self):
+        if self.explicit:
+            return {"rule": "explicit", "atol": self.atol, "rtol": self.rtol, "safety": None}
+        return {"rule": "model", "atol": None, "rtol": None, "safety": SAFETY, "kappa": KAPPA}
+
+
+# ---------------------------------------------------------------------------
+def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=None, rtol=None,
+                   mode="full", seed=0) -> GradcheckResult:
+    """Compare ``grad(params)`` with finite differences of ``fun`` at ``params``.
+
+    fun(params) returns a scalar; params is an array, a number, or a dict / list /
+    tuple of them; grad(params) returns the same structure (``None``: use the
+    framework's autodiff, torch or jax).  ``method``: "central" (default),
+    "forward", "backward", "central4" (5-point) or "complex" (complex step, for
+    complex-analytic code).  ``eps``: first step (absolute); by default one per
+    entry from the error model.  ``atol``/``rtol``: switch from the error-model
+    rule to |a - n| <= atol + rtol*|n|.  ``mode``: "full" (every entry),
+    "fast" (random directions, then localisation) or "auto".  Never modifies
+    params; the same inputs and seed give the same result.
+    """
+    __tracebackhide__ = True
+    _validate(fun, method, mode, eps, atol, rtol, seed)
+    problem = Problem(fun, params, grad, method, eps, atol, rtol, int(seed))
+    if mode != "full":
+        from . import fast  # lazily: full mode does not need it
+        if mode == "fast" or fast.prefers_fast(problem):
+            return fast.check_fast(problem)
+    return full_check(problem)
+
+
+def full_check(problem: Problem) -> GradcheckResult:
+    """Check every entry; refine only those that do not agree at the first step."""
+    judge = Judge(problem)
+    base_msgs = problem.check_base()
+    if any(m.startswith("fun is nondeterministic") for m in base_msgs):
+        return _nondeterministic_result(problem, judge, base_msgs)
+    problem.messages.extend(base_msgs)
+    if problem.method == "complex":
+        est = _complex_step(problem)
+    else:
+        est = _finite_differences(problem, judge)
+    where = problem.ev.modified_leaf()
+    if where:
+        raise GradcheckInputError(f"fun modified its input in place (leaf {where!r}); it must not change params")
+    return assemble(problem, judge, *est, mode="full")
+
+
+def _nondeterministic_result(problem, judge, msgs):
+    n = problem.n
+    verdict = np.full(n, INCONCLUSIVE, dtype=np.int8)
+    nan = np.full(n, np.nan)
+    res = assemble(problem, judge, nan, nan, verdict, {}, mode="full", status="fail")
+    res.messages = msgs + res.messages
+    res.diagnosis = {"kind": "nondeterministic", "summary": msgs[0]}
+    return res
+
+
+def _steps(problem: Problem, scheme, eps_eff: float) -> np.ndarray:
+    if problem.eps is not None:
+        return np.full(problem.n, float(problem.eps))
+    return scheme.base_step(eps_eff) * problem.L
+
+
+def _finite_differences(problem: Problem, judge: Judge):
+    """Stage A: one step per entry from the error model; stage B: refine the rest."""
+    scheme = SCHEMES[problem.method]
+    ev = problem.ev
+    sigma, eps_f = problem.measure_noise()
+    f0 = float(ev.f0)
+    eps_eff = min(max(eps_f, sigma / abs(f0)) if f0 != 0 else eps_f, 1e-2)
+    if sigma > 1e3 * eps_f * abs(f0) and f0 != 0:
+        problem.messages.append(
+            f"fun is noisy at the {sigma / abs(f0):.1g} level relative to its value (about "
+            f"{sigma / (eps_f * abs(f0)):.0f} units of roundoff); it probably computes in lower precision than it "
+            f"returns. Steps and tolerances follow the measured noise")
+    problem.sigma = sigma
+    n, x0, a = problem.n, problem.x0, problem.analytic
+    h = _steps(problem, scheme, eps_eff)
+    offs = [o for o in scheme.offsets if o != 0.0]
+    need_center = scheme.uses_center
+    # values at stage A, vectorised bookkeeping, tight loop over calls
+    vals = np.empty((len(offs), n))
+    actual = np.empty((len(offs), n))
+    for t, o in enumerate(offs):
+        for k, leaf in enumerate(problem.spec.leaves):
+            dt = ev.flat[k].dtype
+            sl = leaf.slice
+            pts = (x0[sl] + o * h[sl]).astype(dt)
+            actual[t, sl] = pts.astype(np.float64) - x0[sl]
+    _stage_a_calls(ev, problem, offs, actual, vals)
+    full_vals = _with_center(scheme, offs, vals, f0)
+    full_actual = _with_center(scheme, offs, actual, 0.0)
+    D, heff = _combine(scheme, full_vals, full_actual)
+    R = 3.0 * scheme.abs_weight_sum * sigma / heff
+    numeric = D
+    err = R.copy()
+    verdict = np.full(n, PASS, dtype=np.int8)
+    reasons: dict[int, str] = {}
+    tol = judge.tol_vec(numeric, err)
+    todo = np.flatnonzero(~(np.abs(numeric - a) <= tol))
+    onesided = _onesided(offs, vals, actual, f0, need_center)
+    for i in todo:
+        res = _refine(problem, judge, scheme, int(i), h[i], D[i], onesided[0][i], onesided[1][i], sigma)
+        numeric[i], err[i], verdict[i], why = res
+        if why:
+            reasons[int(i)] = why
+    return numeric, err, verdict, reasons
+
+
+def _stage_a_calls(ev, problem, offs, actual, vals):
+    """The hot loop: perturb one entry, call fun, restore. O(1) per call on aliased leaves."""
+    x0 = problem.x0
+    leaf_of, local = ev.leaf_of, ev.local
+    flats, alias = ev.flat, ev.alias
+    fun, tree = ev.fun, ev.tree
+    for i in range(problem.n):
+        k = leaf_of[i]
+        j = local[i]
+        flat = flats[k]
+        old = flat[j]
+        for t in range(len(offs)):
+            flat[j] = x0[i] + actual[t, i]
+            if alias[k]:
+                out = fun(tree)
+                ev.n_evals += 1
+                vals[t, i] = out if type(out) is float else _real(ev, out)
+            else:
+                vals[t, i] = _real_value(ev.at(i, flat[j]))
+        flat[j] = old
+    ev.restore()
+
+
+def _real(ev, out):
+    ev.n_evals -= 1  # recount via call path for non-float outputs
+    value, eps = scalar_of(out)
+    ev.n_evals += 1
+    if ev.eps_out is None or eps > ev.eps_out:
+        ev.eps_out = eps
+    return _real_value(value)
+
+
+def _real_value(v):
+    if isinstance(v, complex):
+        return v.real
+    return float(v)
+
+
+def _with_center(scheme, offs, arr, center):
+    if not scheme.uses_center:
+        return arr
+    rows = []
+    it = iter(arr)
+    for o in scheme.offsets:
+        rows.append(np.full(arr.shape[1], center) if o == 0.0 else next(it))
+    return np.array(rows)
+
+
+def _combine(scheme, values, actual):
+    """D = sum w_j f_j / h_eff with h_eff the step actually taken, ((x+h)-x)."""
+    o = np.array(scheme.offsets)
+    span = (actual[-1] - actual[0]) / (o[-1] - o[0])
+    w = np.array(scheme.weights)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        D = (w * values).sum(axis=0) / span
+    return D, span
+
+
+def _onesided(offs, vals, actual, f0, need_center):
+    """Forward and backward one-sided derivatives at the first step (NaN where a side is missing)."""
+    n = vals.shape[1]
+    fwd = np.full(n, np.nan)
+    bwd = np.full(n, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t, o in enumerate(offs):
+            if o == 1.0:
+                fwd = (vals[t] - f0) / actual[t]
+            if o == -1.0:
+                bwd = (f0 - vals[t]) / (-actual[t])
+    return fwd, bwd
+
+
+def _level(problem, scheme, i, h):
+    """Scheme estimate, one-sided derivatives and step actually taken at step h for entry i."""
+    ev = problem.ev
+    x = problem.x0[i]
+    dt = ev.buffer_dtype(i)
+    offs = sorted(set(o for o in scheme.offsets if o != 0.0) | {-1.0, 1.0})
+    got = {}
+    for o in offs:
+        p = dt.type(x + o * h)
+        got[o] = (_real_value(ev.at(i, p)), float(p) - x)
+    f0 = float(ev.f0)
+    values = np.array([[f0 if o == 0.0 else got[o][0]] for o in scheme.offsets])
+    actual = np.array([[0.0 if o == 0.0 else got[o][1]] for o in scheme.offsets])
+    D, heff = _combine(scheme, values, actual)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fwd = (got[1.0][0] - f0) / got[1.0][1]
+        bwd = (f0 - got[-1.0][0]) / (-got[-1.0][1])
+    finite = all(np.isfinite(v[0]) for v in got.values())
+    return float(D[0]), float(fwd), float(bwd), float(heff[0]), finite
+
+
+def _refine(problem, judge, scheme, i, h0, D0, fwd0, bwd0, sigma):
+    """Stage B for one entry: shrink the step R_FACTOR-fold per level, Richardson-extrapolate,
+    and decide pass / fail (a confirmed plateau) / inconclusive (kink or unsettled)."""
+    a = problem.analytic[i]
+    x = problem.x0[i]
+    dt = problem.ev.buffer_dtype(i)
+    hmin = 16.0 * float(np.spacing(dt.type(abs(x)))) if x != 0 else 16.0 * float(np.finfo(dt).tiny)
+    rp = R_FACTOR ** scheme.order
+    wsum = scheme.abs_weight_sum
+    prev_D = D0 if np.isfinite(D0) else None
+    prev_N = None
+    best, best_err = (D0, math.inf)
+    prev_jump = abs(fwd0 - bwd0) if np.isfinite(fwd0) and np.isfinite(bwd0) else math.nan
+    streak = 0
+    state = "unsettled"
+    kink = None
+    h = h0
+    for _ in range(MAX_LEVELS):
+        h = h / R_FACTOR
+        if h < hmin:
+            break
+        D, fwd, bwd, heff, finite = _level(problem, scheme, i, h)
+        if not finite or not np.isfinite(D):
+            state, prev_D, prev_N = "nonfinite", None, None
+            continue
+        R = 3.0 * wsum * sigma / heff
+        cands = []
+        if prev_D is not None:
+            trunc = abs(D - prev_D) / (rp - 1.0)
+            N = D + (D - prev_D) / (rp - 1.0)
+            cands.append((D, trunc + R))
+            if prev_N is not None:
+                cands.append((N, abs(N - prev_N) + R * (rp + 1.0) / (rp - 1.0)))
+            prev_N = N
+        prev_D = D
+        for est, e in cands:
+            if e < best_err:
+                best, best_err = est, e
+        if not cands:
+            continue
+        if abs(best - a) <= judge.tol(i, best, best_err):
+            return best, best_err, PASS, ""
+        jump = abs(fwd - bwd)
+        R1 = 3.0 * 2.0 * sigma / heff
+        kinky = jump > SAFETY * R1 + problem.floor[i] and (math.isnan(prev_jump) or jump > 0.5 * prev_jump)
+        prev_jump = jump
+        if kinky:
+            streak = 0
+            widen = judge.tol(i, max(abs(fwd), abs(bwd)), R1 + best_err)
+            lo, hi = min(fwd, bwd) - widen, max(fwd, bwd) + widen
+            kink = (min(fwd, bwd), max(fwd, bwd), h)
+            state = "kink-in" if lo <= a <= hi else "kink-out"
+            continue
+        state = "disagree"
+        streak += 1
+        if streak >= 2:
+            return best, best_err, FAIL, ""
+    if state == "kink-in":
+        return best, best_err, INCONCLUSIVE, (
+            f"kink: fun is not differentiable within {kink[2]:.2g} of this point; the one-sided derivatives are "
+            f"{kink[0]:.6g} and {kink[1]:.6g} and the analytic value lies between them (a valid subgradient)")
+    if state == "kink-out":
+        return best, best_err, FAIL, (
+            f"kink: the one-sided derivatives are {kink[0]:.6g} and {kink[1]:.6g}; the analytic value lies outside them")
+    if state == "nonfinite":
+        return best, best_err, INCONCLUSIVE, "fun is not finite at the perturbed points of every usable step"
+    if state == "disagree" and streak >= 1 and best_err < math.inf:
+        return best, best_err, FAIL, "disagreement at the smallest usable step"
+    return best, best_err, INCONCLUSIVE, "the finite-difference estimates did not settle as the step shrank"
+
+
+def _complex_step(problem: Problem):
+    """Im f(x + i h e_i)/h: no cancellation, error ~ eps*|f'|. Checked for analyticity first."""
+    ev = problem.ev
+    n = problem.n
+    eps_f = ev.eps_out or float(np.finfo(np.float64).eps)
+    h = COMPLEX_STEP * problem.L
+    D = np.empty(n)
+    for i in range(n):
+        v = ev.at(i, problem.x0[i] + 1j * h[i])
+        if not isinstance(v, complex):
+            raise GradcheckInputError("method='complex' needs complex-analytic code, but fun returned a real value "
+                                      "for complex input")
+        D[i] = v.imag / h[i]
+    _check_analytic(problem, D)
+    scale = np.empty(n)
+    for leaf in problem.spec.leaves:
+        d = D[leaf.slice]
+        scale[leaf.slice] = float(np.sqrt(np.mean(d * d)))
+    err = 16.0 * eps_f * (np.abs(D) + scale)
+    return D, err, np.zeros(n, dtype=np.int8), {}
+
+
+def _check_analytic(problem, D):
+    """A random directional derivative by complex step must match real central differences."""
+    ev = problem.ev
+    u = problem.rng.choice([-1.0, 1.0], size=problem.n) * problem.L
+    sigma = float(np.finfo(np.float64).eps) * abs(ev.f0)
+    ests = []
+    for step in (1e-4, 2.5e-5):
+        fp = ev.at_vector(problem.x0 + step * u).real
+        fm = ev.at_vector(problem.x0 - step * u).real
+        ests.append((fp - fm) / (2 * step))
+    rich = ests[1] + (ests[1] - ests[0]) / 15.0
+    err = abs(ests[1] - ests[0]) + 3 * sigma / 2.5e-5 * 10
+    cs = float(np.dot(u, D))
+    scale = float(np.dot(np.abs(u), np.abs(D)))
+    if abs(cs - rich) > SAFETY * err + 1e-6 * scale:
+        raise GradcheckInputError(
+            f"method='complex' needs complex-analytic code: along a random direction the complex step gives "
+            f"{cs:.6g} but real central differences give {rich:.6g}. fun probably uses abs, max, comparisons, "
+            f"conj or .real on the perturbed values; use method='central'")
+
+
+# ---------------------------------------------------------------------------
+def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, mode, status=None,
+             checked=None) -> GradcheckResult:
+    """Per-entry arrays -> GradcheckResult (worst entries, leaf summaries, histogram)."""
+    a = problem.analytic
+    n = problem.n
+    checked = np.ones(n, dtype=bool) if checked is None else checked
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tol = judge.tol_vec(numeric, err)
+        diff = np.abs(a - numeric)
+        ratio = np.where(tol > 0, diff / tol, np.where(diff == 0, 0.0, np.inf))
+        denom = np.maximum(np.maximum(np.abs(a), np.abs(numeric)), problem.grad_rms)
+        rel = np.where(denom > 0, diff / denom, 0.0)
+    m = checked & np.isfinite(diff)
+    counts = {"pass": int(((verdict == PASS) & checked).sum()), "fail": int(((verdict == FAIL) & checked).sum()),
+              "inconclusive": int(((verdict == INCONCLUSIVE) & checked).sum())}
+    if status is None:
+        status = "fail" if counts["fail"] else ("inconclusive" if counts["inconclusive"] else "pass")
+    order_key = np.where(checked, np.where(verdict == FAIL, 2.0, np.where(verdict == INCONCLUSIVE, 1.0, 0.0)), -1.0)
+    r = np.nan_to_num(np.where(checked, ratio, -1.0), nan=-1.0, posinf=1e308)
+    idx = np.lexsort((-r, -order_key))[:MAX_WORST]
+    worst = []
+    for i in idx:
+        if not checked[i]:
+            continue
+        path, index = unravel(problem.spec, int(i))
+        worst.append(EntryReport(path, index, float(a[i]), float(numeric[i]), float(err[i]), float(tol[i]),
+                                 _VERDICT[int(verdict[i])], reasons.get(int(i), "")))
+    leaves = []
+    for leaf in problem.spec.leaves:
+        sl = leaf.slice
+        c = checked[sl]
+        v = verdict[sl]
+        lr = np.where(c, np.nan_to_num(ratio[sl], nan=0.0), 0.0)
+        leaves.append(LeafSummary(leaf.path, leaf.shape, leaf.dtype_name,
+                                  float(lr.max()) if lr.size else 0.0,
+                                  {"pass": int(((v == PASS) & c).sum()), "fail": int(((v == FAIL) & c).sum()),
+                                   "inconclusive": int(((v == INCONCLUSIVE) & c).sum())},
+                                  ratio_grid(lr, leaf.shape) if c.all() else None))
+    res = GradcheckResult(
+        status=status, kind=problem.kind, mode=mode, method=problem.method, seed=problem.seed,
+        n_params=n, n_checked=int(checked.sum()), n_evals=problem.ev.n_evals,
+        max_abs_error=float(diff[m].max()) if m.any() else 0.0,
+        max_rel_error=float(rel[m].max()) if m.any() else 0.0,
+        max_ratio=float(np.nan_to_num(ratio[m], nan=0.0).max()) if m.any() else 0.0,
+        tolerance=judge.describe(), counts=counts,
+        histogram=ratio_histogram(ratio[m]), worst=worst, leaves=leaves,
+        messages=list(problem.messages), duration_s=time.perf_counter() - problem.t0,
+        entries={"analytic": a, "numeric": numeric, "error_estimate": err, "tolerance": tol,
+                 "ratio": ratio, "verdict": verdict, "checked": checked, "reasons": reasons},
+    )
+    if res.status != "pass":
+        try:
+            from .diagnose import diagnose  # lazily; present once diagnosis is built
+        except ImportError:
+            diagnose = None
+        if diagnose is not None and res.diagnosis is None:
+            res.diagnosis = diagnose(problem, res)
+    return res

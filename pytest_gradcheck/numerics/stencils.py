@@ -1,0 +1,50 @@
+"""Finite-difference schemes and their error orders.
+
+A scheme estimates f'(x) as  D(h) = sum_j w_j f(x + o_j h) / h.
+
+Error model (Taylor's theorem; f evaluated with absolute noise sigma):
+    truncation  ~ C_p h^p |f^(p+1)|       (p = the scheme's order)
+    roundoff    <= sum_j |w_j| sigma / h
+The two balance at h* ~ (sigma/|f^(p+1)|)^(1/(p+1)); for a function whose
+derivatives scale like |f|/L^k and sigma = eps|f| that is h* ~ eps^(1/(p+1)) L.
+Halving the step r-fold shrinks truncation r^p-fold, which is what Richardson
+extrapolation uses:  N = D(h/r) + (D(h/r) - D(h)) / (r^p - 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Scheme:
+    name: str
+    offsets: tuple  # o_j, excluding a zero offset unless its weight is nonzero
+    weights: tuple  # w_j for h = 1
+    order: int      # p: truncation error ~ h^p
+    uses_center: bool  # needs f(x) (forward/backward)
+
+    @property
+    def abs_weight_sum(self) -> float:
+        return float(np.sum(np.abs(self.weights)))
+
+    def base_step(self, eps: float) -> float:
+        """Step (in units of the entry's scale L) that balances the error model."""
+        return eps ** (1.0 / (self.order + 1))
+
+
+SCHEMES = {
+    "forward": Scheme("forward", (0.0, 1.0), (-1.0, 1.0), 1, True),
+    "backward": Scheme("backward", (-1.0, 0.0), (-1.0, 1.0), 1, True),
+    "central": Scheme("central", (-1.0, 1.0), (-0.5, 0.5), 2, False),
+    "central4": Scheme("central4", (-2.0, -1.0, 1.0, 2.0), (1 / 12, -8 / 12, 8 / 12, -1 / 12), 4, False),
+}
+
+#: complex step: f'(x) = Im f(x + i h) / h + O(h^2); no subtraction, so no
+#: cancellation: any tiny h works and the error is ~eps|f'|.  Needs code that is
+#: complex-analytic along the path (no abs, max, comparisons, conj, .real).
+COMPLEX_STEP = 1e-20
+
+METHODS = tuple(SCHEMES) + ("complex",)

@@ -1,0 +1,203 @@
+"""Pytrees <-> one flat float64 vector, with readable leaf paths.
+
+A pytree is a numpy array, a Python or numpy scalar, a framework array (via an
+adapter), or a dict / list / tuple of pytrees.  Dict keys keep the user's order.
+Paths read like Python: ``W1``, ``enc[0]``, ``dec[1]['s']``; a bare leaf is
+``params``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import GradcheckInputError
+from ..frameworks.registry import adapter_for
+from ..frameworks.base import Adapter
+
+ROOT = "params"
+
+
+@dataclass
+class Leaf:
+    path: str
+    shape: tuple
+    offset: int
+    size: int
+    adapter: Adapter
+    original: Any
+    dtype: np.dtype        # numpy dtype of the leaf's values (as read)
+    dtype_name: str        # the framework's spelling ("bfloat16")
+    eps: float             # unit roundoff of the native dtype
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.offset, self.offset + self.size)
+
+    @property
+    def is_float(self) -> bool:
+        return np.issubdtype(self.dtype, np.floating) or np.issubdtype(self.dtype, np.complexfloating)
+
+
+@dataclass
+class TreeSpec:
+    """The structure of a pytree: nested ('dict'|'list'|'tuple', keys, children) or a leaf index."""
+
+    node: Any
+    leaves: list
+    size: int
+
+
+def _child_path(parent: str, key, top: bool) -> str:
+    if isinstance(key, int):
+        return f"{'' if top else parent}[{key}]"
+    if top and isinstance(key, str):
+        return key
+    return f"{'' if top else parent}[{key!r}]"
+
+
+def flatten(params, name: str = "params") -> tuple[np.ndarray, TreeSpec]:
+    """Read a pytree into a new float64 vector and its spec (the caller's leaves are only read)."""
+    leaves: list[Leaf] = []
+    chunks: list[np.ndarray] = []
+    offset = 0
+
+    def visit(obj, path, top):
+        nonlocal offset
+        if isinstance(obj, dict):
+            if not obj and top:
+                pass
+            return ("dict", list(obj.keys()), [visit(v, _child_path(path, k, top), False) for k, v in obj.items()])
+        if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+            kind = "list" if isinstance(obj, list) else "tuple"
+            return (kind, None, [visit(v, _child_path(path, i, top), False) for i, v in enumerate(obj)])
+        if isinstance(obj, tuple):  # namedtuple
+            return ("namedtuple", type(obj), [visit(v, _child_path(path, i, top), False) for i, v in enumerate(obj)])
+        p = path if path else ROOT
+        if isinstance(obj, bool) or (isinstance(obj, np.ndarray) and obj.dtype == bool):
+            raise GradcheckInputError(f"{name} leaf {p!r} is boolean; only numeric leaves can be differentiated")
+        adapter = adapter_for(obj)
+        if adapter is None:
+            raise GradcheckInputError(
+                f"{name} leaf {p!r} has unsupported type {type(obj).__name__}; use numpy arrays, Python "
+                f"numbers, a framework's arrays, or dicts/lists/tuples of them")
+        values = np.asarray(adapter.to_numpy(obj))
+        if values.dtype == object or not (np.issubdtype(values.dtype, np.number)):
+            raise GradcheckInputError(f"{name} leaf {p!r} has non-numeric dtype {values.dtype}")
+        if np.issubdtype(values.dtype, np.complexfloating):
+            raise GradcheckInputError(
+                f"{name} leaf {p!r} is complex ({values.dtype}); gradients are checked for real parameters "
+                f"(split real and imaginary parts into two leaves)")
+        leaf = Leaf(p, tuple(values.shape), offset, int(values.size), adapter, obj, values.dtype,
+                    adapter.native_dtype(obj), adapter.eps(obj))
+        leaves.append(leaf)
+        chunks.append(values.astype(np.float64).ravel())
+        offset += leaf.size
+        return len(leaves) - 1
+
+    node = visit(params, "", True)
+    vec = np.concatenate(chunks) if chunks else np.zeros(0)
+    return vec, TreeSpec(node, leaves, offset)
+
+
+def build(spec: TreeSpec, make_leaf) -> Any:
+    """Rebuild the pytree; ``make_leaf(k, leaf)`` returns the k-th leaf object."""
+
+    def visit(node):
+        if isinstance(node, int):
+            return make_leaf(node, spec.leaves[node])
+        kind, keys, children = node
+        if kind == "dict":
+            return {k: visit(c) for k, c in zip(keys, children)}
+        if kind == "list":
+            return [visit(c) for c in children]
+        if kind == "tuple":
+            return tuple(visit(c) for c in children)
+        return keys(*[visit(c) for c in children])  # namedtuple type
+
+    return visit(spec.node)
+
+
+def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, list]:
+    """Read ``tree`` (e.g. the analytic gradient) in the structure of ``spec``.
+
+    Returns the float64 vector and, per leaf, the numpy dtype of the values.
+    Raises GradcheckInputError naming the leaf on any structural mismatch.
+    ``None`` for a leaf means a zero gradient (as torch's autograd.Function does).
+    """
+    out = np.zeros(spec.size)
+    dtypes: list = [np.dtype(np.float64)] * len(spec.leaves)
+
+    def where(path):
+        return path if path else ROOT
+
+    def visit(node, obj, path, top):
+        if isinstance(node, int):
+            leaf = spec.leaves[node]
+            if obj is None:
+                dtypes[node] = leaf.dtype
+                return
+            if isinstance(obj, (dict, list)):
+                raise GradcheckInputError(
+                    f"{what} has a {type(obj).__name__} at {leaf.path!r} where params has an array of shape {leaf.shape}")
+            a = adapter_for(obj)
+            if a is None:
+                raise GradcheckInputError(f"{what} leaf {leaf.path!r} has unsupported type {type(obj).__name__}")
+            v = np.asarray(a.to_numpy(obj))
+            if not np.issubdtype(v.dtype, np.number):
+                raise GradcheckInputError(f"{what} leaf {leaf.path!r} has non-numeric dtype {v.dtype}")
+            if np.issubdtype(v.dtype, np.complexfloating):
+                raise GradcheckInputError(f"{what} leaf {leaf.path!r} is complex ({v.dtype}); expected real values")
+            if tuple(v.shape) != leaf.shape:
+                if v.size == leaf.size and leaf.size == 1:
+                    pass  # a scalar as () or (1,): harmless
+                else:
+                    hint = " (transposed?)" if tuple(v.shape) == tuple(reversed(leaf.shape)) and len(leaf.shape) == 2 else ""
+                    raise GradcheckInputError(
+                        f"{what} leaf {leaf.path!r} has shape {tuple(v.shape)} but params leaf has shape {leaf.shape}{hint}")
+            vals = v.astype(np.float64).ravel()
+            bad = ~np.isfinite(vals)
+            if bad.any():
+                j = int(np.flatnonzero(bad)[0])
+                idx = np.unravel_index(j, leaf.shape) if leaf.shape else ()
+                raise GradcheckInputError(
+                    f"{what} is not finite at {leaf.path}{list(map(int, idx)) if idx else ''}: {vals[j]} "
+                    f"({int(bad.sum())} non-finite entries in this leaf)")
+            out[leaf.slice] = vals
+            dtypes[node] = v.dtype if np.issubdtype(v.dtype, np.floating) else np.dtype(np.float64)
+            return
+        kind, keys, children = node
+        p = where(path)
+        if kind == "dict":
+            if not isinstance(obj, dict):
+                raise GradcheckInputError(f"{what} has {type(obj).__name__} at {p!r} where params has a dict")
+            missing = [k for k in keys if k not in obj]
+            extra = [k for k in obj if k not in keys]
+            if missing:
+                raise GradcheckInputError(f"{what} is missing key(s) {missing} at {p!r} (params has keys {keys})")
+            if extra:
+                raise GradcheckInputError(f"{what} has unexpected key(s) {extra} at {p!r} (params has keys {keys})")
+            for k, c in zip(keys, children):
+                visit(c, obj[k], _child_path(path, k, top), False)
+            return
+        if not isinstance(obj, (list, tuple)):
+            raise GradcheckInputError(f"{what} has {type(obj).__name__} at {p!r} where params has a {kind} of length {len(children)}")
+        if len(obj) != len(children):
+            raise GradcheckInputError(f"{what} has a {type(obj).__name__} of length {len(obj)} at {p!r} where params has length {len(children)}")
+        for i, (c, o) in enumerate(zip(children, obj)):
+            visit(c, o, _child_path(path, i, top), False)
+
+    visit(spec.node, tree, "", True)
+    return out, dtypes
+
+
+def unravel(spec: TreeSpec, i: int) -> tuple[str, tuple]:
+    """(leaf path, index within the leaf's shape) of flat entry ``i``."""
+    offs = [leaf.offset for leaf in spec.leaves]
+    k = int(np.searchsorted(offs, i, side="right") - 1)
+    leaf = spec.leaves[k]
+    j = i - leaf.offset
+    idx = tuple(int(t) for t in np.unravel_index(j, leaf.shape)) if leaf.shape else ()
+    return leaf.path, idx
