@@ -54,6 +54,18 @@ class Adapter:
         """``(value, eps)`` for a scalar output of this framework, or None if not ours."""
         return None
 
+    def batched(self, fun: Callable, spec, dtypes: list, vectorized: bool | None):
+        """A callable evaluating ``fun`` at many points in one call, or None.
+
+        The callable takes a (B, n) float64 numpy array of flat points (rows in
+        the order of ``spec.leaves``) and returns a (B,) float64 numpy array of
+        values.  ``vectorized``: True means the user promises ``fun`` accepts a
+        leading batch axis on every leaf; None lets the adapter decide (e.g. try
+        its framework's vmap); False is never passed here.  ``dtypes`` are the
+        numpy dtypes the leaves are evaluated in.
+        """
+        return None
+
     def gradient(self, fun: Callable, params: Any) -> Any | None:
         """The gradient of ``fun`` at ``params`` by this framework's autodiff, in
         the structure of ``params``; None when the adapter cannot differentiate."""
@@ -80,6 +92,27 @@ class NumpyAdapter(Adapter):
         # Python numbers come back as Python numbers (complex for the complex step)
         v = buffer.reshape(()).item()
         return v
+
+    def batched(self, fun, spec, dtypes, vectorized):
+        if not vectorized:
+            return None
+        from ..numerics.trees import build
+
+        def run(points):
+            B = points.shape[0]
+
+            def make(k, leaf):
+                vals = points[:, leaf.slice].astype(dtypes[k]).reshape((B,) + leaf.shape)
+                return vals if isinstance(leaf.original, np.ndarray) or leaf.shape == () else vals
+
+            out = np.asarray(fun(build(spec, make)))
+            if out.size != B:
+                raise ValueError(
+                    f"vectorized=True: fun was given a batch of {B} points (a leading axis on every leaf) and "
+                    f"must return {B} values; it returned shape {out.shape}")
+            return out.reshape(B).astype(np.float64)
+
+        return run
 
     def scalar_output(self, out):
         if isinstance(out, (float, int)) and not isinstance(out, bool):

@@ -38,6 +38,9 @@ from .stencils import COMPLEX_STEP, METHODS, SCHEMES
 from .trees import build, flatten, flatten_like, unravel
 
 SAFETY = 10.0
+#: memory budget for batched evaluation (the (B, n) array of points, with room
+#: for the framework's own copies)
+BATCH_MEMORY = 256 * 2**20
 KAPPA = 256.0
 #: refinement: each level shrinks the step R_FACTOR-fold, at most MAX_LEVELS times
 R_FACTOR = 4.0
@@ -52,8 +55,10 @@ class Problem:
     """Everything a check needs, prepared once: the flat point, the analytic
     gradient, the evaluator, the measured noise and the per-entry scales."""
 
-    def __init__(self, fun, params, grad, method, eps, atol, rtol, seed, kind="gradient"):
+    def __init__(self, fun, params, grad, method, eps, atol, rtol, seed, kind="gradient",
+                 vectorized=None, batch_memory=BATCH_MEMORY):
         self.t0 = time.perf_counter()
+        self.vectorized, self.batch_memory = vectorized, batch_memory
         self.method, self.eps, self.atol, self.rtol, self.seed, self.kind = method, eps, atol, rtol, seed, kind
         self.messages: list[str] = []
         self.rng = np.random.default_rng(seed)
@@ -74,6 +79,7 @@ class Problem:
         self.ev = self._evaluator()
         self.leaf_of = self.ev.leaf_of
         self._scales()
+        self.batched = self._batched()
 
     # -- the analytic side -------------------------------------------------
     def native_tree(self):
@@ -154,6 +160,37 @@ class Problem:
             raise GradcheckInputError(f"method='complex' needs fun to accept complex input; it raised "
                                       f"{type(last_err).__name__}: {last_err}") from last_err
         raise GradcheckInputError(f"fun raised {type(last_err).__name__} at params: {last_err}") from last_err
+
+    def _batched(self):
+        """A batch evaluator (many points per call) when the framework or the user offers one."""
+        if self.vectorized is False or self.method == "complex":
+            return None
+        dtypes = [f.dtype for f in self.ev.flat]
+        adapter = self.spec.leaves[0].adapter
+        try:
+            run = adapter.batched(self.fun, self.spec, dtypes, self.vectorized)
+        except Exception as e:  # noqa: BLE001
+            run, why = None, f"{type(e).__name__}: {e}"
+        else:
+            why = "the framework offers no batched evaluation"
+        if run is not None:
+            try:
+                v = run(self.x0[None, :])
+                ok = v.shape == (1,) and np.isfinite(v[0])
+                ref = float(np.real(self.ev.f0))
+                ok = ok and abs(v[0] - ref) <= 1e3 * float(np.finfo(np.float32).eps) * max(abs(ref), 1e-300)
+                why = f"the batched value {v[0]!r} differs from fun's {ref!r}" if not ok else ""
+            except Exception as e:  # noqa: BLE001
+                ok, why = False, f"{type(e).__name__}: {e}"
+            if ok:
+                return run
+        if self.vectorized:
+            raise GradcheckInputError(f"vectorized=True, but fun cannot be evaluated on a batch of points: {why}")
+        return None
+
+    def batch_rows(self) -> int:
+        """Points per batched call: as many (n floats each) as fit the memory budget."""
+        return max(1, int(self.batch_memory // (8 * max(self.n, 1) * 4)))
 
     def _scales(self):
         """Per-entry scale L (for steps) and per-leaf rms of the analytic gradient (for floors)."""
@@ -286,7 +323,7 @@ class Judge:
 
 # ---------------------------------------------------------------------------
 def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=None, rtol=None,
-                   mode="full", seed=0) -> GradcheckResult:
+                   mode="full", seed=0, vectorized=None, batch_memory=BATCH_MEMORY) -> GradcheckResult:
     """Compare ``grad(params)`` with finite differences of ``fun`` at ``params``.
 
     fun(params) returns a scalar; params is an array, a number, or a dict / list /
@@ -296,12 +333,16 @@ def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=N
     complex-analytic code).  ``eps``: first step (absolute); by default one per
     entry from the error model.  ``atol``/``rtol``: switch from the error-model
     rule to |a - n| <= atol + rtol*|n|.  ``mode``: "full" (every entry),
-    "fast" (random directions, then localisation) or "auto".  Never modifies
+    "fast" (random directions, then localisation) or "auto".  ``vectorized``:
+    True when fun (numpy) accepts a leading batch axis on every leaf, so many
+    perturbed points go in one call; None lets torch/jax use vmap when it works;
+    False evaluates one point per call.  Never modifies
     params; the same inputs and seed give the same result.
     """
     __tracebackhide__ = True
     _validate(fun, method, mode, eps, atol, rtol, seed)
-    problem = Problem(fun, params, grad, method, eps, atol, rtol, int(seed))
+    problem = Problem(fun, params, grad, method, eps, atol, rtol, int(seed),
+                      vectorized=vectorized, batch_memory=batch_memory)
     if mode != "full":
         from . import fast  # lazily: full mode does not need it
         if mode == "fast" or fast.prefers_fast(problem):
@@ -368,7 +409,10 @@ def _finite_differences(problem: Problem, judge: Judge):
             sl = leaf.slice
             pts = (x0[sl] + o * h[sl]).astype(dt)
             actual[t, sl] = pts.astype(np.float64) - x0[sl]
-    _stage_a_calls(ev, problem, offs, actual, vals)
+    if problem.batched is not None:
+        _stage_a_batched(problem, offs, actual, vals)
+    else:
+        _stage_a_calls(ev, problem, offs, actual, vals)
     full_vals = _with_center(scheme, offs, vals, f0)
     full_actual = _with_center(scheme, offs, actual, 0.0)
     D, heff = _combine(scheme, full_vals, full_actual)
@@ -409,6 +453,21 @@ def _stage_a_calls(ev, problem, offs, actual, vals):
                 vals[t, i] = _real_value(ev.at(i, flat[j]))
         flat[j] = old
     ev.restore()
+
+
+def _stage_a_batched(problem, offs, actual, vals):
+    """Stage A through a batch evaluator: chunks of perturbed points, one call each.
+    n_evals counts the points evaluated, not the calls."""
+    n, x0 = problem.n, problem.x0
+    rows = problem.batch_rows()
+    for t in range(len(offs)):
+        for s in range(0, n, rows):
+            e = min(n, s + rows)
+            pts = np.repeat(x0[None, :], e - s, axis=0)
+            idx = np.arange(s, e)
+            pts[idx - s, idx] = x0[idx] + actual[t, idx]
+            vals[t, s:e] = problem.batched(pts)
+            problem.ev.n_evals += e - s
 
 
 def _real(ev, out):
