@@ -1,0 +1,271 @@
+"""Gradient-check baselines: save, load, compare.
+
+A baseline is one JSON file, meant to be committed, that remembers for every
+check (keyed by ``"nodeid::label"``) its status and its error/tolerance ratio.
+A later run is compared with it and *regressions* fail the run even when every
+check still passes on its own: a gradient whose error grew by orders of
+magnitude is usually a bug that the tolerance happens not to catch yet.
+
+File layout (``BASELINE_VERSION``)::
+
+    {"version": 1, "tool": "pytest-gradcheck", "updated": ISO-8601 UTC,
+     "context": {"platform", "python", "numpy", "dtypes", ...},
+     "checks": {"tests/test_m.py::test_grad::check":
+                   {"nodeid", "label", "status", "max_ratio", "max_rel_error",
+                    "n_evals", "method", "mode", "kind", "dtypes"}, ...}}
+
+Numbers are stored with 3 significant digits so that reruns on the same
+machine leave the file unchanged (and diffs show real changes only).  Keys are
+sorted for the same reason.  Updating merges: entries of checks that did not
+run this time (``-k``, a single file, a skipped framework) are kept.
+
+Noise floor
+-----------
+``DEFAULT_NOISE_FLOOR = 1e-2``: a ratio is ``|analytic - numeric| /
+tolerance`` and the tolerance is a safety multiple of the estimated error of
+the finite-difference estimate.  When a ratio is below 1e-2, the measured
+disagreement is at least a hundred times smaller than what finite differences
+can resolve, so it is itself a sample of roundoff and truncation error (or an
+exact 0), not information about the analytic gradient.  Such samples move by
+one or more orders of magnitude between numpy/BLAS builds, CPUs, summation
+orders and seeds (0 versus 1e-16 is an infinite factor), so comparing them
+would raise false regressions.  A growth counts as a regression only when the
+current ratio exceeds ``factor`` times ``max(baseline ratio, noise floor)``;
+with the defaults, a check must reach ratio 0.1 - still ten times under its
+tolerance - before a growth is reported, and a check at ratio 0.2 regresses
+when it passes 2.0 (which also fails it).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from typing import Iterable
+
+from .json_report import json_safe, make_context, record_key
+
+BASELINE_VERSION = 1
+DEFAULT_FACTOR = 10.0
+DEFAULT_NOISE_FLOOR = 1e-2
+#: context keys whose difference between baseline and run is worth a warning
+#: (dtypes are compared per check: a partial run sees only some of them)
+CONTEXT_KEYS = ("platform", "machine", "python", "numpy", "torch", "jax")
+
+
+class BaselineError(Exception):
+    """The baseline file cannot be used (unreadable, not JSON, wrong version or layout)."""
+
+
+def _round(x, digits: int = 3):
+    if x is None:
+        return None
+    x = float(x)
+    if not math.isfinite(x):
+        return json_safe(x)
+    if x == 0:
+        return 0.0
+    return float(f"{x:.{digits}g}")
+
+
+def load_baseline(path: str | os.PathLike) -> dict:
+    """Read and validate a baseline file; raise :class:`BaselineError` naming the file."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise BaselineError(f"gradcheck baseline {path!r} does not exist "
+                            "(create it with --gradcheck-update-baseline)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BaselineError(f"gradcheck baseline {path!r} cannot be read: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BaselineError(f"gradcheck baseline {path!r} is not valid JSON ({exc}); fix it, or delete it and "
+                            "recreate it with --gradcheck-update-baseline") from None
+    if not isinstance(data, dict):
+        raise BaselineError(f"gradcheck baseline {path!r} is not a JSON object")
+    version = data.get("version")
+    if version != BASELINE_VERSION:
+        raise BaselineError(f"gradcheck baseline {path!r} has version {version!r}, this pytest-gradcheck reads "
+                            f"version {BASELINE_VERSION}; recreate it with --gradcheck-update-baseline after "
+                            "deleting it")
+    checks = data.get("checks")
+    if not isinstance(checks, dict):
+        raise BaselineError(f"gradcheck baseline {path!r} has no 'checks' object")
+    for key, entry in checks.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("status"), str):
+            raise BaselineError(f"gradcheck baseline {path!r}: entry {key!r} is malformed (needs a 'status')")
+        ratio = entry.get("max_ratio")
+        if ratio is not None and not isinstance(ratio, (int, float)):
+            raise BaselineError(f"gradcheck baseline {path!r}: entry {key!r} has a non-numeric max_ratio")
+    if not isinstance(data.get("context"), dict):
+        data["context"] = {}
+    return data
+
+
+def baseline_entry(record: dict) -> dict:
+    """What the baseline remembers of one check record."""
+    res = record.get("result") or {}
+    dtypes = sorted({leaf.get("dtype") for leaf in res.get("leaves") or [] if leaf.get("dtype")})
+    entry = {
+        "nodeid": record.get("nodeid", ""),
+        "label": record.get("label", "check"),
+        "status": res.get("status", "error"),
+        "max_ratio": _round(res.get("max_ratio")),
+        "max_rel_error": _round(res.get("max_rel_error")),
+        "n_evals": int(res.get("n_evals") or 0),
+        "method": res.get("method"),
+        "mode": res.get("mode"),
+        "kind": res.get("kind", "gradient"),
+    }
+    if dtypes:
+        entry["dtypes"] = dtypes
+    return entry
+
+
+def merge_baseline(records: Iterable[dict], context: dict | None = None, existing: dict | None = None) -> dict:
+    """The baseline dict after this run: ``existing`` entries updated by ``records``.
+
+    Entries of checks absent from ``records`` are kept unchanged.
+    """
+    records = list(records)
+    checks = dict((existing or {}).get("checks") or {})
+    for r in records:
+        checks[record_key(r)] = baseline_entry(r)
+    ctx = dict(context) if context is not None else make_context(records)
+    ctx.pop("time", None)  # the file's "updated" says when; keeps reruns byte-identical otherwise
+    dtypes = sorted({d for e in checks.values() for d in e.get("dtypes") or []})
+    ctx.pop("dtypes", None)
+    if dtypes:
+        ctx["dtypes"] = dtypes
+    return json_safe({
+        "version": BASELINE_VERSION,
+        "tool": "pytest-gradcheck",
+        "context": ctx,
+        "checks": {k: checks[k] for k in sorted(checks)},
+    })
+
+
+def save_baseline(path: str | os.PathLike, records: Iterable[dict], context: dict | None = None,
+                  existing: dict | None = None) -> dict:
+    """Merge ``records`` into ``existing`` (may be None) and write the file at ``path``.
+
+    Parents are created; the write is atomic (temp file + replace).  The file
+    is rewritten only when its checks or context changed, so an unchanged
+    baseline keeps its bytes and its ``updated`` stamp.  Returns the new dict.
+    """
+    path = os.fspath(path)
+    data = merge_baseline(records, context, existing)
+    if existing is not None and existing.get("checks") == data["checks"] \
+            and existing.get("context") == data["context"] and os.path.exists(path):
+        return existing
+    data["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True, allow_nan=False)
+        f.write("\n")
+    os.replace(tmp, path)
+    return data
+
+
+def _is_fail(status: str | None) -> bool:
+    return status in ("fail", "error")
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.3g}"
+
+
+def compare(baseline: dict, records: Iterable[dict], factor: float = DEFAULT_FACTOR,
+            noise_floor: float = DEFAULT_NOISE_FLOOR) -> list[dict]:
+    """Changes of this run's ``records`` against ``baseline``.
+
+    Returns a list of dicts, each with ``kind``:
+
+    * ``"regression"`` (fails the run): the check passed (or was
+      inconclusive) in the baseline and fails now; or its ratio grew above
+      ``factor * max(baseline ratio, noise_floor)``.
+    * ``"improvement"`` (info): it failed in the baseline and does not now; or
+      its ratio fell below ``max(baseline ratio, ...) / factor`` from above the
+      noise floor.
+    * ``"new"`` (info): no baseline entry.
+    * ``"changed"`` (info): another status change (pass <-> inconclusive).
+
+    Each change has ``key``, ``nodeid``, ``label``, ``baseline_status``,
+    ``status``, ``baseline_ratio``, ``ratio``, ``growth`` (ratio / baseline
+    ratio, None when undefined) and ``reason`` (one readable line).  Checks in
+    the baseline that did not run are not reported (partial runs are normal).
+    See the module docstring for why the noise floor exists.
+    """
+    if factor <= 1:
+        raise ValueError(f"regression factor must be > 1, got {factor!r}")
+    base = (baseline or {}).get("checks") or {}
+    changes: list[dict] = []
+    for r in records:
+        key = record_key(r)
+        cur = baseline_entry(r)
+        # compare with the same rounding that was stored
+        ratio = cur["max_ratio"]
+        change = {
+            "key": key, "nodeid": cur["nodeid"], "label": cur["label"],
+            "status": cur["status"], "ratio": ratio,
+            "baseline_status": None, "baseline_ratio": None, "growth": None,
+        }
+        old = base.get(key)
+        if old is None:
+            change.update(kind="new", reason=f"new check: status {cur['status']}, ratio {_fmt(ratio)}")
+            changes.append(change)
+            continue
+        old_ratio = old.get("max_ratio")
+        change["baseline_status"] = old.get("status")
+        change["baseline_ratio"] = old_ratio
+        if ratio is not None and old_ratio is not None and old_ratio > 0:
+            change["growth"] = ratio / old_ratio
+        transition = f"{old.get('status')} -> {cur['status']}"
+        numbers = f"ratio {_fmt(old_ratio)} -> {_fmt(ratio)}"
+        kind = reason = None
+        if _is_fail(cur["status"]) and not _is_fail(old.get("status")):
+            kind, reason = "regression", f"now fails ({transition}), {numbers}"
+        elif not _is_fail(cur["status"]) and _is_fail(old.get("status")):
+            kind, reason = "improvement", f"fixed ({transition}), {numbers}"
+        elif ratio is not None and old_ratio is not None:
+            ref = max(old_ratio, noise_floor)
+            if ratio > factor * ref:
+                kind = "regression"
+                reason = (f"error/tolerance ratio grew more than {factor:g}x ({numbers}"
+                          + (f", x{ratio / old_ratio:.3g}" if old_ratio > 0 else "") + f"), status {transition}")
+            elif old_ratio > noise_floor and ratio * factor < old_ratio:
+                kind = "improvement"
+                reason = f"error/tolerance ratio fell more than {factor:g}x ({numbers}), status {transition}"
+        if kind is None and cur["status"] != old.get("status"):
+            kind, reason = "changed", f"status changed ({transition}), {numbers}"
+        if kind is not None:
+            if old.get("dtypes") and cur.get("dtypes") and old["dtypes"] != cur["dtypes"]:
+                reason += f"; dtypes changed ({_show(old['dtypes'])} -> {_show(cur['dtypes'])})"
+            change.update(kind=kind, reason=reason)
+            changes.append(change)
+    return json_safe(changes)
+
+
+def context_warnings(baseline: dict, context: dict) -> list[str]:
+    """Readable lines for context differences (platform, python, numpy, frameworks, dtypes).
+
+    Ratios near the noise floor depend on these; a difference is worth
+    knowing when a comparison reports changes, but is not a failure.
+    """
+    old = (baseline or {}).get("context") or {}
+    lines = []
+    for k in CONTEXT_KEYS:
+        a, b = old.get(k), (context or {}).get(k)
+        if a is None or b is None or a == b:
+            continue
+        lines.append(f"baseline recorded with {k} {_show(a)}, this run has {_show(b)}")
+    return lines
+
+
+def _show(v) -> str:
+    return ", ".join(map(str, v)) if isinstance(v, list) else str(v)
