@@ -1,0 +1,477 @@
+"""check_gradient's promised behaviours (issue 2): schemes, steps, scales,
+dtypes, kinks, nondeterminism, in-place mutation, bad input, the rule and the
+report."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from pytest_gradcheck import GradcheckError, GradcheckInputError, GradcheckResult, check_gradient
+
+METHODS = ["forward", "backward", "central", "central4", "complex"]
+
+
+def smooth(p):
+    x = p["x"]
+    return np.sum(np.exp(x) * np.sin(x)) + np.sum(x[:-1] * x[1:])
+
+
+def smooth_grad(p):
+    x = p["x"]
+    g = np.exp(x) * (np.sin(x) + np.cos(x))
+    g[:-1] += x[1:]
+    g[1:] += x[:-1]
+    return {"x": g}
+
+
+def _x(n=6, seed=0):
+    return {"x": np.random.default_rng(seed).normal(size=n)}
+
+
+def _scaled(grad, leaf, index, factor):
+    def g(p):
+        out = grad(p)
+        out = {k: np.array(v, copy=True) for k, v in out.items()}
+        out[leaf][index] *= factor
+        return out
+    return g
+
+
+# ------------------------------------------------------------------ schemes
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_scheme_passes_smooth_function(method):
+    r = check_gradient(smooth, _x(), smooth_grad, method=method)
+    assert isinstance(r, GradcheckResult)
+    assert r.status == "pass", str(r)
+    assert r.method == method
+    assert r.n_checked == 6
+    assert r.max_rel_error < 1e-4
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_scheme_catches_one_percent(method):
+    r = check_gradient(smooth, _x(), _scaled(smooth_grad, "x", 3, 1.01), method=method)
+    assert r.status == "fail", str(r)
+    assert r.worst[0].leaf == "x" and tuple(r.worst[0].index) == (3,)
+
+
+def test_complex_step_is_essentially_exact():
+    r = check_gradient(smooth, _x(), smooth_grad, method="complex")
+    assert r.max_rel_error < 1e-13
+
+
+# ------------------------------------------------------------------ steps and scales
+
+
+def _exp_model(x0):
+    return (lambda p: np.sum(np.exp(p["x"]) * (1 + p["x"]))), (lambda p: {"x": np.exp(p["x"]) * (2 + p["x"])}), {"x": x0}
+
+
+@pytest.mark.parametrize("x0", [np.zeros(4), np.full(4, 1e-6) * [1, -2, 3, 0.5], 1e-4 * np.arange(1, 5)],
+                         ids=["exactly-0", "1e-6", "1e-4"])
+def test_step_for_params_at_or_near_zero(x0):
+    f, g, p = _exp_model(x0)
+    r = check_gradient(f, p, g)
+    assert r.status == "pass", str(r)
+    r = check_gradient(f, p, _scaled(g, "x", 1, 1.001))
+    assert r.status == "fail", str(r)
+
+
+def test_step_for_params_measured_in_micro_units():
+    # the function varies on the scale of the parameter itself (~1e-6)
+    c = np.array([0.5, -1.0, 2.0])
+
+    def f(p):
+        return np.sum(np.tanh(p["a"] * 1e6 * c))
+
+    def g(p):
+        return {"a": (1 - np.tanh(p["a"] * 1e6 * c) ** 2) * 1e6 * c}
+
+    p = {"a": np.array([1e-6, -2e-6, 0.5e-6])}
+    assert check_gradient(f, p, g).status == "pass"
+    assert check_gradient(f, p, _scaled(g, "a", 0, 1.01)).status == "fail"
+
+
+@pytest.mark.parametrize("kind", ["scale-1e4", "offset-1e4"])
+def test_step_for_params_around_1e4(kind):
+    rng = np.random.default_rng(3)
+    if kind == "scale-1e4":
+        x0 = 1e4 * (1 + 0.2 * rng.normal(size=4))
+        f = lambda p: np.sum(np.sin(p["x"] / 1e4))  # noqa: E731
+        g = lambda p: {"x": np.cos(p["x"] / 1e4) / 1e4}  # noqa: E731
+    else:
+        x0 = 1e4 + rng.normal(size=4)
+        f = lambda p: np.sum(np.sin(p["x"] - 1e4))  # noqa: E731
+        g = lambda p: {"x": np.cos(p["x"] - 1e4)}  # noqa: E731
+    p = {"x": x0}
+    assert check_gradient(f, p, g).status == "pass"
+    assert check_gradient(f, p, _scaled(g, "x", 2, 1.01)).status == "fail"
+
+
+@pytest.mark.parametrize("scale", [1e-10, 1e8])
+def test_loss_scale(scale):
+    f = lambda p: scale * smooth(p)  # noqa: E731
+    g = lambda p: {"x": scale * smooth_grad(p)["x"]}  # noqa: E731
+    r = check_gradient(f, _x(), g)
+    assert r.status == "pass", str(r)
+    assert check_gradient(f, _x(), lambda p: {"x": -g(p)["x"]}).status == "fail"
+    r = check_gradient(f, _x(), _scaled(g, "x", 0, 1.001))
+    assert r.status == "fail", str(r)
+
+
+def test_exact_zero_gradients():
+    def f(p):
+        return np.sum(np.sin(p["x"][:3])) + 0.0 * np.sum(p["unused"])
+
+    def g(p):
+        out = np.zeros_like(p["x"])
+        out[:3] = np.cos(p["x"][:3])
+        return {"x": out, "unused": np.zeros(2)}
+
+    p = {"x": np.linspace(-1, 1, 6), "unused": np.array([0.0, 3.0])}
+    r = check_gradient(f, p, g)
+    assert r.status == "pass", str(r)
+    # a small nonzero where the truth is exactly zero is a bug
+    def g_bad(q):
+        out = g(q)
+        out["x"][4] = 1e-3
+        return out
+    r = check_gradient(f, p, g_bad)
+    assert r.status == "fail", str(r)
+    assert r.worst[0].where == "x[4]"
+
+
+def test_mixed_scales_in_one_tree():
+    def f(p):
+        return (np.sum(np.exp(p["tiny"] * 1e6)) + np.sum(np.log1p((p["huge"] / 1e4) ** 2))
+                + np.sum(np.cos(p["zero"] + 0.5)))
+
+    def g(p):
+        u = p["huge"] / 1e4
+        return {"tiny": 1e6 * np.exp(p["tiny"] * 1e6), "huge": 2 * u / (1 + u**2) / 1e4,
+                "zero": -np.sin(p["zero"] + 0.5)}
+
+    p = {"tiny": np.array([1e-6, -3e-6]), "huge": np.array([1e4, 3e4]), "zero": np.zeros(2)}
+    assert check_gradient(f, p, g).status == "pass"
+    for leaf in p:
+        r = check_gradient(f, p, _scaled(g, leaf, 1, 1.01))
+        assert r.status == "fail", (leaf, str(r))
+        assert r.worst[0].leaf == leaf
+
+
+# ------------------------------------------------------------------ dtypes
+
+
+def _seen_dtypes_model(refuse_float64):
+    seen = []
+
+    def f(p):
+        x = p["x"]
+        seen.append(x.dtype)
+        if refuse_float64 and x.dtype == np.float64:
+            raise TypeError("this model only runs in low precision")
+        return np.sum(np.exp(x) * np.sin(x)).astype(x.dtype)
+
+    def g(p):
+        x = p["x"]
+        return {"x": (np.exp(x) * (np.sin(x) + np.cos(x))).astype(x.dtype)}
+
+    return f, g, seen
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_low_precision_params_numeric_side_in_float64(dtype):
+    f, g, seen = _seen_dtypes_model(refuse_float64=False)
+    p = {"x": np.random.default_rng(1).normal(size=5).astype(dtype)}
+    r = check_gradient(f, p, g)
+    assert r.status == "pass", str(r)
+    assert np.dtype(np.float64) in seen, "numeric side should be evaluated on upcast inputs"
+    # float64 evaluation makes the numeric side far more accurate than the dtype
+    x64 = p["x"].astype(np.float64)
+    exact = np.exp(x64) * (np.sin(x64) + np.cos(x64))
+    numeric = np.asarray(r.entries["numeric"], dtype=float)
+    assert np.max(np.abs(numeric - exact) / np.abs(exact)) < 1e-6
+    # a bug far bigger than the dtype's precision still fails
+    factor = 1.2 if dtype == np.float32 else -1.0
+    bad = lambda q: {"x": (g(q)["x"] * np.array([1, 1, factor, 1, 1])).astype(dtype)}  # noqa: E731
+    r = check_gradient(f, p, bad)
+    assert r.status == "fail", str(r)
+    assert r.worst[0].where == "x[2]"
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_low_precision_params_catch_twenty_percent(dtype):
+    # the numeric side is float64-accurate, the analytic side is good to ~eps of
+    # its dtype (float16: 1e-3): a 20% error on one entry is a bug in either
+    f, g, seen = _seen_dtypes_model(refuse_float64=False)
+    p = {"x": np.random.default_rng(1).normal(size=5).astype(dtype)}
+    bad = lambda q: {"x": (g(q)["x"] * np.array([1, 1, 1.2, 1, 1])).astype(dtype)}  # noqa: E731
+    r = check_gradient(f, p, bad)
+    assert r.status == "fail", str(r)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_low_precision_fun_refusing_float64_falls_back(dtype):
+    f, g, seen = _seen_dtypes_model(refuse_float64=True)
+    p = {"x": np.random.default_rng(1).normal(size=5).astype(dtype)}
+    r = check_gradient(f, p, g)
+    assert r.status == "pass", str(r)
+    assert np.dtype(dtype) in seen
+    # numeric side in the params' dtype: float32 still resolves 30%, float16 a sign flip
+    factor = 1.3 if dtype == np.float32 else -1.0
+    bad = lambda q: {"x": (g(q)["x"] * np.array([1, factor, 1, 1, 1])).astype(dtype)}  # noqa: E731
+    r = check_gradient(f, p, bad)
+    assert r.status == "fail", str(r)
+    assert tuple(r.worst[0].index) == (1,)
+
+
+# ------------------------------------------------------------------ kinks
+
+
+def _abs_model(analytic_at_kink, offset=0.0):
+    c = np.array([0.3, -0.7])
+
+    def f(p):
+        a = p["a"]
+        return np.abs(a[0] - offset) + np.sum(np.sin(a[1:] + c))
+
+    def g(p):
+        a = p["a"]
+        out = np.empty_like(a)
+        out[0] = analytic_at_kink
+        out[1:] = np.cos(a[1:] + c)
+        return {"a": out}
+
+    return f, g, {"a": np.array([offset, 0.2, -0.4])}
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, -1.0, 0.5])
+def test_kink_analytic_inside_one_sided_derivatives_does_not_fail(value):
+    # |x| at x=0: one-sided derivatives -1 and +1; any subgradient in [-1, 1]
+    f, g, p = _abs_model(value)
+    r = check_gradient(f, p, g)
+    assert r.passed and r.status in ("pass", "inconclusive"), str(r)
+
+
+@pytest.mark.parametrize("value", [2.0, -1.5, 3.0])
+def test_kink_analytic_outside_one_sided_derivatives_fails(value):
+    f, g, p = _abs_model(value)
+    r = check_gradient(f, p, g)
+    assert r.status == "fail", str(r)
+    assert r.worst[0].where == "a[0]"
+
+
+def test_relu_kink_near_but_not_at_zero():
+    # pre-activation 1e-9 away from the kink: smaller than any default step
+    w = np.array([1.0, 2.0, -1.0])
+
+    def f(p):
+        return np.sum(np.maximum(p["z"], 0.0) * w)
+
+    def g(p):
+        return {"z": (p["z"] > 0) * w}
+
+    p = {"z": np.array([1e-9, 0.5, -0.3])}
+    r = check_gradient(f, p, g)
+    assert r.passed, str(r)
+    bad = lambda q: {"z": g(q)["z"] * np.array([1.0, 1.0, 1.0]) + np.array([5.0, 0, 0])}  # noqa: E731
+    assert check_gradient(f, p, bad).status == "fail"
+
+
+def test_other_leaf_bug_fails_next_to_a_kink():
+    def f(p):
+        return np.abs(p["k"][0]) + np.sum(np.exp(p["s"]))
+
+    def g(p):
+        return {"k": np.array([0.0]), "s": np.exp(p["s"]) * np.array([1.0, 1.05, 1.0])}
+
+    r = check_gradient(f, {"k": np.array([0.0]), "s": np.array([0.1, 0.2, 0.3])}, g)
+    assert r.status == "fail", str(r)
+    assert r.worst[0].where == "s[1]"
+
+
+# ------------------------------------------------------------------ misbehaving functions
+
+
+def test_nondeterministic_fun_is_not_passed():
+    def f(p):
+        return np.sum(p["x"] ** 2) + 1e-6 * np.random.default_rng().normal()
+
+    def g(p):
+        return {"x": 2 * p["x"]}
+
+    p = {"x": np.array([0.5, -1.0, 2.0])}
+    try:
+        r = check_gradient(f, p, g)
+    except GradcheckError as e:
+        assert "nondeterministic" in str(e).lower()
+    else:
+        assert not r.passed, str(r)
+
+
+def test_fun_modifying_its_input_is_an_error():
+    def f(p):
+        x = p["x"]
+        x *= 1.0000001  # in place!
+        return np.sum(x**2)
+
+    with pytest.raises(GradcheckError, match=r"(?i)in[- ]place|modif|mutat"):
+        check_gradient(f, {"x": np.array([1.0, 2.0])}, lambda p: {"x": 2 * p["x"]})
+
+
+def test_grad_modifying_its_input_is_an_error():
+    def g(p):
+        p["x"] += 1.0
+        return {"x": 2 * p["x"]}
+
+    params = {"x": np.array([1.0, 2.0])}
+    with pytest.raises(GradcheckError, match=r"(?i)in[- ]place|modif|mutat"):
+        check_gradient(lambda p: np.sum(p["x"] ** 2), params, g)
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def _f2(p):
+    return np.sum(p["W"] ** 2) + np.sum(p["b"])
+
+
+def _g2(p):
+    return {"W": 2 * p["W"], "b": np.ones_like(p["b"])}
+
+
+P2 = {"W": np.arange(6.0).reshape(2, 3) / 7, "b": np.array([0.5, -0.5])}
+
+BAD_INPUTS = {
+    "grad-shape": (lambda: (_f2, P2, lambda p: {"W": 2 * p["W"].T, "b": np.ones(2)}), "W"),
+    "grad-structure": (lambda: (_f2, P2, lambda p: [2 * p["W"], np.ones(2)]), None),
+    "grad-missing-key": (lambda: (_f2, P2, lambda p: {"W": 2 * p["W"]}), "b"),
+    "grad-extra-key": (lambda: (_f2, P2, lambda p: {**_g2(p), "c": np.ones(1)}), "c"),
+    "non-scalar-output": (lambda: (lambda p: p["W"] ** 2, P2, _g2), None),
+    "nan-in-f": (lambda: (lambda p: np.nan * _f2(p), P2, _g2), None),
+    "inf-in-f": (lambda: (lambda p: _f2(p) + np.inf, P2, _g2), None),
+    "nan-in-grad": (lambda: (_f2, P2, lambda p: {"W": 2 * p["W"], "b": np.array([1.0, np.nan])}), "b"),
+    "inf-in-grad": (lambda: (_f2, P2, lambda p: {"W": 2 * p["W"] + np.array([[0, np.inf, 0], [0, 0, 0]]),
+                                                 "b": np.ones(2)}), "W"),
+    "fun-not-callable": (lambda: (3.0, P2, _g2), None),
+    "grad-not-callable": (lambda: (_f2, P2, {"W": 1}), None),
+    "empty-params": (lambda: (lambda p: 0.0, {}, lambda p: {}), None),
+    "integer-params": (lambda: (lambda p: float(np.sum(p["n"] ** 2)) + np.sum(p["x"]), {"n": np.arange(3), "x": np.ones(2)},
+                                lambda p: {"n": 2 * p["n"], "x": np.ones(2)}), "n"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_raises_naming_the_leaf(name):
+    make, leaf = BAD_INPUTS[name]
+    fun, params, grad = make()
+    with pytest.raises(GradcheckError) as info:
+        check_gradient(fun, copy.deepcopy(params), grad)
+    assert isinstance(info.value, (GradcheckInputError, GradcheckError))
+    if name not in ("nan-in-f", "inf-in-f"):
+        assert isinstance(info.value, GradcheckInputError), type(info.value)
+        assert isinstance(info.value, ValueError)
+    if leaf is not None:
+        assert leaf in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("code", ["abs", "real", "conj"])
+def test_complex_method_on_non_analytic_code(code):
+    ops = {"abs": np.abs, "real": np.real, "conj": lambda x: np.conj(x) * x}
+
+    def f(p):
+        return np.sum(ops[code](p["x"]) * p["x"])
+
+    def g(p):
+        x = p["x"]
+        return {"x": {"abs": 2 * np.abs(x), "real": 2 * x, "conj": 3 * x**2}[code]}
+
+    p = {"x": np.array([0.5, -1.5, 2.0])}
+    # the real-valued methods agree (the gradient is right for real x) ...
+    assert check_gradient(f, p, g).passed
+    # ... the complex step cannot be used on this code: an error naming the leaf,
+    # never a silent pass of a wrong numeric side or a bogus "fail" verdict
+    with pytest.raises(GradcheckError) as info:
+        check_gradient(f, p, g, method="complex")
+    assert "x" in str(info.value)
+
+
+# ------------------------------------------------------------------ rule and report
+
+
+def test_explicit_atol_rtol_switch_the_rule():
+    bad = _scaled(smooth_grad, "x", 2, 1 + 1e-4)
+    assert check_gradient(smooth, _x(), bad).status == "fail"        # model rule: a real bug
+    r = check_gradient(smooth, _x(), bad, atol=0.0, rtol=1e-3)
+    assert r.status == "pass" and r.tolerance["rule"] == "explicit"
+    assert r.tolerance["rtol"] == 1e-3 and r.tolerance["atol"] == 0.0
+    r = check_gradient(smooth, _x(), bad, atol=0.0, rtol=1e-6)
+    assert r.status == "fail"
+    r = check_gradient(smooth, _x(), bad, atol=1.0, rtol=0.0)
+    assert r.status == "pass"
+    assert check_gradient(smooth, _x(), smooth_grad).tolerance["rule"] == "model"
+
+
+def _failing_result():
+    def f(p):
+        return np.sum(np.sin(p["W"])) + np.sum(p["b"] ** 2)
+
+    def g(p):
+        gw = np.cos(p["W"])
+        gw[1, 2] *= 1.5
+        return {"W": gw, "b": 2 * p["b"]}
+
+    return check_gradient(f, {"W": np.linspace(-1, 1, 12).reshape(3, 4), "b": np.ones(2)}, g, seed=7)
+
+
+def test_report_names_leaf_and_index():
+    r = _failing_result()
+    assert r.status == "fail"
+    assert r.worst[0].leaf == "W" and tuple(r.worst[0].index) == (1, 2)
+    assert r.counts["fail"] == 1
+    text = str(r)
+    assert "W[1, 2]" in text
+    assert "analytic" in text and "numeric" in text
+
+
+def test_to_dict_is_json():
+    r = _failing_result()
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["status"] == "fail" and d["passed"] is False
+    assert d["worst"][0]["leaf"] == "W" and d["worst"][0]["index"] == [1, 2]
+    assert d["n_params"] == 14 and d["seed"] == 7
+    assert sum(d["histogram"]["counts"]) == d["n_checked"]
+    json.dumps(check_gradient(smooth, _x(), smooth_grad).to_dict())
+
+
+def test_raise_for_status():
+    r = _failing_result()
+    with pytest.raises(GradcheckError) as info:
+        r.raise_for_status()
+    assert info.value.result is r
+    assert "W[1, 2]" in str(info.value)
+    ok = check_gradient(smooth, _x(), smooth_grad)
+    assert ok.raise_for_status() is ok
+
+
+@pytest.mark.parametrize("n", [1, 10, 60, 300])
+def test_evaluation_budget_central(n):
+    r = check_gradient(smooth, _x(n, seed=n), smooth_grad)
+    assert r.status == "pass"
+    assert r.n_evals <= 2.5 * n + 10, r.n_evals
+
+
+def test_grad_none_uses_no_analytic_side_or_errors_clearly():
+    # grad=None: the adapter's autodiff; numpy has none, so a clear error
+    try:
+        r = check_gradient(smooth, _x(), None)
+    except GradcheckError as e:
+        assert "grad" in str(e)
+    else:
+        assert isinstance(r, GradcheckResult)
