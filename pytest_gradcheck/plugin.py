@@ -1,1 +1,176 @@
-"""pytest hooks of pytest-gradcheck (filled in by the plugin work)."""
+"""pytest hooks of pytest-gradcheck (entry point ``pytest11: gradcheck``).
+
+Only hooks live here; the work is done in options.py (options and their
+precedence), fixtures.py (fixtures, running and recording checks),
+discovery.py (models and their items), session.py (the run's state in
+``config.stash``) and reporting/ (summary).  ``-p no:gradcheck`` disables all
+of it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from . import discovery as _discovery
+from . import options as _options
+from .fixtures import gradcheck, gradcheck_model, gradcheck_options  # noqa: F401 - fixtures of the plugin
+from .fixtures import item_options
+from .session import get_session, take_pending
+
+if importlib.util.find_spec("pytest_gradcheck.reporting.pytest_reports") is not None:
+    pytest_plugins = ["pytest_gradcheck.reporting.pytest_reports"]
+
+_FIXTURES = ("gradcheck", "gradcheck_options", "gradcheck_model")
+
+
+def pytest_addhooks(pluginmanager):
+    from . import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
+def pytest_addoption(parser):
+    _options.add_options(parser)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", _options.MARKER_HELP)
+    session = get_session(config)
+    session.base_options  # noqa: B018 - a bad ini value is a usage error now, not later
+    session.summary  # noqa: B018
+    if not session.is_worker:
+        config.pluginmanager.register(GradcheckController(config), "gradcheck-controller")
+
+
+def pytest_report_header(config):
+    return f"gradcheck: {_options.describe(get_session(config).base_options)}"
+
+
+# -- collection ------------------------------------------------------------------
+
+def _python_collects(file_path: Path, parent) -> bool:
+    """Whether pytest's python plugin collects this file as a test module."""
+    if parent.session.isinitpath(file_path):
+        return True
+    return any(file_path.match(p) for p in parent.config.getini("python_files"))
+
+
+def _external(config) -> list:
+    session = get_session(config)
+    if session.external is None:
+        session.external = _discovery.load_external(config)
+    return session.external
+
+
+def pytest_collect_file(file_path, parent):
+    if file_path.suffix != ".py" or _python_collects(file_path, parent):
+        return None
+    config = parent.config
+    for ext in _external(config):
+        if ext.path == file_path:
+            get_session(config).collected_model_paths.add(file_path)
+            return _discovery.GradcheckModelFile.from_parent(
+                parent, path=file_path, module=ext.module, modname=ext.modname, source=ext.source,
+            )
+    if file_path.name == "conftest.py":
+        module = _discovery.conftest_module_at(config, file_path)
+        if module is not None and _discovery.module_models(module):
+            return _discovery.GradcheckModelFile.from_parent(
+                parent, path=file_path, module=module, source="conftest.py",
+            )
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    if (isinstance(collector, pytest.Module) and type(collector).__name__ != "DoctestModule"
+            and report.passed):
+        get_session(collector.config).collected_model_paths.add(collector.path)
+        report.result.extend(_discovery.model_items(collector, collector.obj))
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session, config, items):
+    """Add the models of external modules no collected directory contained."""
+    if not _discovery.wants_external(config):
+        return
+    state = get_session(config)
+    for ext in _external(config):
+        if ext.path is not None and ext.path in state.collected_model_paths:
+            continue
+        if ext.path is not None:
+            state.collected_model_paths.add(ext.path)
+        items.extend(session.genitems(_discovery.external_collector(session, ext)))
+
+
+def pytest_generate_tests(metafunc):
+    if "gradcheck_model" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    modules = [ext.module for ext in _external(config) if ext.module is not None]
+    modules += _discovery.conftest_modules_above(config, Path(str(metafunc.definition.path)).parent)
+    if metafunc.module is not None:
+        modules.append(metafunc.module)
+    specs, seen = [], set()
+    for module in modules:
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        specs.extend(_discovery.module_models(module))
+    metafunc.parametrize("gradcheck_model", specs, ids=[s.name for s in specs], indirect=True)
+
+
+# -- running -----------------------------------------------------------------------
+
+def pytest_runtest_setup(item):
+    """Reject bad markers (positional or unknown arguments, bad values) before the test runs."""
+    uses = isinstance(item, _discovery.GradcheckModelItem) or any(
+        name in getattr(item, "fixturenames", ()) for name in _FIXTURES
+    )
+    if uses or item.get_closest_marker("gradcheck") is not None:
+        try:
+            item_options(item)
+            problem = None
+        except _options.OptionError as exc:
+            problem = str(exc)
+        if problem is not None:  # raised outside the except block: no chained traceback
+            pytest.fail(problem, pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    records = take_pending(item)
+    if records:
+        # JSON-safe: pytest-xdist serialises extra report attributes to the controller.
+        report.gradcheck_records = records
+    return report
+
+
+class GradcheckController:
+    """Hooks that run only on the controller (or in a run without xdist)."""
+
+    def __init__(self, config):
+        self.config = config
+        self.session = get_session(config)
+
+    def pytest_runtest_logreport(self, report):
+        for record in getattr(report, "gradcheck_records", None) or ():
+            self.session.add_record(record)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        from .reporting import terminal
+
+        records = self.session.records
+        terminal.write_summary(
+            terminalreporter, records, which=self.session.summary,
+            verbosity=self.config.get_verbosity(),
+        )
+        self.config.hook.pytest_gradcheck_summary(
+            config=self.config, terminalreporter=terminalreporter, records=records,
+        )

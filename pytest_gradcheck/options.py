@@ -1,0 +1,262 @@
+"""Options of a check: names, built-in defaults, validation, and the one precedence chain.
+
+Precedence, lowest first::
+
+    built-in default < ini (gradcheck_*) < command line (--gradcheck-*)
+      < module marker < class marker < function marker
+      < the model's own options (@model(..., atol=...))  < keywords of the call
+
+The numbers ``atol``, ``rtol`` and ``eps`` default to ``None``: the tolerance and
+the step then come from the error model of the finite-difference estimate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import numbers
+
+import pytest
+
+#: finite-difference schemes understood by ``check_gradient``
+METHODS = ("forward", "backward", "central", "central4", "complex")
+#: check modes: every entry, random probes, or chosen by size
+MODES = ("full", "fast", "auto")
+#: the one place the built-in defaults live
+DEFAULT_METHOD = "central"
+DEFAULT_MODE = "full"
+DEFAULT_SEED = 0
+#: the options a check takes, in display order
+OPTION_NAMES = ("atol", "rtol", "eps", "method", "mode", "seed")
+#: what --gradcheck-summary accepts
+SUMMARY_CHOICES = ("all", "failures", "none")
+DEFAULT_SUMMARY = "all"
+#: marker signature, shown by ``pytest --markers``
+MARKER_HELP = (
+    "gradcheck(atol=None, rtol=None, eps=None, method='central', mode='full', seed=0): "
+    "options for the gradient checks of this test, class or module (the gradcheck and "
+    "gradcheck_model fixtures); keyword arguments only. None means the error-model rule."
+)
+
+_RESET_WORDS = ("", "none", "auto", "model")
+
+
+def builtin_defaults() -> dict:
+    """A fresh dict of the built-in defaults."""
+    return {
+        "atol": None,
+        "rtol": None,
+        "eps": None,
+        "method": DEFAULT_METHOD,
+        "mode": DEFAULT_MODE,
+        "seed": DEFAULT_SEED,
+    }
+
+
+class OptionError(ValueError):
+    """An option has an unknown name or an unusable value."""
+
+
+def _number(name: str, value, *, strictly_positive: bool):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in _RESET_WORDS:
+            return None
+        try:
+            x = float(text)
+        except ValueError:
+            raise OptionError(f"{name}={value!r} is not a number") from None
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        x = float(value)
+    else:
+        raise OptionError(f"{name}={value!r} must be a number or None")
+    if not math.isfinite(x):
+        raise OptionError(f"{name}={value!r} must be finite")
+    if strictly_positive and x <= 0:
+        raise OptionError(f"{name}={value!r} must be > 0")
+    if x < 0:
+        raise OptionError(f"{name}={value!r} must be >= 0")
+    return x
+
+
+def _choice(name: str, value, choices):
+    if isinstance(value, str) and value.strip().lower() in choices:
+        return value.strip().lower()
+    raise OptionError(f"{name}={value!r} must be one of: {', '.join(choices)}")
+
+
+def _seed(name: str, value):
+    if isinstance(value, bool):
+        raise OptionError(f"{name}={value!r} must be a non-negative integer")
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise OptionError(f"{name}={value!r} must be a non-negative integer") from None
+    if not isinstance(value, numbers.Integral) or int(value) < 0:
+        raise OptionError(f"{name}={value!r} must be a non-negative integer")
+    return int(value)
+
+
+_VALIDATORS = {
+    "atol": lambda v: _number("atol", v, strictly_positive=False),
+    "rtol": lambda v: _number("rtol", v, strictly_positive=False),
+    "eps": lambda v: _number("eps", v, strictly_positive=True),
+    "method": lambda v: _choice("method", v, METHODS),
+    "mode": lambda v: _choice("mode", v, MODES),
+    "seed": lambda v: _seed("seed", v),
+}
+
+
+def validate(name: str, value):
+    """The normalised value of option ``name``; OptionError when unusable."""
+    if name not in _VALIDATORS:
+        raise OptionError(f"unknown option {name!r}; valid options: {', '.join(OPTION_NAMES)}")
+    return _VALIDATORS[name](value)
+
+
+def validate_all(mapping: dict, where: str) -> dict:
+    """Validate every option of ``mapping``; the message of an error starts with ``where``."""
+    out = {}
+    for name, value in mapping.items():
+        try:
+            out[name] = validate(name, value)
+        except OptionError as exc:
+            raise OptionError(f"{where}: {exc}") from None
+    return out
+
+
+# -- command line and ini ---------------------------------------------------
+
+def _cli_type(name: str):
+    def parse(text: str):
+        try:
+            value = validate(name, text)
+        except OptionError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        # None would read as "not given"; a reset to the error-model rule is "none".
+        return "none" if value is None else value
+
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
+
+
+def _summary_type(text: str) -> str:
+    if text.strip().lower() in SUMMARY_CHOICES:
+        return text.strip().lower()
+    raise argparse.ArgumentTypeError(f"{text!r} must be one of: {', '.join(SUMMARY_CHOICES)}")
+
+
+_HELP = {
+    "atol": ("X", "absolute tolerance of every check (default: ini gradcheck_atol, else the error-model rule; 'none' resets)"),
+    "rtol": ("X", "relative tolerance of every check (default: ini gradcheck_rtol, else the error-model rule; 'none' resets)"),
+    "eps": ("H", "finite-difference step (default: ini gradcheck_eps, else chosen per entry by the error model; 'none' resets)"),
+    "method": ("NAME", f"finite-difference scheme: {'|'.join(METHODS)} (default: ini gradcheck_method, else {DEFAULT_METHOD})"),
+    "mode": ("MODE", f"check mode: {'|'.join(MODES)} (default: ini gradcheck_mode, else {DEFAULT_MODE})"),
+    "seed": ("N", f"seed of random probes and of parameter factories (default: ini gradcheck_seed, else {DEFAULT_SEED})"),
+}
+
+
+def add_options(parser) -> None:
+    """Register the ``gradcheck`` option group and the matching ini keys."""
+    group = parser.getgroup("gradcheck", "gradient checks (pytest-gradcheck)")
+    for name in OPTION_NAMES:
+        metavar, text = _HELP[name]
+        group.addoption(
+            f"--gradcheck-{name}", dest=f"gradcheck_{name}", metavar=metavar,
+            type=_cli_type(name), default=None, help=text,
+        )
+        parser.addini(f"gradcheck_{name}", help=f"default {name} of every check ({text.split(' (')[0]})",
+                      default="")
+    group.addoption(
+        "--gradcheck-summary", dest="gradcheck_summary", metavar="WHICH", type=_summary_type,
+        default=None,
+        help=f"terminal summary of gradient checks: {'|'.join(SUMMARY_CHOICES)} "
+             f"(default: ini gradcheck_summary, else {DEFAULT_SUMMARY})",
+    )
+    parser.addini("gradcheck_summary", help=f"terminal summary: {'|'.join(SUMMARY_CHOICES)} (default {DEFAULT_SUMMARY})",
+                  default="")
+    parser.addini("gradcheck_models", type="linelist", default=[],
+                  help="modules (import paths; fnmatch globs like mypkg.models.* allowed) whose "
+                       "models become gradcheck test items")
+
+
+def resolve_base(config) -> dict:
+    """Built-in defaults < ini < command line; a bad ini value is a pytest.UsageError."""
+    opts = builtin_defaults()
+    for name in OPTION_NAMES:
+        raw = config.getini(f"gradcheck_{name}")
+        if raw is not None and not (isinstance(raw, str) and raw.strip() == ""):
+            try:
+                opts[name] = validate(name, raw)
+            except OptionError as exc:
+                raise pytest.UsageError(f"ini option gradcheck_{name}: {exc}") from None
+        cli = config.getoption(f"gradcheck_{name}", None)
+        if cli is not None:
+            opts[name] = None if cli == "none" else cli
+    return opts
+
+
+def resolve_summary(config) -> str:
+    """all | failures | none, from the command line, else the ini, else the default."""
+    cli = config.getoption("gradcheck_summary", None)
+    if cli:
+        return cli
+    raw = (config.getini("gradcheck_summary") or "").strip().lower()
+    if not raw:
+        return DEFAULT_SUMMARY
+    if raw not in SUMMARY_CHOICES:
+        raise pytest.UsageError(f"ini option gradcheck_summary: {raw!r} must be one of: {', '.join(SUMMARY_CHOICES)}")
+    return raw
+
+
+def _marker_level(node) -> str:
+    if isinstance(node, pytest.Module):
+        return "module"
+    if isinstance(node, pytest.Class):
+        return "class"
+    if isinstance(node, pytest.Item):
+        return "function"
+    return type(node).__name__.lower()
+
+
+def marker_options(item) -> dict:
+    """The options of every ``gradcheck`` marker on ``item``, farthest first, closest winning.
+
+    Raises OptionError naming the marker, its level and the bad argument.
+    """
+    layers = []
+    for node, mark in item.iter_markers_with_node("gradcheck"):
+        where = f"@pytest.mark.gradcheck on {_marker_level(node)} {node.name!r}"
+        if mark.args:
+            raise OptionError(
+                f"{where}: takes keyword arguments only, got positional argument(s) "
+                f"{', '.join(repr(a) for a in mark.args)}; valid options: {', '.join(OPTION_NAMES)}"
+            )
+        layers.append(validate_all(mark.kwargs, where))
+    merged: dict = {}
+    for layer in reversed(layers):  # iter_markers_with_node yields the closest first
+        merged.update(layer)
+    return merged
+
+
+def merge(*layers: dict) -> dict:
+    """Later layers win; each layer is a (partial) dict of validated options."""
+    out: dict = {}
+    for layer in layers:
+        if layer:
+            out.update(layer)
+    return out
+
+
+def describe(options: dict) -> str:
+    """One line: ``method=central mode=full seed=0 atol=model rtol=model eps=auto``."""
+    parts = []
+    for name in ("method", "mode", "seed", "atol", "rtol", "eps"):
+        value = options.get(name)
+        if value is None:
+            value = "auto" if name == "eps" else "model"
+        parts.append(f"{name}={value}")
+    return " ".join(parts)

@@ -1,0 +1,153 @@
+"""The ``gradcheck`` section of the terminal summary.
+
+Reads only check records (``{"nodeid", "label", "duration_s", "result"}``).
+Plain ASCII; colour only through the terminal reporter's markup, which is a
+no-op on a terminal without colour.
+
+* ``--gradcheck-summary=all`` (default): a table of every check, the aggregate
+  histogram of per-entry error/tolerance ratios, details of failing checks
+  (own histogram, worst entries, diagnosis), and a count line;
+* ``failures``: table rows and details of failing/inconclusive checks only;
+* ``none``: nothing (the ``pytest_gradcheck_summary`` hook still runs).
+
+``-q`` keeps only the table rows of failing checks and the count line; ``-v``
+adds details of inconclusive checks and more worst entries.
+"""
+
+from __future__ import annotations
+
+from . import histogram as _histogram
+
+_STATUS_WORD = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive"}
+_MARKUP = {"fail": {"red": True, "bold": True}, "inconclusive": {"yellow": True}, "pass": {}}
+
+
+def check_name(record: dict) -> str:
+    """``nodeid [label]``; a model item's nodeid already ends in its name."""
+    nodeid, label = record.get("nodeid", "?"), record.get("label", "check")
+    if nodeid.endswith(f"[{label}]"):
+        return nodeid
+    return f"{nodeid} [{label}]"
+
+
+def _g(x, fmt: str = ".2e") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def _time(x) -> str:
+    if x is None:
+        return "-"
+    return f"{x * 1000:.0f}ms" if x < 1 else f"{x:.2f}s"
+
+
+def _truncate_left(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    return "..." + text[len(text) - width + 3:]
+
+
+def count_line(records: list) -> str:
+    counts = {"pass": 0, "fail": 0, "inconclusive": 0}
+    for rec in records:
+        status = rec["result"].get("status", "fail")
+        counts[status] = counts.get(status, 0) + 1
+    n = len(records)
+    return (f"gradcheck: {n} check{'s' if n != 1 else ''}: {counts['pass']} passed, "
+            f"{counts['fail']} failed, {counts['inconclusive']} inconclusive")
+
+
+def table_lines(records: list) -> list[tuple[str, dict]]:
+    """(line, markup) pairs: a header and one row per record.
+
+    The check name is the last column, so that long node ids are never cut.
+    """
+    cols = ("status", "max rel err", "ratio", "evals", "time")
+    widths = (12, 11, 9, 6, 7)
+    header = " ".join(f"{c:>{w}}" if i else f"{c:<{w}}" for i, (c, w) in enumerate(zip(cols, widths)))
+    out = [(f"{header}  check", {"bold": True})]
+    for rec in records:
+        res = rec["result"]
+        status = res.get("status", "fail")
+        cells = (
+            f"{_STATUS_WORD.get(status, status):<{widths[0]}}",
+            f"{_g(res.get('max_rel_error')):>{widths[1]}}",
+            f"{_g(res.get('max_ratio')):>{widths[2]}}",
+            f"{res.get('n_evals', 0):>{widths[3]}}",
+            f"{_time(rec.get('duration_s')):>{widths[4]}}",
+        )
+        out.append((" ".join(cells) + "  " + check_name(rec), _MARKUP.get(status, {})))
+    return out
+
+
+def detail_lines(record: dict, verbosity: int = 0) -> list[str]:
+    """Own histogram, worst entries (leaf paths) and diagnosis of one check."""
+    res = record["result"]
+    lines = []
+    n_bad = res.get("counts", {}).get(res.get("status"), 0)
+    head = (f"{_STATUS_WORD.get(res.get('status'), res.get('status'))} {check_name(record)}: "
+            f"{res.get('kind', 'gradient')} check, method={res.get('method')}, mode={res.get('mode')}, "
+            f"seed={res.get('seed')}; {n_bad} of {res.get('n_checked')} entries {res.get('status')}; "
+            f"worst ratio {_g(res.get('max_ratio'))}")
+    lines.append(head)
+    hist = res.get("histogram")
+    if hist and sum(hist.get("counts", [])):
+        lines.append("  error/tolerance ratio per entry:")
+        lines.extend(_histogram.render(hist, width=30, trim=True, indent="    "))
+    worst = [e for e in res.get("worst", []) if e.get("verdict") != "pass"] or res.get("worst", [])
+    worst = worst[: (10 if verbosity > 0 else 5)]
+    if worst:
+        lines.append("  worst entries (analytic = your gradient, numeric = finite differences):")
+        lines.append(f"    {'where':<24} {'analytic':>13} {'numeric':>13} {'|a-n|':>9} {'tolerance':>9} {'ratio':>9}  verdict")
+        for e in worst:
+            index = e.get("index") or []
+            where = e.get("leaf", "?") + ("[" + ", ".join(str(i) for i in index) + "]" if index else "")
+            lines.append(
+                f"    {_truncate_left(where, 24):<24} {_g(e.get('analytic'), '.6e'):>13} {_g(e.get('numeric'), '.6e'):>13} "
+                f"{_g(e.get('abs_error'), '.2e'):>9} {_g(e.get('tolerance'), '.2e'):>9} {_g(e.get('ratio'), '.2e'):>9}  "
+                f"{e.get('verdict', '?')}" + (f" ({e['reason']})" if e.get("reason") else "")
+            )
+    if verbosity > 0:
+        for leaf in res.get("leaves", []):
+            lines.append(f"  leaf {leaf.get('path')}: shape {tuple(leaf.get('shape', []))}, {leaf.get('dtype')}, "
+                         f"max ratio {_g(leaf.get('max_ratio'))}, counts {leaf.get('counts')}")
+    diagnosis = res.get("diagnosis") or {}
+    if diagnosis.get("summary"):
+        lines.append(f"  diagnosis: {diagnosis['summary']}")
+    for message in res.get("messages", [])[: (None if verbosity > 0 else 3)]:
+        lines.append(f"  note: {message}")
+    return lines
+
+
+def write_summary(terminalreporter, records: list, *, which: str = "all", verbosity: int = 0) -> None:
+    """Write the ``gradcheck`` section (nothing when there are no records or which='none')."""
+    if which == "none" or not records:
+        return
+    tr = terminalreporter
+    bad = [r for r in records if r["result"].get("status") != "pass"]
+    failing = [r for r in records if r["result"].get("status") == "fail"]
+    tr.write_sep("=", "gradcheck")
+    if verbosity < 0:
+        for line, markup in table_lines(failing)[1:]:
+            tr.write_line(line, **markup)
+        tr.write_line(count_line(records), **(_MARKUP["fail"] if failing else {"green": True}))
+        return
+    shown = records if which == "all" else bad
+    if shown:
+        for line, markup in table_lines(shown):
+            tr.write_line(line, **markup)
+    if which == "all":
+        total = _histogram.add_histograms(r["result"].get("histogram") for r in records)
+        if total and sum(total["counts"]):
+            tr.write_line("")
+            tr.write_line(f"error/tolerance ratio of all {sum(total['counts'])} checked entries "
+                          f"in {len(records)} check{'s' if len(records) != 1 else ''} (an entry fails at ratio >= 1):")
+            for line in _histogram.render(total, width=40):
+                tr.write_line(line)
+    for rec in (bad if verbosity > 0 else failing):
+        tr.write_line("")
+        lines = detail_lines(rec, verbosity)
+        tr.write_line(lines[0], **_MARKUP.get(rec["result"].get("status"), {}))
+        for line in lines[1:]:
+            tr.write_line(line)
+    tr.write_line("")
+    tr.write_line(count_line(records), **(_MARKUP["fail"] if failing else {"green": True}))

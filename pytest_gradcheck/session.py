@@ -1,0 +1,102 @@
+"""The state of one pytest run, kept in ``config.stash``: options and check records.
+
+Everything a reporter needs is in :attr:`GradcheckSession.records`: a list of
+JSON-safe check records ``{"nodeid", "label", "duration_s", "result"}``.  On
+the controller (or a run without xdist) it holds every record of the run;
+under xdist the workers' records arrive on their test reports
+(``report.gradcheck_records``) and are collected in
+``pytest_runtest_logreport``.
+
+Other parts of the package read it with::
+
+    from pytest_gradcheck.session import get_session
+    records = get_session(config).records
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from . import options as _options
+
+
+class GradcheckSession:
+    """One run's gradcheck state.  Create with :func:`get_session`."""
+
+    def __init__(self, config):
+        self.config = config
+        #: True in an xdist worker process
+        self.is_worker = hasattr(config, "workerinput")
+        #: check records of the run (controller: all of them)
+        self.records: list[dict] = []
+        self._base_options: dict | None = None
+        self._summary: str | None = None
+        #: external model modules (ini ``gradcheck_models``, entry points), loaded lazily
+        self.external = None
+        #: paths of files whose models were already collected (no duplicates)
+        self.collected_model_paths: set = set()
+
+    @property
+    def base_options(self) -> dict:
+        """Built-in < ini < command line, resolved once (a copy)."""
+        if self._base_options is None:
+            self._base_options = _options.resolve_base(self.config)
+        return dict(self._base_options)
+
+    @property
+    def summary(self) -> str:
+        """all | failures | none."""
+        if self._summary is None:
+            self._summary = _options.resolve_summary(self.config)
+        return self._summary
+
+    def add_record(self, record: dict) -> None:
+        """Keep a record and tell ``pytest_gradcheck_result`` implementations."""
+        self.records.append(record)
+        self.config.hook.pytest_gradcheck_result(config=self.config, record=record)
+
+    def counts(self) -> dict:
+        """Number of checks per status (pass, fail, inconclusive)."""
+        out = {"pass": 0, "fail": 0, "inconclusive": 0}
+        for rec in self.records:
+            status = rec["result"].get("status", "fail")
+            out[status] = out.get(status, 0) + 1
+        return out
+
+
+_SESSION_KEY = pytest.StashKey[GradcheckSession]()
+#: per item: records made in the current phase, not yet attached to a report
+PENDING_KEY = pytest.StashKey[list]()
+#: per item: labels used so far
+LABELS_KEY = pytest.StashKey[set]()
+
+
+def get_session(config) -> GradcheckSession:
+    """The run's :class:`GradcheckSession` (created on first use)."""
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is None:
+        session = config.stash[_SESSION_KEY] = GradcheckSession(config)
+    return session
+
+
+def make_record(nodeid: str, label: str, duration_s: float, result) -> dict:
+    """The JSON-safe check record of one completed check."""
+    return {
+        "nodeid": nodeid,
+        "label": label,
+        "duration_s": float(duration_s),
+        "result": result.to_dict(),
+    }
+
+
+def take_pending(item) -> list:
+    """Records the item made since the last report (and forget them)."""
+    pending = item.stash.get(PENDING_KEY, None)
+    if not pending:
+        return []
+    item.stash[PENDING_KEY] = []
+    return pending
+
+
+def add_pending(item, record: dict) -> None:
+    item.stash.setdefault(PENDING_KEY, []).append(record)
