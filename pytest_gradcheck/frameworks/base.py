@@ -66,6 +66,14 @@ class Adapter:
         """
         return None
 
+    def numeric_fun(self, fun: Callable) -> Callable:
+        """``fun`` as the numeric side should call it (default: ``fun`` itself).
+
+        The jax adapter wraps it in ``jax.enable_x64(True)`` so that float64
+        buffers are evaluated in float64 without changing the user's global
+        ``jax_enable_x64`` setting."""
+        return fun
+
     def gradient(self, fun: Callable, params: Any) -> Any | None:
         """The gradient of ``fun`` at ``params`` by this framework's autodiff, in
         the structure of ``params``; None when the adapter cannot differentiate."""

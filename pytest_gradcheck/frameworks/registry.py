@@ -5,6 +5,8 @@ did not), and third parties add theirs with :func:`register_adapter` or the
 
 from __future__ import annotations
 
+import sys
+
 from .base import Adapter, NumpyAdapter
 
 _ADAPTERS: list[Adapter] = []
@@ -21,8 +23,53 @@ def register_adapter(adapter: Adapter, first: bool = True) -> None:
         _ADAPTERS.append(adapter)
 
 
+_TORCH_DONE = False
+_JAX_DONE = False
+_PLUGINS_DONE = False
+#: errors raised while loading third-party adapters (shown by diagnostics, never fatal)
+PLUGIN_ERRORS: list[str] = []
+
+
 def _load_optional() -> None:
-    """Hook for the optional framework adapters; replaced by frameworks/__init__."""
+    """Register the torch / jax adapters once their modules are imported by the
+    user (we never import them ourselves), and third-party adapters from the
+    ``pytest_gradcheck.adapters`` entry points (once).  Cheap: called on every
+    adapter lookup."""
+    global _TORCH_DONE, _JAX_DONE, _PLUGINS_DONE
+    if not _PLUGINS_DONE:
+        _PLUGINS_DONE = True
+        _load_plugins()
+    if not _TORCH_DONE and "torch" in sys.modules:
+        _TORCH_DONE = True
+        from .torch_adapter import TorchAdapter
+        register_adapter(TorchAdapter())
+    if not _JAX_DONE and "jax" in sys.modules:
+        _JAX_DONE = True
+        from .jax_adapter import JaxAdapter
+        register_adapter(JaxAdapter())
+
+
+def _load_plugins() -> None:
+    """Adapters from the ``pytest_gradcheck.adapters`` entry-point group (pluggy)."""
+    try:
+        import pluggy
+
+        from . import hookspecs
+
+        pm = pluggy.PluginManager(hookspecs.PROJECT)
+        pm.add_hookspecs(hookspecs)
+        pm.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
+        for got in pm.hook.pytest_gradcheck_adapters():
+            for adapter in got or ():
+                if not isinstance(adapter, Adapter):
+                    raise TypeError(f"pytest_gradcheck_adapters returned {type(adapter).__name__}, not an Adapter")
+                register_adapter(adapter, first=False)
+    except Exception as e:  # noqa: BLE001 - a broken third-party plugin must not break every check
+        PLUGIN_ERRORS.append(f"{type(e).__name__}: {e}")
+        import warnings
+
+        warnings.warn(f"pytest-gradcheck: loading adapters from entry points failed: {type(e).__name__}: {e}",
+                      RuntimeWarning, stacklevel=2)
 
 
 def adapters() -> list[Adapter]:

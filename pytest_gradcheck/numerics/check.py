@@ -70,10 +70,6 @@ class Problem:
         if self.spec.size == 0:
             raise GradcheckInputError("params is empty: there is nothing to check")
         self.n = self.spec.size
-        for leaf in self.spec.leaves:
-            if not leaf.is_float:
-                self.messages.append(f"leaf {leaf.path!r} has integer dtype {leaf.dtype}; it is checked as float64 "
-                                     f"(the finite differences need non-integer steps)")
         bad = ~np.isfinite(self.x0)
         if bad.any():
             path, idx = unravel(self.spec, int(np.flatnonzero(bad)[0]))
@@ -382,10 +378,28 @@ def _nondeterministic_result(problem, judge, msgs):
     return res
 
 
-def _steps(problem: Problem, scheme, eps_eff: float) -> np.ndarray:
+def _steps(problem: Problem, scheme, sigma: float, eps_eff: float) -> np.ndarray:
+    """First step per entry, balancing roundoff sigma/h against truncation h^p |f^(p+1)|.
+
+    With |f^(p+1)| modelled as g/L^p (g = |a_i| + the leaf's rms gradient, L the
+    entry's scale) the balance is h = (sigma L^p / g)^(1/(p+1)); for sigma =
+    eps|f| and |f| = g L this is the textbook eps^(1/(p+1)) L.  Clipped to
+    [eps^(1/(p+1)) L / 256, L] and to at least 16 ulps of x in its buffer dtype.
+    """
     if problem.eps is not None:
         return np.full(problem.n, float(problem.eps))
-    return scheme.base_step(eps_eff) * problem.L
+    p = scheme.order
+    L = problem.L
+    g = np.abs(problem.analytic) + problem.grad_rms
+    plain = scheme.base_step(eps_eff) * L
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = np.where(g > 0, (sigma * L**p / g) ** (1.0 / (p + 1)), plain)
+    h = np.clip(np.nan_to_num(h, nan=1.0), plain / 256.0, L)
+    for k, leaf in enumerate(problem.spec.leaves):
+        dt = problem.ev.flat[k].dtype
+        x = problem.x0[leaf.slice].astype(dt)
+        h[leaf.slice] = np.maximum(h[leaf.slice], 16.0 * np.spacing(np.abs(x)).astype(np.float64))
+    return h
 
 
 def _finite_differences(problem: Problem, judge: Judge):
@@ -402,7 +416,7 @@ def _finite_differences(problem: Problem, judge: Judge):
             f"returns. Steps and tolerances follow the measured noise")
     problem.sigma = sigma
     n, x0, a = problem.n, problem.x0, problem.analytic
-    h = _steps(problem, scheme, eps_eff)
+    h = _steps(problem, scheme, sigma, eps_eff)
     offs = [o for o in scheme.offsets if o != 0.0]
     need_center = scheme.uses_center
     # values at stage A, vectorised bookkeeping, tight loop over calls
@@ -412,8 +426,11 @@ def _finite_differences(problem: Problem, judge: Judge):
     # scale of 1) drowns the estimate in roundoff: R ~ sigma/h.  Where the
     # tolerance that roundoff alone forces is far above what the scheme can
     # reach (RHO_TARGET x its optimal relative error), take a larger first step.
+    # The symptom: the second difference f(x+h) - 2f(x) + f(x-h) is lost in the
+    # noise (it is ~ f'' h^2, far above sigma at a well-chosen step).
     target = RHO_TARGET * eps_eff ** (scheme.order / (scheme.order + 1.0)) * (np.abs(a) + problem.grad_rms)
-    loose = np.flatnonzero((SAFETY * R > target) & (target > 0) & np.isfinite(R))
+    second = _second_difference(offs, vals, f0)
+    loose = np.flatnonzero((SAFETY * R > target) & (target > 0) & np.isfinite(R) & (np.abs(second) < 100.0 * sigma))
     if problem.eps is None and loose.size:
         grow = np.minimum(SAFETY * R[loose] / target[loose], R_FACTOR ** MAX_LEVELS)
         h[loose] = h[loose] * R_FACTOR ** np.ceil(np.log(grow) / np.log(R_FACTOR))
@@ -530,6 +547,13 @@ def _combine(scheme, values, actual):
     with np.errstate(divide="ignore", invalid="ignore"):
         D = (w * values).sum(axis=0) / span
     return D, span
+
+
+def _second_difference(offs, vals, f0):
+    """f(x+h) - 2 f(x) + f(x-h) where the stencil has both sides, else +inf (never "lost in noise")."""
+    if -1.0 in offs and 1.0 in offs:
+        return vals[offs.index(1.0)] - 2.0 * f0 + vals[offs.index(-1.0)]
+    return np.full(vals.shape[1], np.inf)
 
 
 def _onesided(offs, vals, actual, f0, need_center):

@@ -90,6 +90,10 @@ def flatten(params, name: str = "params") -> tuple[np.ndarray, TreeSpec]:
             raise GradcheckInputError(
                 f"{name} leaf {p!r} is complex ({values.dtype}); gradients are checked for real parameters "
                 f"(split real and imaginary parts into two leaves)")
+        if not np.issubdtype(values.dtype, np.floating):
+            raise GradcheckInputError(
+                f"{name} leaf {p!r} has integer dtype {values.dtype}; finite differences need floating-point "
+                f"parameters: pass it as float (e.g. np.asarray(x, dtype=float))")
         leaf = Leaf(p, tuple(values.shape), offset, int(values.size), adapter, obj, values.dtype,
                     adapter.native_dtype(obj), adapter.eps(obj))
         leaves.append(leaf)
