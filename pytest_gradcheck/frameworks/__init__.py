@@ -1,0 +1,14 @@
+"""Framework adapters: numpy built in; torch and jax registered lazily once the
+user has imported them; others through :func:`register_adapter` or the
+``pytest_gradcheck.adapters`` entry-point group (see :mod:`.hookspecs`).
+
+Nothing here imports torch or jax.  The torch helpers (``check_function``,
+``module_params``, ``module_fun``, ``check_module``, ``find_functions``) live in
+:mod:`pytest_gradcheck.frameworks.torch_function`, imported on demand.
+"""
+
+from .base import Adapter, NumpyAdapter
+from .hookspecs import hookimpl
+from .registry import adapter_for, adapters, register_adapter
+
+__all__ = ["Adapter", "NumpyAdapter", "register_adapter", "adapter_for", "adapters", "hookimpl"]

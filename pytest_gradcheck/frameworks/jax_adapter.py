@@ -1,0 +1,173 @@
+"""jax arrays as leaves (of any pytree of dicts / lists / tuples).
+
+Imported only once the user has imported jax (see registry._load_optional).
+
+* Leaves are immutable, so ``aliases_buffer`` is False: a perturbed leaf is a
+  new array (``jnp.asarray`` of the checker's buffer, on the original's
+  device when it was committed to one).
+* ``jax_enable_x64``: when it is off (jax's default), float64 buffers would be
+  silently cast to float32.  The adapter builds float64 leaves and evaluates
+  ``fun`` inside ``jax.enable_x64(True)`` (a thread-local context manager;
+  the user's global setting is never changed), so the finite differences run
+  in float64.  Jitted functions are retraced for the x64 state automatically.
+  A ``fun`` that casts to float32 internally stays float32; the core measures
+  its noise and picks the steps from it.
+* ``gradient``: grad=None is ``jax.grad(fun)`` at the params' own dtypes
+  (custom_vjp / custom_jvp rules included), outside the x64 context.
+* ``batched``: ``jax.jit(jax.vmap(fun))`` over a leading axis of every leaf,
+  with chunk sizes rounded up to powers of two to bound recompilation.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import GradcheckInputError
+from .base import Adapter
+
+_F64_EPS = float(np.finfo(np.float64).eps)
+_WIDE = (np.dtype(np.float64), np.dtype(np.complex128))
+
+
+def _x64_on() -> bool:
+    return bool(jax.config.jax_enable_x64)
+
+
+def _x64():
+    """The context manager that turns x64 on for this thread only."""
+    return jax.enable_x64(True)
+
+
+def _eps_of(dtype) -> float:
+    try:
+        if jnp.issubdtype(dtype, jnp.inexact):
+            return float(jnp.finfo(dtype).eps)
+    except Exception:  # noqa: BLE001
+        pass
+    return _F64_EPS
+
+
+#: jitted batch evaluators per (fun, tree structure), so that repeated checks of
+#: the same function compile once
+_JIT_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+class JaxAdapter(Adapter):
+    name = "jax"
+    aliases_buffer = False
+
+    def owns(self, leaf):
+        return isinstance(leaf, jax.Array) and not isinstance(leaf, jax.core.Tracer)
+
+    def to_numpy(self, leaf):
+        a = np.array(leaf, copy=True)
+        if not np.issubdtype(a.dtype, np.number) and jnp.issubdtype(leaf.dtype, jnp.floating):
+            a = a.astype(np.float32)  # bfloat16 / float8 (ml_dtypes): float32 holds them exactly
+        return a
+
+    def native_dtype(self, leaf):
+        return str(leaf.dtype)
+
+    def eps(self, leaf):
+        return _eps_of(leaf.dtype)
+
+    def leaf_from_buffer(self, buffer, like):
+        buf = buffer.reshape(tuple(like.shape))
+        if buf.dtype in _WIDE and not _x64_on():
+            with _x64():
+                return self._put(buf, like)
+        return self._put(buf, like)
+
+    @staticmethod
+    def _put(buf, like):
+        if getattr(like, "committed", False):
+            try:
+                return jax.device_put(buf, like.sharding)
+            except Exception:  # noqa: BLE001 - exotic shardings: fall back to the default device
+                pass
+        return jnp.asarray(buf)
+
+    def scalar_output(self, out):
+        if out.size != 1:
+            raise GradcheckInputError(
+                f"fun must return a scalar; it returned an array of shape {tuple(out.shape)}. "
+                f"For vector-valued functions use check_vjp, check_jvp or check_jacobian")
+        a = np.asarray(out).reshape(())
+        if a.dtype == bool:
+            raise GradcheckInputError("fun returned a boolean array; it must return a number")
+        if not np.issubdtype(a.dtype, np.number):
+            a = a.astype(np.float32)
+        return a.item(), _eps_of(out.dtype)
+
+    def numeric_fun(self, fun):
+        if _x64_on():
+            return fun
+
+        def in_x64(params):
+            with _x64():
+                return fun(params)
+
+        in_x64.__wrapped__ = fun
+        return in_x64
+
+    # -- analytic side ----------------------------------------------------------
+    def gradient(self, fun, params):
+        try:
+            return jax.grad(fun)(params)
+        except GradcheckInputError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise GradcheckInputError(
+                f"grad=None: jax.grad(fun) failed with {type(e).__name__}: {e}. fun must return a real scalar "
+                f"and be traceable by jax (or pass grad=)") from e
+
+    # -- batched finite differences --------------------------------------------
+    def batched(self, fun, spec, dtypes, vectorized):
+        from ..numerics.trees import build
+
+        nleaves = len(spec.leaves)
+        wide = any(np.dtype(d) in _WIDE for d in dtypes) and not _x64_on()
+        shapes = [tuple(leaf.shape) for leaf in spec.leaves]
+
+        if vectorized:
+            def evaluate(*ls):
+                return fun(build(spec, lambda k, leaf: ls[k]))
+        else:
+            key = (repr(spec.node), tuple(shapes))
+            try:
+                per_fun = _JIT_CACHE.setdefault(fun, {})
+            except TypeError:
+                per_fun = {}
+            evaluate = per_fun.get(key)
+            if evaluate is None:
+                def g(*ls):
+                    return fun(build(spec, lambda k, leaf: ls[k]))
+                evaluate = jax.jit(jax.vmap(g, in_axes=(0,) * nleaves))
+                per_fun[key] = evaluate
+
+        def run(points):
+            B = points.shape[0]
+            P = B if vectorized else 1 << max(0, (B - 1).bit_length())  # pad to a power of two
+            if P != B:
+                points = np.concatenate([points, np.repeat(points[-1:], P - B, axis=0)])
+            blocks = [np.ascontiguousarray(points[:, leaf.slice], dtype=dtypes[k]).reshape((P,) + shapes[k])
+                      for k, leaf in enumerate(spec.leaves)]
+            if wide:
+                with _x64():
+                    out = np.asarray(evaluate(*[jnp.asarray(b) for b in blocks]))
+            else:
+                out = np.asarray(evaluate(*[jnp.asarray(b) for b in blocks]))
+            if out.size != P:
+                raise ValueError(f"batched fun returned shape {out.shape}; expected {P} values")
+            out = out.reshape(P)[:B]
+            if np.iscomplexobj(out):
+                out = out.real
+            if not np.issubdtype(out.dtype, np.number):
+                out = out.astype(np.float32)
+            return out.astype(np.float64)
+
+        return run

@@ -1,0 +1,193 @@
+"""PyTorch tensors as leaves: any float dtype, on CPU or CUDA.
+
+Imported only once the user has imported torch (see registry._load_optional).
+
+* ``leaf_from_buffer`` on CPU is ``torch.from_numpy(buffer)``: the tensor shares
+  the checker's buffer, so perturbing one entry is O(1).  On other devices the
+  tensor is a copy on the original's device (the evaluator notices it does not
+  alias and rebuilds it per evaluation).
+* ``requires_grad`` is preserved, so a ``fun`` that itself differentiates
+  (``torch.autograd.grad`` inside a loss) still works; the batched path runs
+  under ``torch.no_grad()``.
+* bfloat16 is read as float32 numpy values; eps is the torch dtype's.
+* ``gradient``: grad=None means torch autograd on fresh float tensors.
+* ``batched``: ``torch.func.vmap`` over a leading axis of every leaf.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import GradcheckInputError
+from .base import Adapter
+
+_F64_EPS = float(np.finfo(np.float64).eps)
+_EPS_CACHE: dict = {}
+
+_NP_TO_TORCH = {
+    np.dtype(np.float16): torch.float16,
+    np.dtype(np.float32): torch.float32,
+    np.dtype(np.float64): torch.float64,
+    np.dtype(np.complex64): torch.complex64,
+    np.dtype(np.complex128): torch.complex128,
+}
+
+
+def _eps_of(dtype) -> float:
+    e = _EPS_CACHE.get(dtype)
+    if e is None:
+        e = float(torch.finfo(dtype).eps) if (dtype.is_floating_point or dtype.is_complex) else _F64_EPS
+        _EPS_CACHE[dtype] = e
+    return e
+
+
+def tree_leaves(tree):
+    """Leaves of a dict / list / tuple / namedtuple tree and a function rebuilding it from new leaves."""
+    leaves = []
+
+    def visit(obj):
+        if isinstance(obj, dict):
+            return ("dict", list(obj.keys()), [visit(v) for v in obj.values()])
+        if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+            return ("nt", type(obj), [visit(v) for v in obj])
+        if isinstance(obj, (list, tuple)):
+            return ("list" if isinstance(obj, list) else "tuple", None, [visit(v) for v in obj])
+        leaves.append(obj)
+        return len(leaves) - 1
+
+    node = visit(tree)
+
+    def rebuild(new):
+        def go(n):
+            if isinstance(n, int):
+                return new[n]
+            kind, keys, ch = n
+            if kind == "dict":
+                return {k: go(c) for k, c in zip(keys, ch)}
+            if kind == "list":
+                return [go(c) for c in ch]
+            if kind == "tuple":
+                return tuple(go(c) for c in ch)
+            return keys(*[go(c) for c in ch])
+        return go(node)
+
+    return leaves, rebuild
+
+
+class TorchAdapter(Adapter):
+    name = "torch"
+    aliases_buffer = True  # on CPU; the evaluator tests each leaf, so CUDA copies are detected
+
+    def owns(self, leaf):
+        return isinstance(leaf, torch.Tensor)
+
+    def to_numpy(self, leaf):
+        t = leaf.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        if t.dtype == torch.bfloat16 or (t.is_floating_point() and t.dtype not in (torch.float16, torch.float32, torch.float64)):
+            t = t.to(torch.float32)  # bfloat16 / float8: no numpy dtype; float32 holds them exactly
+        t = t.resolve_conj().resolve_neg()
+        return np.array(t.numpy(), copy=True)
+
+    def native_dtype(self, leaf):
+        return str(leaf.dtype).replace("torch.", "")
+
+    def eps(self, leaf):
+        return _eps_of(leaf.dtype)
+
+    def leaf_from_buffer(self, buffer, like):
+        buf = buffer.reshape(tuple(like.shape))
+        if not buf.flags.writeable or not buf.flags.c_contiguous:
+            buf = np.ascontiguousarray(buf).copy()
+        t = torch.from_numpy(buf)
+        if like.device.type != "cpu":
+            t = t.to(like.device)
+        if like.requires_grad and (t.is_floating_point() or t.is_complex()):
+            t.requires_grad_(True)
+        return t
+
+    def scalar_output(self, out):
+        if out.numel() != 1:
+            raise GradcheckInputError(
+                f"fun must return a scalar; it returned a tensor of shape {tuple(out.shape)}. "
+                f"For vector-valued functions use check_vjp, check_jvp or check_jacobian "
+                f"(or reduce the output, e.g. out.sum())")
+        if out.dtype == torch.bool:
+            raise GradcheckInputError("fun returned a boolean tensor; it must return a number")
+        return out.item(), _eps_of(out.dtype)
+
+    # -- analytic side ----------------------------------------------------------
+    def gradient(self, fun, params):
+        leaves, rebuild = tree_leaves(params)
+        if not leaves or not all(isinstance(x, torch.Tensor) for x in leaves):
+            return None  # mixed trees: torch cannot differentiate numpy leaves
+        if not all(x.is_floating_point() for x in leaves):
+            bad = next(x for x in leaves if not x.is_floating_point())
+            raise GradcheckInputError(
+                f"grad=None uses torch autograd, which needs floating-point tensors; a leaf has dtype {bad.dtype}. "
+                f"Pass grad= or make the leaf a float tensor")
+        work = [x.detach().clone().requires_grad_(True) for x in leaves]
+        with torch.enable_grad():
+            try:
+                out = fun(rebuild(work))
+            except GradcheckInputError:
+                raise
+            except Exception as e:  # noqa: BLE001
+                raise GradcheckInputError(f"fun raised {type(e).__name__}: {e}") from e
+            if not isinstance(out, torch.Tensor):
+                raise GradcheckInputError(
+                    f"grad=None needs fun to return a torch tensor so autograd can differentiate it; it returned "
+                    f"{type(out).__name__} (avoid .item(), float() or numpy inside fun, or pass grad=)")
+            if out.numel() != 1:
+                raise GradcheckInputError(
+                    f"fun must return a scalar; it returned a tensor of shape {tuple(out.shape)}")
+            if not out.requires_grad:
+                raise GradcheckInputError(
+                    "grad=None: fun's output does not depend on params through autograd (is the graph cut by "
+                    ".detach(), .data, numpy or torch.no_grad() inside fun?); pass grad= to check a gradient "
+                    "computed another way")
+            grads = torch.autograd.grad(out.reshape(()), work, allow_unused=True)
+        return rebuild([torch.zeros_like(w) if g is None else g.detach() for g, w in zip(grads, work)])
+
+    # -- batched finite differences --------------------------------------------
+    def batched(self, fun, spec, dtypes, vectorized):
+        if not all(isinstance(leaf.original, torch.Tensor) for leaf in spec.leaves):
+            return None
+        from ..numerics.trees import build
+
+        devices = [leaf.original.device for leaf in spec.leaves]
+        tdtypes = [_NP_TO_TORCH.get(np.dtype(d)) for d in dtypes]
+        if any(t is None for t in tdtypes):
+            return None
+        nleaves = len(spec.leaves)
+
+        def call_on(leaf_tensors):
+            return fun(build(spec, lambda k, leaf: leaf_tensors[k]))
+
+        if vectorized:
+            evaluate = lambda *ts: call_on(ts)  # noqa: E731 - the user promises a leading batch axis
+        else:
+            evaluate = torch.func.vmap(lambda *ts: call_on(ts), in_dims=(0,) * nleaves)
+
+        def run(points):
+            B = points.shape[0]
+            ts = []
+            for k, leaf in enumerate(spec.leaves):
+                block = np.ascontiguousarray(points[:, leaf.slice], dtype=dtypes[k]).reshape((B,) + tuple(leaf.shape))
+                t = torch.from_numpy(block)
+                if devices[k].type != "cpu":
+                    t = t.to(devices[k])
+                ts.append(t)
+            with torch.no_grad():
+                out = evaluate(*ts)
+            if not isinstance(out, torch.Tensor) or out.numel() != B:
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ValueError(f"batched fun returned {shape}; expected {B} values")
+            out = out.detach().reshape(B)
+            if out.is_complex():
+                out = out.real
+            return out.to(device="cpu", dtype=torch.float64).numpy()
+
+        return run
