@@ -1,0 +1,501 @@
+"""Fast mode: random-direction probes, then localisation by bisection.
+
+Probes
+------
+Instead of n entry-wise differences, fast mode compares K directional
+derivatives of f with the matching projections of the analytic gradient a.
+Direction k is d = s (.) L: s has independent random signs (Rademacher +-1,
+never non-negative, so errors of opposite sign cannot systematically cancel)
+and L is each entry's scale (the same scale full mode steps by).  In these
+scaled coordinates a probe sees
+
+    D_k  ~ d . a_true   (central differences of t -> f(x0 + t d), Richardson-refined when needed)
+    P_k  =  a . Delta / h (the analytic projection, using the steps actually taken)
+
+and the discrepancy is  P_k - D_k = sum_i s_i v_i,  v_i = L_i (a_i - a_true,i).
+
+Tolerance of a probe (it must not grow with n the way torch's atol*sum(u)*sum(v) does)
+    T = SAFETY * E_dir + C_H * sqrt(sum_i (d_i F_i)^2)
+E_dir is the error estimate of the directional derivative (roundoff
+3*sum|w|*sigma/h with sigma the measured noise of f, plus the Richardson
+truncation estimate), exactly as for one entry in full mode: it does not
+depend on n.  F_i is full mode's analytic-precision floor of entry i.  Its
+projection is taken as a root-sum-square, not as sum |d_i| F_i (which grows
+like n): whatever the signs of the analytic side's rounding errors e_i
+(|e_i| <= F_i), the signs s_i are independent of them, so by Hoeffding's
+inequality P(|sum s_i d_i e_i| > t) <= 2 exp(-t^2 / (2 sum d_i^2 F_i^2)); with
+C_H = 4 that is below 7e-4 per probe even if every e_i sat at its bound (they
+sit 10-100x below it).  With explicit atol/rtol the same argument applies to
+the per-entry allowance t_i = atol + rtol |a_i|.
+
+Escape probability (the number reported as ``escape_probability``)
+    * A single wrong entry j: every Rademacher probe sees exactly +-v_j, so it
+      is caught by the first probe whenever |v_j| > T (escape probability 0),
+      independently of n and of the number of probes.  In gradient units the
+      per-entry detection threshold is T / L_j.
+    * Any discrepancy v whose largest entry exceeds T: condition on all signs
+      but s_j (j = argmax |v_j|); the two values S' +- v_j differ by 2|v_j|, so
+      max(|S' + v_j|, |S' - v_j|) = |S'| + |v_j| > T: at least one of the two
+      equally likely signs detects it.  Each probe therefore misses with
+      probability <= 1/2 and all K independent probes with probability
+      <= 2^-K, whatever n and however the error is spread (the bound is tight:
+      two equal and opposite errors cancel with probability exactly 1/2).
+    On a pass we report 2^-K (the bound for discrepancies with an entry above
+    threshold).  On a failure we report the escape probability of the
+    discrepancy actually found (the confirmed entry errors, scaled by L),
+    estimated from 4096 seeded draws of the probe signs, raised to the K-th
+    power: 0 for a single wrong entry.
+
+Default K: the target "at most one in a thousand": 2^-K <= 1e-3 gives
+K = 10 probes, about 2K = 20 evaluations of f when they agree at the first
+step, plus the 8 of the noise measurement and 1 repeat: ~29 evaluations
+whatever n (full mode: 2n).  Gaussian probes would not give the exact
+single-entry property (a N(0,1) weight falls below 0.1 with probability 8%).
+
+Localisation
+------------
+When a probe fails (or meets a kink), its direction is restricted to blocks:
+first split at leaf boundaries (leaf found first), then halves of the
+remaining range.  Each block is probed like the whole; failing blocks are
+split further, worst first (a priority queue on ratio), down to blocks of
+BLOCK entries, whose entries are then checked one by one exactly as full mode
+does (same steps, refinement, kink logic).  One wrong entry costs
+O(log2 n) block probes; the search stops after MAX_FOUND confirmed failures or
+when its evaluation budget is spent.  ``checked`` in the result marks the
+entries that were checked entry-wise; their numbers are reported exactly as in
+full mode.  If probes disagree but no entry can be confirmed (an error spread
+thinly over many entries, each below its own tolerance), the status is
+"inconclusive" with a message to run mode="full".
+
+mode="auto" uses full mode up to AUTO_FULL_MAX parameters and fast mode above.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+
+from ..errors import GradcheckInputError
+from . import check as _check
+from .check import (FAIL, INCONCLUSIVE, MAX_LEVELS, PASS, R_FACTOR, RHO_TARGET, SAFETY, Judge, _first_step,
+                    _nondeterministic_result, _onesided, _real_value, _refine, assemble)
+from .stencils import COMPLEX_STEP, SCHEMES
+
+#: mode="auto": full mode up to this many parameters (2n evaluations are then
+#: cheap next to a test suite), fast mode above
+AUTO_FULL_MAX = 2000
+#: probes by default: 2^-K <= 1e-3
+N_PROBES = 10
+#: Hoeffding factor for the projected analytic-precision floor
+C_H = 4.0
+#: blocks of at most this many entries are checked entry by entry
+BLOCK = 4
+#: stop localising after this many confirmed failing entries
+MAX_FOUND = 10
+#: draws for the escape-probability estimate of a found discrepancy
+ESCAPE_DRAWS = 4096
+
+
+def prefers_fast(problem) -> bool:
+    """mode="auto": fast mode above AUTO_FULL_MAX parameters."""
+    return problem.n > AUTO_FULL_MAX
+
+
+class _Probe:
+    __slots__ = ("lo", "hi", "d", "D", "P", "err", "tol", "verdict", "reason", "ratio")
+
+    @property
+    def disc(self):
+        return self.P - self.D
+
+
+class _Fast:
+    def __init__(self, problem, judge, n_probes):
+        self.p = problem
+        self.judge = judge
+        self.K = n_probes
+        self.scheme = SCHEMES.get(problem.method)
+        self.complex = problem.method == "complex"
+        ev = problem.ev
+        self.dts = [f.dtype for f in ev.flat]
+        self.f0 = float(np.real(ev.f0))
+        if self.complex:
+            self.sigma, self.eps_f = problem.measure_noise()
+            self.eps_eff = self.eps_f
+            self.h = COMPLEX_STEP
+        else:
+            self.sigma, self.eps_f = problem.measure_noise()
+            f0 = self.f0
+            self.eps_eff = min(max(self.eps_f, self.sigma / abs(f0)) if f0 != 0 else self.eps_f, 1e-2)
+            if self.sigma > 1e3 * self.eps_f * abs(f0) and f0 != 0:
+                problem.messages.append(
+                    f"fun is noisy at the {self.sigma / abs(f0):.1g} level relative to its value (about "
+                    f"{self.sigma / (self.eps_f * abs(f0)):.0f} units of roundoff); it probably computes in lower "
+                    f"precision than it returns. Steps and tolerances follow the measured noise")
+            self.h = self.scheme.base_step(self.eps_eff) if problem.eps is None else float(problem.eps)
+        problem.sigma = self.sigma
+        # probe directions are scaled by L unless the user fixed an absolute step
+        self.scale = problem.L if (problem.eps is None or self.complex) else np.ones(problem.n)
+        self.budget = 0
+
+    # -- one directional derivative -------------------------------------
+    def _round(self, x):
+        """x rounded to the evaluator's buffer dtypes (the point fun actually sees)."""
+        out = x.copy()
+        for leaf, dt in zip(self.p.spec.leaves, self.dts):
+            if dt != np.float64 and dt.kind == "f":
+                sl = leaf.slice
+                out[sl] = x[sl].astype(dt).astype(np.float64)
+        return out
+
+    def _floor(self, d):
+        a = self.p.analytic
+        if self.judge.explicit:
+            t = self.judge.atol + self.judge.rtol * np.abs(a)
+        else:
+            t = self.p.floor
+        return C_H * float(np.sqrt(np.sum((d * t) ** 2)))
+
+    def _tol(self, err, floor):
+        if self.judge.explicit:
+            return floor
+        return SAFETY * err + floor
+
+    def _level(self, d, h):
+        """(D, P, fwd, bwd, finite): scheme estimate, analytic projection, one-sided slopes at step h."""
+        p = self.p
+        ev, x0, a = p.ev, p.x0, p.analytic
+        sch = self.scheme
+        offs = sorted(set(o for o in sch.offsets if o != 0.0) | {-1.0, 1.0})
+        got = {}
+        for o in offs:
+            x = self._round(x0 + (o * h) * d)
+            v = _real_value(ev.at_vector(x))
+            got[o] = (v, float(a @ (x - x0)))
+        f0 = self.f0
+        D = sum(w * (f0 if o == 0.0 else got[o][0]) for o, w in zip(sch.offsets, sch.weights)) / h
+        P = sum(w * (0.0 if o == 0.0 else got[o][1]) for o, w in zip(sch.offsets, sch.weights)) / h
+        fwd = (got[1.0][0] - f0) / h
+        bwd = (f0 - got[-1.0][0]) / h
+        finite = all(math.isfinite(v[0]) for v in got.values())
+        return D, P, fwd, bwd, finite
+
+    def probe(self, lo, hi, s):
+        """Directional check along s restricted to [lo, hi)."""
+        pr = _Probe()
+        pr.lo, pr.hi = lo, hi
+        d = np.zeros(self.p.n)
+        d[lo:hi] = s[lo:hi] * self.scale[lo:hi]
+        pr.d = d
+        floor = self._floor(d)
+        if self.complex:
+            self._complex_probe(pr, floor)
+            return pr
+        sch = self.scheme
+        R0 = 3.0 * sch.abs_weight_sum * self.sigma / self.h
+        D, P, fwd, bwd, finite = self._level(d, self.h)
+        if finite and abs(D - P) <= self._tol(R0, floor):
+            pr.D, pr.P, pr.err, pr.verdict, pr.reason = D, P, R0, PASS, ""
+        else:
+            self._refine(pr, d, D, P, fwd, bwd, floor)
+        pr.tol = self._tol(pr.err, floor)
+        diff = abs(pr.P - pr.D)
+        pr.ratio = diff / pr.tol if pr.tol > 0 else (0.0 if diff == 0 else math.inf)
+        if not math.isfinite(pr.ratio) and pr.verdict == PASS:
+            pr.ratio = 0.0
+        return pr
+
+    def _complex_probe(self, pr, floor):
+        p = self.p
+        x = p.x0 + 1j * self.h * pr.d
+        v = p.ev.at_vector(x)
+        if not isinstance(v, complex):
+            raise GradcheckInputError("method='complex' needs complex-analytic code, but fun returned a real value "
+                                      "for complex input")
+        pr.D = v.imag / self.h
+        pr.P = float(p.analytic @ pr.d)
+        pr.err = 16.0 * self.eps_f * (abs(pr.D) + float(np.sqrt(np.sum((pr.d * p.analytic) ** 2))))
+        pr.tol = self._tol(pr.err, floor)
+        diff = abs(pr.P - pr.D)
+        pr.verdict = PASS if diff <= pr.tol else FAIL
+        pr.reason = ""
+        pr.ratio = diff / pr.tol if pr.tol > 0 else (0.0 if diff == 0 else math.inf)
+
+    def _refine(self, pr, d, D0, P0, fwd0, bwd0, floor):
+        """Shrink the step, Richardson-extrapolate, confirm a plateau (mirrors check._refine)."""
+        sch = self.scheme
+        rp = R_FACTOR ** sch.order
+        wsum = sch.abs_weight_sum
+        sigma = self.sigma
+        prev_D = D0 if math.isfinite(D0) else None
+        prev_N = None
+        prev_fb = (fwd0, bwd0) if math.isfinite(fwd0) and math.isfinite(bwd0) else None
+        best, best_err, bestP = D0, math.inf, P0
+        streak, state, kink = 0, "unsettled", None
+        h = self.h
+        for _ in range(MAX_LEVELS):
+            h = h / R_FACTOR
+            if h < 1e-15:
+                break
+            D, P, fwd, bwd, finite = self._level(d, h)
+            if not finite or not math.isfinite(D):
+                state, prev_D, prev_N, prev_fb, streak = "nonfinite", None, None, None, 0
+                best, best_err, bestP = D, math.inf, P
+                continue
+            R = 3.0 * wsum * sigma / h
+            noise1 = SAFETY * 6.0 * sigma / h + floor
+            kinky = False
+            if prev_fb is not None:
+                dfw, dbw = fwd - prev_fb[0], bwd - prev_fb[1]
+                moved = max(abs(dfw), abs(dbw)) > noise1
+                asym = abs(dfw + dbw) > 0.5 * (abs(dfw) + abs(dbw))
+                gap, prev_gap = abs(fwd - bwd), abs(prev_fb[0] - prev_fb[1])
+                stuck = gap > noise1 and gap > 0.5 * prev_gap
+                kinky = (moved and asym) or stuck
+            prev_fb = (fwd, bwd)
+            if kinky:
+                widen = self._tol(R, floor)
+                lo, hi = min(fwd, bwd) - widen, max(fwd, bwd) + widen
+                kink = (min(fwd, bwd), max(fwd, bwd), h)
+                state = "kink-in" if lo <= P <= hi else "kink-out"
+                prev_D, prev_N, streak = None, None, 0
+                best, best_err, bestP = D, math.inf, P
+                continue
+            if prev_D is None:
+                if abs(D - P) <= self._tol(R, floor):
+                    pr.D, pr.P, pr.err, pr.verdict, pr.reason = D, P, R, PASS, ""
+                    return
+                prev_D, best, best_err, bestP, state = D, D, math.inf, P, "unsettled"
+                continue
+            prev_D_old = prev_D
+            trunc = abs(D - prev_D) / (rp - 1.0)
+            N = D + (D - prev_D) / (rp - 1.0)
+            cands = [(D, trunc + R)]
+            if prev_N is not None:
+                cands.append((N, abs(N - prev_N) + R * (rp + 1.0) / (rp - 1.0)))
+            prev_N, prev_D = N, D
+            for est, e in cands:
+                if e < best_err:
+                    best, best_err, bestP = est, e, P
+            if abs(best - bestP) <= self._tol(best_err, floor):
+                pr.D, pr.P, pr.err, pr.verdict, pr.reason = best, bestP, best_err, PASS, ""
+                return
+            if abs(D - P) > self._tol(abs(D - prev_D_old) + R, floor):
+                state = "disagree"
+                streak += 1
+                if streak >= 2:
+                    pr.D, pr.P, pr.err, pr.verdict, pr.reason = best, bestP, best_err, FAIL, ""
+                    return
+            else:
+                state, streak = "unsettled", 0
+        pr.D, pr.P, pr.err = best, bestP, best_err
+        if state == "kink-out":
+            pr.verdict, pr.reason = FAIL, "kink: the analytic projection lies outside the one-sided derivatives"
+        elif state == "kink-in":
+            pr.verdict, pr.reason = INCONCLUSIVE, (
+                f"kink within {kink[2]:.2g} (in units of the entries' scales) along this direction; the analytic "
+                f"projection lies between the one-sided derivatives")
+        elif state == "nonfinite":
+            pr.verdict, pr.reason = INCONCLUSIVE, "fun is not finite along this direction"
+        else:
+            pr.verdict, pr.reason = INCONCLUSIVE, "the directional estimates did not settle as the step shrank"
+        if not math.isfinite(pr.err):
+            pr.err = abs(pr.D - pr.P) if math.isfinite(pr.D) else math.inf
+
+    # -- entry-wise checks (exactly as full mode) --------------------------
+    def check_entries(self, idx, numeric, err, verdict, reasons):
+        p, judge = self.p, self.judge
+        idx = np.asarray(sorted(set(int(i) for i in idx)), dtype=np.int64)
+        if idx.size == 0:
+            return
+        a = p.analytic
+        if self.complex:
+            eps_f = self.eps_f
+            for i in idx:
+                v = p.ev.at(int(i), p.x0[i] + 1j * COMPLEX_STEP * p.L[i])
+                D = v.imag / (COMPLEX_STEP * p.L[i])
+                e = 16.0 * eps_f * (abs(D) + p.grad_rms[i])
+                numeric[i], err[i] = D, e
+                verdict[i] = PASS if abs(a[i] - D) <= judge.tol(int(i), D, e) else FAIL
+            return
+        hook = getattr(_check, "entry_estimates", None)
+        if hook is not None:
+            D, e, v, why = hook(p, judge, idx, self.sigma, self.eps_eff)
+            numeric[idx], err[idx], verdict[idx] = D, e, v
+            reasons.update(why)
+            return
+        # mirror of check._finite_differences restricted to idx
+        sch = self.scheme
+        try:
+            h = _check._steps(p, sch, self.sigma, self.eps_eff)
+        except TypeError:  # older signature
+            h = _check._steps(p, sch, self.eps_eff)
+        offs = [o for o in sch.offsets if o != 0.0]
+        D, heff, vals, actual = _first_step(p, sch, offs, h, idx)
+        R = 3.0 * sch.abs_weight_sum * self.sigma / heff
+        hi = h[idx]
+        target = RHO_TARGET * self.eps_eff ** (sch.order / (sch.order + 1.0)) * (np.abs(a[idx]) + p.grad_rms[idx])
+        second = _check._second_difference(offs, vals, self.f0) if hasattr(_check, "_second_difference") \
+            else np.zeros(idx.size)
+        loose = np.flatnonzero((SAFETY * R > target) & (target > 0) & np.isfinite(R)
+                               & (np.abs(second) < 100.0 * self.sigma))
+        if p.eps is None and loose.size:
+            grow = np.minimum(SAFETY * R[loose] / target[loose], R_FACTOR ** MAX_LEVELS)
+            hi[loose] = hi[loose] * R_FACTOR ** np.ceil(np.log(grow) / np.log(R_FACTOR))
+            hh = h.copy()
+            hh[idx] = hi
+            D2, heff2, vals2, actual2 = _first_step(p, sch, offs, hh, idx[loose])
+            D[loose], heff[loose] = D2, heff2
+            vals[:, loose], actual[:, loose] = vals2, actual2
+            R = 3.0 * sch.abs_weight_sum * self.sigma / heff
+        fwd, bwd = _onesided(offs, vals, actual, self.f0, sch.uses_center)
+        for c, i in enumerate(idx.tolist()):
+            if math.isfinite(D[c]) and abs(D[c] - a[i]) <= judge.tol(i, D[c], R[c]):
+                numeric[i], err[i], verdict[i] = D[c], R[c], PASS
+                continue
+            res = _refine(p, judge, sch, i, hi[c], D[c], fwd[c], bwd[c], self.sigma)
+            numeric[i], err[i], verdict[i], why = res
+            if why:
+                reasons[i] = why
+
+
+def _split(spec, lo, hi):
+    """Split [lo, hi) at the leaf boundary nearest its middle, else in halves."""
+    mid = (lo + hi) // 2
+    bounds = [leaf.offset for leaf in spec.leaves if lo < leaf.offset < hi]
+    if bounds:
+        mid = min(bounds, key=lambda b: abs(b - (lo + hi) / 2))
+    return (lo, mid), (mid, hi)
+
+
+def _escape_of(v, T, K, rng):
+    """P(all K Rademacher probes miss the discrepancy v), |s.v| <= T per probe, estimated by sampling."""
+    v = v[np.abs(v) > 0]
+    if v.size == 0:
+        return 1.0
+    if v.size == 1:
+        return 0.0 if abs(v[0]) > T else 1.0
+    s = rng.choice([-1.0, 1.0], size=(ESCAPE_DRAWS, v.size))
+    miss = float(np.mean(np.abs(s @ v) <= T))
+    return miss ** K
+
+
+def check_fast(problem, n_probes: int | None = None):
+    """Fast-mode check of a prepared Problem; returns a GradcheckResult (mode="fast")."""
+    judge = Judge(problem)
+    base_msgs = problem.check_base()
+    if any(m.startswith("fun is nondeterministic") for m in base_msgs):
+        res = _nondeterministic_result(problem, judge, base_msgs)
+        res.mode = "fast"
+        return res
+    problem.messages.extend(base_msgs)
+    K = int(n_probes or N_PROBES)
+    if K < 1:
+        raise GradcheckInputError(f"n_probes must be at least 1; got {n_probes!r}")
+    fx = _Fast(problem, judge, K)
+    n = problem.n
+    rng = np.random.default_rng([problem.seed, 0xFA57])
+    signs = [rng.choice([-1.0, 1.0], size=n) for _ in range(K)]
+    probes = []
+    for s in signs:
+        probes.append(fx.probe(0, n, s))
+        if probes[-1].verdict == FAIL:
+            break  # a confirmed disagreement: the check fails; localise it rather than probe on
+    if fx.complex:
+        _check_complex_analytic(fx, signs[0], probes[0])
+
+    numeric = np.full(n, np.nan)
+    err = np.full(n, np.nan)
+    verdict = np.zeros(n, dtype=np.int8)
+    reasons: dict[int, str] = {}
+    checked = np.zeros(n, dtype=bool)
+
+    bad = sorted([k for k, pr in enumerate(probes) if pr.verdict != PASS], key=lambda k: -probes[k].ratio)
+    block_probes = 0
+    evals_before = problem.ev.n_evals
+    budget = 60 * (math.ceil(math.log2(max(n, 2))) + 4) * (2 if fx.complex else 6)
+    for k in bad[:3]:
+        if int((verdict[checked] == FAIL).sum()) >= MAX_FOUND:
+            break
+        s = signs[k]
+        heap = [(-probes[k].ratio, 0, n)]
+        while heap:
+            if int((verdict[checked] == FAIL).sum()) >= MAX_FOUND:
+                break
+            if problem.ev.n_evals - evals_before > budget:
+                problem.messages.append("fast mode: the localisation budget was spent before every disagreeing "
+                                        "block was resolved; run mode='full' for the complete picture")
+                heap = []
+                break
+            _, lo, hi = heapq.heappop(heap)
+            if hi - lo <= 2 * BLOCK:
+                todo = [i for i in range(lo, hi) if not checked[i]]
+                fx.check_entries(todo, numeric, err, verdict, reasons)
+                checked[todo] = True
+                continue
+            for blo, bhi in _split(problem.spec, lo, hi):
+                if bhi <= blo:
+                    continue
+                bp = fx.probe(blo, bhi, s)
+                block_probes += 1
+                if bp.verdict != PASS:
+                    heapq.heappush(heap, (-bp.ratio, blo, bhi))
+
+    where = problem.ev.modified_leaf()
+    if where:
+        raise GradcheckInputError(f"fun modified its input in place (leaf {where!r}); it must not change params")
+
+    n_fail = int((verdict[checked] == FAIL).sum())
+    n_inc = int((verdict[checked] == INCONCLUSIVE).sum())
+    worst_probe = max(probes, key=lambda pr: pr.ratio)
+    status = None
+    if not n_fail and not n_inc and bad:
+        status = "inconclusive"
+    T = float(np.median([pr.tol for pr in probes]))
+    probe_word = "complex-step" if fx.complex else "central-difference"
+    msg = (f"fast mode: {K} random +-1 directions (scaled by each entry's magnitude), {probe_word} directional "
+           f"derivatives; worst probe |projection - estimate|/tolerance = {worst_probe.ratio:.3g}; "
+           f"{len(bad)} of {len(probes)} probes disagreed")
+    if bad:
+        msg += f", localised with {block_probes} block probes and {int(checked.sum())} entry-wise checks"
+    problem.messages.append(msg)
+    if status == "inconclusive":
+        problem.messages.append(
+            f"fast mode: {len(bad)} random-direction probe(s) disagreed (worst by {worst_probe.ratio:.3g}x its "
+            f"tolerance{': ' + worst_probe.reason if worst_probe.reason else ''}) but no single entry could be "
+            f"confirmed; the error may be spread thinly over many entries. Run mode='full'")
+    res = assemble(problem, judge, numeric, err, verdict, reasons, mode="fast", checked=checked, status=status)
+    if worst_probe.ratio > res.max_ratio and math.isfinite(worst_probe.ratio):
+        res.max_ratio = float(worst_probe.ratio)
+    if n_fail:
+        m = checked & (verdict == FAIL)
+        v = fx.scale[m] * (problem.analytic[m] - numeric[m])
+        res.escape_probability = _escape_of(v, T, K, np.random.default_rng([problem.seed, 0xE5C]))
+    else:
+        res.escape_probability = 2.0 ** (-K)
+    res.probes = [{"ratio": float(pr.ratio), "projection": float(pr.P), "estimate": float(pr.D),
+                   "tolerance": float(pr.tol), "verdict": int(pr.verdict)} for pr in probes]
+    res.detection_threshold = T
+    return res
+
+
+def _check_complex_analytic(fx, s, pr):
+    """The complex-step probe must match real central differences along the same direction."""
+    p = fx.p
+    d = s * p.L
+    ests = []
+    for step in (1e-4, 2.5e-5):
+        fp = np.real(p.ev.at_vector(p.x0 + step * d))
+        fm = np.real(p.ev.at_vector(p.x0 - step * d))
+        ests.append((fp - fm) / (2 * step))
+    rich = ests[1] + (ests[1] - ests[0]) / 15.0
+    sigma = float(np.finfo(np.float64).eps) * abs(fx.f0)
+    e = abs(ests[1] - ests[0]) + 3 * sigma / 2.5e-5 * 10
+    scale = float(np.abs(d) @ np.abs(p.analytic))
+    if abs(pr.D - rich) > SAFETY * e + 1e-6 * scale:
+        raise GradcheckInputError(
+            f"method='complex' needs complex-analytic code: along a random direction the complex step gives "
+            f"{pr.D:.6g} but real central differences give {rich:.6g}. fun probably uses abs, max, comparisons, "
+            f"conj or .real on the perturbed values; use method='central'")
