@@ -467,6 +467,36 @@ def test_evaluation_budget_central(n):
     assert r.n_evals <= 2.5 * n + 10, r.n_evals
 
 
+def _softmax_regression(d, k=10, m=16):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(m, d))
+    y = rng.integers(0, k, size=m)
+
+    def f(p):
+        Z = X @ p["W"]
+        Z = Z - Z.max(axis=1, keepdims=True)
+        return np.mean(np.log(np.exp(Z).sum(axis=1)) - Z[np.arange(m), y])
+
+    def g(p):
+        Z = X @ p["W"]
+        P = np.exp(Z - Z.max(axis=1, keepdims=True))
+        P /= P.sum(axis=1, keepdims=True)
+        P[np.arange(m), y] -= 1
+        return {"W": X.T @ P / m}
+
+    return f, g, {"W": 0.1 * rng.normal(size=(d, k))}
+
+
+@pytest.mark.parametrize("d", [1, 10, 30])
+def test_evaluation_budget_central_softmax_regression(d):
+    # a realistic smooth model: the budget holds here too, not only on toy functions
+    f, g, p = _softmax_regression(d)
+    r = check_gradient(f, p, g)
+    n = r.n_params
+    assert r.status == "pass"
+    assert r.n_evals <= 2.5 * n + 10, f"{r.n_evals} evaluations for n={n}"
+
+
 def test_grad_none_uses_no_analytic_side_or_errors_clearly():
     # grad=None: the adapter's autodiff; numpy has none, so a clear error
     try:

@@ -1,0 +1,269 @@
+"""Benchmark of the numerical core against the usual ways of checking a gradient.
+
+    python benchmarks/bench_core.py [--quick] [--json PATH]
+
+1. Cost: for n = 10 ... 10^5 parameters, on a cheap function
+   (f = sum(sin(x) * x^2), vectorised numpy) and on a realistic one (softmax
+   regression, n = d*k weights), the evaluations and wall time of
+   check_gradient (mode="full", default settings), of the classic course loop
+   (central differences, eps=1e-7, one entry at a time) and of
+   scipy.optimize.check_grad, with the ratios.  The classic loop and scipy
+   are skipped above 10^4 (they take O(n^2) time like any full check; their
+   time is extrapolated from 10^4 in the table, marked "~").
+2. Overhead: the checker's own time per evaluation, relative to a ~10 us
+   function (target: under 10%).
+3. Verdicts on the test corpus (tests/corpus): how many bugs each checker
+   catches and how many correct gradients it falsely fails.
+
+--quick stops at n = 10^4 and uses fewer repetitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+sys.path.insert(0, os.path.join(HERE, ".."))
+
+from pytest_gradcheck import check_gradient  # noqa: E402
+from corpus import BUGS, CORRECT  # noqa: E402
+from corpus.anchors import course_loop, scipy_rule, torch_rule  # noqa: E402
+
+
+# ---------------------------------------------------------------- problems
+
+
+def cheap_problem(n):
+    x = np.random.default_rng(0).uniform(-2, 2, size=n)
+
+    def fun(p):
+        return float(np.sum(np.sin(p) * p * p))
+
+    def grad(p):
+        return np.cos(p) * p * p + 2 * p * np.sin(p)
+
+    return fun, grad, x
+
+
+def softmax_problem(n, m=16, k=10):
+    d = max(1, n // k)
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(m, d))
+    y = rng.integers(0, k, size=m)
+    W0 = 0.1 * rng.normal(size=(d, k))
+
+    def fun(W):
+        Z = X @ W
+        Z = Z - Z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(Z).sum(axis=1)) - Z[np.arange(m), y]))
+
+    def grad(W):
+        Z = X @ W
+        P = np.exp(Z - Z.max(axis=1, keepdims=True))
+        P /= P.sum(axis=1, keepdims=True)
+        P[np.arange(m), y] -= 1
+        return X.T @ P / m
+
+    return fun, grad, W0
+
+
+def classic_loop(fun, grad, x, eps=1e-7):
+    """The course loop as people write it (no pytree handling, no copies)."""
+    g = grad(x)
+    num = np.zeros(x.size)
+    xf = x.reshape(-1)
+    n_evals = 0
+    for i in range(x.size):
+        old = xf[i]
+        xf[i] = old + eps
+        fp = fun(x)
+        xf[i] = old - eps
+        fm = fun(x)
+        xf[i] = old
+        num[i] = (fp - fm) / (2 * eps)
+        n_evals += 2
+    rel = np.linalg.norm(g.ravel() - num) / (np.linalg.norm(g) + np.linalg.norm(num))
+    return rel <= 2e-7, n_evals
+
+
+def scipy_check(fun, grad, x):
+    from scipy.optimize import check_grad
+
+    shape = x.shape
+    count = [0]
+
+    def f(v):
+        count[0] += 1
+        return fun(v.reshape(shape))
+
+    err = check_grad(f, lambda v: grad(v.reshape(shape)).ravel(), x.ravel().copy())
+    return err < 1e-5, count[0]
+
+
+def timed(fn, reps):
+    best, out = float("inf"), None
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def time_fun(fun, x, target=0.05, repeat=5):
+    """Seconds per call of fun at x (best of ``repeat`` timed loops)."""
+    reps = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fun(x)
+        dt = time.perf_counter() - t0
+        if dt > target / repeat:
+            break
+        reps *= 4
+    best = dt
+    for _ in range(repeat - 1):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fun(x)
+        best = min(best, time.perf_counter() - t0)
+    return best / reps
+
+
+# ---------------------------------------------------------------- sections
+
+
+def bench_cost(sizes, quick, rows):
+    print("\n## 1. Cost of a full check (evaluations, best wall time)\n")
+    head = (f"{'problem':<9} {'n':>7} {'t_f':>8} | {'gradcheck evals':>15} {'time':>8} | "
+            f"{'course evals':>12} {'time':>8} | {'scipy evals':>11} {'time':>8} | "
+            f"{'evals/course':>12} {'time/course':>11} {'time/scipy':>10} {'verdict':>7}")
+    print(head)
+    print("-" * len(head))
+    for name, make in (("cheap", cheap_problem), ("softmax", softmax_problem)):
+        last_per_eval = {}
+        for n in sizes:
+            fun, grad, x = make(n)
+            t_f = time_fun(fun, x)
+            reps = 1 if n >= 1000 or quick else 3
+            t_gc, r = timed(lambda: check_gradient(fun, x, grad), reps)
+            row = {"problem": name, "n": int(x.size), "t_f_s": t_f, "gradcheck_evals": r.n_evals,
+                   "gradcheck_s": t_gc, "gradcheck_status": r.status}
+            for label, fn in (("course", classic_loop), ("scipy", scipy_check)):
+                if n <= 10_000:
+                    t, (ok, ev) = timed(lambda: fn(fun, grad, x.copy()), reps)
+                    row[f"{label}_evals"], row[f"{label}_s"], row[f"{label}_extrapolated"] = ev, t, False
+                    last_per_eval[label] = t / ev / t_f
+                else:  # same O(n) evaluations of an O(n) function: extrapolate
+                    ev = 2 * x.size if label == "course" else x.size + 1
+                    row[f"{label}_evals"] = ev
+                    row[f"{label}_s"] = last_per_eval[label] * ev * t_f
+                    row[f"{label}_extrapolated"] = True
+            rows.append(row)
+            mark = {True: "~", False: " "}
+            print(f"{name:<9} {x.size:>7} {t_f * 1e6:>6.1f}us | {r.n_evals:>15} {t_gc:>7.3f}s | "
+                  f"{row['course_evals']:>12} {mark[row['course_extrapolated']]}{row['course_s']:>7.3f}s | "
+                  f"{row['scipy_evals']:>11} {mark[row['scipy_extrapolated']]}{row['scipy_s']:>7.3f}s | "
+                  f"{r.n_evals / row['course_evals']:>12.2f} {t_gc / row['course_s']:>11.2f} "
+                  f"{t_gc / row['scipy_s']:>10.2f} {r.status:>7}")
+
+
+def bench_overhead(quick, out):
+    print("\n## 2. Checker overhead per evaluation (function of ~10 us)\n")
+    print("Per evaluation: the check's wall time / its evaluations, against the bare course loop's wall\n"
+          "time / its evaluations (same function, runs interleaved, best of each) and against t_f timed alone.")
+    results = []
+    rounds = 5 if quick else 11
+    for n in (30, 100, 300, 1000):
+        x = np.random.default_rng(2).uniform(-2, 2, size=n)
+
+        def fun(p):  # ~5-30 us for these n
+            return float(np.sum(np.sin(p) * p * p))
+
+        def grad(p):
+            return np.cos(p) * p * p + 2 * p * np.sin(p)
+
+        best_gc = best_loop = float("inf")
+        r = None
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            r = check_gradient(fun, x, grad)
+            best_gc = min(best_gc, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            classic_loop(fun, grad, x.copy())
+            best_loop = min(best_loop, time.perf_counter() - t0)
+        t_f = time_fun(fun, x, target=0.1)
+        per_gc, per_loop = best_gc / r.n_evals, best_loop / (2 * n)
+        results.append({"n": n, "t_f_us": t_f * 1e6, "n_evals": r.n_evals, "gradcheck_s": best_gc,
+                        "course_loop_s": best_loop, "per_eval_gradcheck_us": per_gc * 1e6,
+                        "per_eval_loop_us": per_loop * 1e6,
+                        "overhead_vs_loop": per_gc / per_loop - 1, "overhead_vs_t_f": per_gc / t_f - 1})
+        print(f"n={n:>5}  t_f={t_f * 1e6:6.1f} us  check: {r.n_evals:>5} evals, {per_gc * 1e6:6.1f} us/eval;"
+              f"  course loop: {per_loop * 1e6:6.1f} us/eval;  overhead {100 * (per_gc / per_loop - 1):6.1f}% vs loop,"
+              f" {100 * (per_gc / t_f - 1):6.1f}% vs t_f")
+    ev = np.array([r["n_evals"] for r in results], dtype=float)
+    extra = np.array([r["gradcheck_s"] - r["course_loop_s"] * r["n_evals"] / (2 * r["n"]) for r in results])
+    slope, intercept = np.polyfit(ev, extra, 1)
+    print(f"fit of (check time - loop time per eval x evals) over n: fixed {intercept * 1e3:.2f} ms per check, "
+          f"marginal {slope * 1e6:.2f} us per evaluation")
+    out["overhead"] = {"rows": results, "fixed_s": float(intercept), "per_eval_s": float(slope)}
+
+
+def warm_up():
+    fun, grad, x = cheap_problem(5)
+    check_gradient(fun, x, grad)
+    classic_loop(fun, grad, x.copy())
+    scipy_check(fun, grad, x.copy())
+
+
+def bench_corpus(out):
+    print("\n## 3. Verdicts on the corpus "
+          f"({len(CORRECT)} correct gradients, {len(BUGS)} bugs)\n")
+    checkers = {
+        "check_gradient (default)": lambda c: check_gradient(c.fun, c.params(), c.grad).passed,
+        "torch.gradcheck rule": lambda c: torch_rule(c.fun, c.grad, c.params())[0],
+        "classic course loop": lambda c: course_loop(c.fun, c.grad, c.params())[0],
+        "scipy check_grad < 1e-5": lambda c: scipy_rule(c.fun, c.grad, c.params())[0],
+    }
+    table = {}
+    print(f"{'checker':<26} {'bugs caught':>12} {'false failures':>15}  missed bugs / falsely failed")
+    for name, fn in checkers.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            missed = [b.name for b in BUGS if fn(b)]
+            false = [c.name for c in CORRECT if not fn(c)]
+        table[name] = {"caught": len(BUGS) - len(missed), "bugs": len(BUGS), "false_failures": len(false),
+                       "correct": len(CORRECT), "missed": missed, "falsely_failed": false}
+        print(f"{name:<26} {len(BUGS) - len(missed):>5} / {len(BUGS):<4} {len(false):>7} / {len(CORRECT):<5}  "
+              f"{', '.join(missed + false) or '-'}")
+    out["corpus"] = table
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="stop at n=10^4, fewer repetitions")
+    ap.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    args = ap.parse_args(argv)
+    sizes = [10, 100, 1000, 10_000] + ([] if args.quick else [100_000])
+    print(f"# bench_core: python {platform.python_version()}, numpy {np.__version__}, "
+          f"{platform.machine()}, {os.cpu_count()} CPUs{' (quick)' if args.quick else ''}")
+    out = {"sizes": sizes, "cost": []}
+    warm_up()
+    bench_cost(sizes, args.quick, out["cost"])
+    bench_overhead(args.quick, out)
+    bench_corpus(out)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=1, default=float)
+
+
+if __name__ == "__main__":
+    main()
