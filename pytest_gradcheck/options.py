@@ -150,12 +150,13 @@ def _summary_type(text: str) -> str:
 
 
 _HELP = {
-    "atol": ("X", "absolute tolerance of every check (default: ini gradcheck_atol, else the error-model rule; 'none' resets)"),
-    "rtol": ("X", "relative tolerance of every check (default: ini gradcheck_rtol, else the error-model rule; 'none' resets)"),
-    "eps": ("H", "finite-difference step (default: ini gradcheck_eps, else chosen per entry by the error model; 'none' resets)"),
-    "method": ("NAME", f"finite-difference scheme: {'|'.join(METHODS)} (default: ini gradcheck_method, else {DEFAULT_METHOD})"),
-    "mode": ("MODE", f"check mode: {'|'.join(MODES)} (default: ini gradcheck_mode, else {DEFAULT_MODE})"),
-    "seed": ("N", f"seed of random probes and of parameter factories (default: ini gradcheck_seed, else {DEFAULT_SEED})"),
+    # name: (metavar, what it is, its default when neither ini nor command line set it)
+    "atol": ("X", "absolute tolerance of every check", "the error-model rule; 'none' resets"),
+    "rtol": ("X", "relative tolerance of every check", "the error-model rule; 'none' resets"),
+    "eps": ("H", "finite-difference step", "chosen per entry by the error model; 'none' resets"),
+    "method": ("NAME", f"finite-difference scheme, {'|'.join(METHODS)}", DEFAULT_METHOD),
+    "mode": ("MODE", f"check mode, {'|'.join(MODES)}", DEFAULT_MODE),
+    "seed": ("N", "seed of random probes and of parameter factories", str(DEFAULT_SEED)),
 }
 
 
@@ -163,21 +164,23 @@ def add_options(parser) -> None:
     """Register the ``gradcheck`` option group and the matching ini keys."""
     group = parser.getgroup("gradcheck", "gradient checks (pytest-gradcheck)")
     for name in OPTION_NAMES:
-        metavar, text = _HELP[name]
+        metavar, what, default = _HELP[name]
         group.addoption(
             f"--gradcheck-{name}", dest=f"gradcheck_{name}", metavar=metavar,
-            type=_cli_type(name), default=None, help=text,
+            type=_cli_type(name), default=None,
+            help=f"{what} (default: ini gradcheck_{name}, else {default})",
         )
-        parser.addini(f"gradcheck_{name}", help=f"default {name} of every check ({text.split(' (')[0]})",
-                      default="")
+        parser.addini(f"gradcheck_{name}", default="",
+                      help=f"{what} (default {default}); --gradcheck-{name} overrides")
     group.addoption(
         "--gradcheck-summary", dest="gradcheck_summary", metavar="WHICH", type=_summary_type,
         default=None,
-        help=f"terminal summary of gradient checks: {'|'.join(SUMMARY_CHOICES)} "
+        help=f"terminal summary of gradient checks, {'|'.join(SUMMARY_CHOICES)} "
              f"(default: ini gradcheck_summary, else {DEFAULT_SUMMARY})",
     )
-    parser.addini("gradcheck_summary", help=f"terminal summary: {'|'.join(SUMMARY_CHOICES)} (default {DEFAULT_SUMMARY})",
-                  default="")
+    parser.addini("gradcheck_summary", default="",
+                  help=f"terminal summary, {'|'.join(SUMMARY_CHOICES)} (default {DEFAULT_SUMMARY}); "
+                       "--gradcheck-summary overrides")
     parser.addini("gradcheck_models", type="linelist", default=[],
                   help="modules (import paths; fnmatch globs like mypkg.models.* allowed) whose "
                        "models become gradcheck test items")

@@ -41,7 +41,7 @@ SAFETY = 10.0
 #: memory budget for batched evaluation (the (B, n) array of points, with room
 #: for the framework's own copies)
 BATCH_MEMORY = 256 * 2**20
-KAPPA = 256.0
+KAPPA = 32.0
 #: refinement: each level shrinks the step R_FACTOR-fold, at most MAX_LEVELS times
 R_FACTOR = 4.0
 MAX_LEVELS = 8
@@ -680,6 +680,8 @@ def _refine(problem, judge, scheme, i, h0, D0, fwd0, bwd0, sigma):
             f"kink: the one-sided derivatives are {kink[0]:.6g} and {kink[1]:.6g}; the analytic value lies outside them")
     if state == "nonfinite":
         return best, best_err, INCONCLUSIVE, "fun is not finite at the perturbed points of every usable step"
+    if state == "disagree":
+        return best, best_err, FAIL, "the two smallest usable steps agree with each other, not with the analytic value"
     return best, best_err, INCONCLUSIVE, "the finite-difference estimates did not settle as the step shrank"
 
 
