@@ -1,0 +1,301 @@
+"""pytest wiring of the JSON/HTML reports and the baseline gate.
+
+Registered by ``pytest_gradcheck.plugin`` (``pytest_plugins``).  Options, all
+in the ``gradcheck`` group:
+
+``--gradcheck-json=PATH``, ``--gradcheck-html=PATH``
+    write the reports at the end of the run (on the xdist controller).
+``--gradcheck-baseline[=PATH]``
+    compare this run with a baseline file and fail the run (exit code 1) on
+    regressions, even when every test passed.  Without a value: the ini
+    ``gradcheck_baseline`` (default ``.gradcheck/baseline.json``, relative to
+    the rootdir).  A value on the command line is relative to the current
+    directory and must end in ``.json`` (so that ``--gradcheck-baseline
+    tests/`` cannot silently swallow a test path).
+``--gradcheck-update-baseline``
+    write this run's numbers into the baseline (merging: checks that did not
+    run keep their entries).  Together with ``--gradcheck-baseline`` the
+    update wins: the changes against the old file are shown (as "accepted"),
+    the run is not failed for them, and the file is rewritten.
+``--gradcheck-regression-factor=X`` / ini ``gradcheck_regression_factor``
+    growth of the error/tolerance ratio that counts as a regression (default
+    10, must be > 1).
+
+A baseline that cannot be read (missing when comparing, not JSON, wrong
+version) is a usage error (exit code 4) raised before any test runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import pytest
+
+from . import baseline as _baseline
+from . import json_report as _json_report
+
+_USE_INI = "\0ini"  # const of a bare --gradcheck-baseline
+DEFAULT_BASELINE = ".gradcheck/baseline.json"
+MAX_INFO_LINES = 20
+
+
+def _output_path(value: str) -> str:
+    if not value or not value.strip():
+        raise argparse.ArgumentTypeError("needs a file path")
+    if os.path.isdir(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is a directory; give a file path")
+    return value
+
+
+def _baseline_path(value: str) -> str:
+    if value == _USE_INI:  # argparse also passes a string const through the type
+        return value
+    value = _output_path(value)
+    if not value.lower().endswith(".json"):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} does not end in .json; write --gradcheck-baseline=PATH.json, or put test paths "
+            "before a bare --gradcheck-baseline")
+    return value
+
+
+def _factor(value) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not x > 1 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} must be a finite number > 1")
+    return x
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("gradcheck")
+    group.addoption("--gradcheck-json", metavar="PATH", type=_output_path, default=None,
+                    help="write a JSON report of every gradient check to PATH (default: none).")
+    group.addoption("--gradcheck-html", metavar="PATH", type=_output_path, default=None,
+                    help="write a self-contained HTML report of every gradient check to PATH (default: none).")
+    group.addoption("--gradcheck-baseline", metavar="PATH", nargs="?", const=_USE_INI, type=_baseline_path,
+                    default=None,
+                    help="compare with a baseline and fail the run on regressions; PATH defaults to the "
+                         f"ini gradcheck_baseline ({DEFAULT_BASELINE}, relative to the rootdir).")
+    group.addoption("--gradcheck-update-baseline", action="store_true", default=False,
+                    help="write this run's checks into the baseline (entries of checks that did not run are "
+                         "kept); with --gradcheck-baseline the update wins: changes are shown, not failed.")
+    group.addoption("--gradcheck-regression-factor", metavar="X", type=_factor, default=None,
+                    help="error/tolerance growth that counts as a regression (default: ini "
+                         "gradcheck_regression_factor, 10).")
+    parser.addini("gradcheck_baseline", f"gradcheck baseline file, relative to the rootdir (default {DEFAULT_BASELINE})",
+                  default=DEFAULT_BASELINE)
+    parser.addini("gradcheck_regression_factor",
+                  "error/tolerance growth against the baseline that counts as a regression (default 10)",
+                  default="10")
+
+
+class ReportState:
+    """What this run was asked to write and compare, and what happened."""
+
+    def __init__(self, config):
+        self.config = config
+        opt = config.option
+        inv = Path(config.invocation_params.dir)
+        self.json_path = str(inv / opt.gradcheck_json) if opt.gradcheck_json else None
+        self.html_path = str(inv / opt.gradcheck_html) if opt.gradcheck_html else None
+        raw = opt.gradcheck_baseline
+        self.compare = raw is not None
+        self.update = bool(opt.gradcheck_update_baseline)
+        if raw is None or raw == _USE_INI:
+            ini = (config.getini("gradcheck_baseline") or "").strip() or DEFAULT_BASELINE
+            self.baseline_path = str(Path(config.rootpath) / ini)
+        else:
+            self.baseline_path = str(inv / raw)
+        if opt.gradcheck_regression_factor is not None:
+            self.factor = opt.gradcheck_regression_factor
+        else:
+            try:
+                self.factor = _factor(config.getini("gradcheck_regression_factor"))
+            except argparse.ArgumentTypeError as exc:
+                raise pytest.UsageError(f"ini gradcheck_regression_factor: {exc}") from None
+        self.baseline: dict | None = None
+        self.changes: list[dict] = []
+        self.context_warnings: list[str] = []
+        self.written: list[tuple[str, str]] = []
+        self.errors: list[str] = []
+        self.updated: dict | None = None
+        self.n_records = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.json_path or self.html_path or self.compare or self.update)
+
+    def load(self) -> None:
+        """Read the baseline when one is needed; a bad file is a usage error now, not at the end."""
+        if not (self.compare or self.update):
+            return
+        if self.update and not os.path.exists(self.baseline_path):
+            return  # created at the end
+        try:
+            self.baseline = _baseline.load_baseline(self.baseline_path)
+        except _baseline.BaselineError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    @property
+    def regressions(self) -> list[dict]:
+        return [c for c in self.changes if c.get("kind") == "regression"]
+
+
+_STATE_KEY = pytest.StashKey[ReportState]()
+
+
+def _is_controller(config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def get_report_state(config) -> ReportState | None:
+    """This run's :class:`ReportState` (None in xdist workers)."""
+    return config.stash.get(_STATE_KEY, None)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    if not _is_controller(config):
+        return
+    state = ReportState(config)
+    config.stash[_STATE_KEY] = state
+    state.load()
+
+
+def pytest_report_header(config):
+    state = get_report_state(config)
+    if state is None or not (state.compare or state.update):
+        return None
+    n = len((state.baseline or {}).get("checks") or {})
+    what = "compare" if state.compare and not state.update else ("compare and update" if state.compare else "update")
+    return (f"gradcheck baseline: {state.baseline_path} ({n} checks; {what}; "
+            f"regression factor {state.factor:g})")
+
+
+def _records(config) -> list[dict]:
+    from ..session import get_session
+
+    return list(get_session(config).records)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Compare, gate, write (controller only; before the terminal summary is printed)."""
+    config = session.config
+    state = get_report_state(config)
+    if state is None or not state.active:
+        return
+    try:
+        _finish(session, state)
+    except Exception as exc:  # a report must never turn into INTERNALERROR
+        state.errors.append(f"gradcheck reports failed: {type(exc).__name__}: {exc}")
+    if state.errors and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _finish(session, state: ReportState) -> None:
+    config = session.config
+    records = _records(config)
+    state.n_records = len(records)
+    context = _json_report.make_context(records, extra={"pytest": pytest.__version__})
+    if state.baseline is not None:
+        state.changes = _baseline.compare(state.baseline, records, factor=state.factor)
+        state.context_warnings = _baseline.context_warnings(state.baseline, context)
+    elif state.compare and state.update:
+        state.changes = _baseline.compare({"checks": {}}, records, factor=state.factor)
+    if state.compare and not state.update and state.regressions and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if state.update:
+        try:
+            state.updated = _baseline.save_baseline(state.baseline_path, records, context, existing=state.baseline)
+        except OSError as exc:
+            state.errors.append(f"could not write the gradcheck baseline {state.baseline_path}: {exc}")
+    if state.json_path or state.html_path:
+        base_info = None
+        if state.compare or state.update:
+            base_info = {"path": state.baseline_path, "compared": state.baseline is not None,
+                         "updated": state.update, "factor": state.factor,
+                         "noise_floor": _baseline.DEFAULT_NOISE_FLOOR,
+                         "context_warnings": state.context_warnings}
+        report = _json_report.build_report(records, state.changes, context, baseline=base_info)
+        if state.json_path:
+            try:
+                _json_report.write_json(state.json_path, report)
+                state.written.append(("JSON", state.json_path))
+            except OSError as exc:
+                state.errors.append(f"could not write the gradcheck JSON report {state.json_path}: {exc}")
+        if state.html_path:
+            from . import html_report
+
+            try:
+                html_report.write_html(state.html_path, report)
+                state.written.append(("HTML", state.html_path))
+            except OSError as exc:
+                state.errors.append(f"could not write the gradcheck HTML report {state.html_path}: {exc}")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _change_line(c: dict) -> str:
+    return f"{c['key']}: {c['reason']}"
+
+
+def _relpath(path: str, config) -> str:
+    try:
+        return os.path.relpath(path, config.invocation_params.dir)
+    except ValueError:
+        return path
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    state = get_report_state(config)
+    if state is None or not state.active:
+        return
+    tr = terminalreporter
+    regs = state.regressions
+    base = _relpath(state.baseline_path, config)
+    if regs:
+        accepted = state.update
+        tr.write_sep("=", "gradcheck regressions" + (" (accepted by --gradcheck-update-baseline)" if accepted else ""),
+                     red=not accepted, yellow=accepted, bold=True)
+        for c in regs:
+            tr.write_line(("ACCEPTED " if accepted else "REGRESSED ") + _change_line(c), red=not accepted,
+                          yellow=accepted)
+        if not accepted:
+            tr.write_line(f"{_plural(len(regs), 'gradient check')} regressed against {base} (factor {state.factor:g}); "
+                          "fix them, or accept the new numbers with --gradcheck-update-baseline", red=True)
+    info = [c for c in state.changes if c.get("kind") != "regression"]
+    lines: list[tuple[str, dict]] = []
+    if state.compare or state.update or state.written or state.errors:
+        tr.write_sep("-", "gradcheck reports")
+    if state.compare or state.update:
+        if state.baseline is not None:
+            n = {k: sum(1 for c in state.changes if c.get("kind") == k) for k in ("regression", "improvement", "new", "changed")}
+            tr.write_line(f"gradcheck baseline {base}: {_plural(state.n_records, 'check')} compared: "
+                          f"{_plural(n['regression'], 'regression')}, {_plural(n['improvement'], 'improvement')}, "
+                          f"{n['new']} new, {_plural(n['changed'], 'other status change')}")
+        for kind, word in (("improvement", "improved"), ("new", "new"), ("changed", "changed")):
+            lines += [(word, c) for c in info if c.get("kind") == kind]
+        for word, c in lines[:MAX_INFO_LINES]:
+            tr.write_line(f"  {word}: {_change_line(c)}")
+        if len(lines) > MAX_INFO_LINES:
+            tr.write_line(f"  ... and {len(lines) - MAX_INFO_LINES} more (see --gradcheck-json/--gradcheck-html)")
+        for w in state.context_warnings:
+            tr.write_line(f"  warning: {w}", yellow=True)
+        if state.updated is not None:
+            n_all = len(state.updated.get("checks") or {})
+            if state.updated is state.baseline:
+                tr.write_line(f"gradcheck baseline unchanged: {base} ({n_all} checks)", green=True)
+            else:
+                tr.write_line(f"gradcheck baseline updated: {base} ({state.n_records} checks from this run, "
+                              f"{n_all} in the file)", green=True)
+    for what, path in state.written:
+        tr.write_line(f"gradcheck {what} report: {_relpath(path, config)}")
+    for err in state.errors:
+        tr.write_line(f"ERROR: {err}", red=True, bold=True)
