@@ -5,11 +5,12 @@ The verdict for entry i (model rule, the default):
     fail  iff  |a_i - n_i| > S * E_i + F_i   and the disagreement is confirmed
 
 a_i  the analytic gradient (the user's), n_i the finite-difference estimate,
-E_i  the estimated error of n_i: roundoff 3*sum|w|*sigma/h (sigma = measured
-     noise of f, at least eps_f*|f|) plus truncation (from Richardson: how much
-     the estimate moves when the step shrinks r-fold),
-S    = SAFETY (10): error estimates are good to an order of magnitude, so we
-     ask for a decade of margin before calling a disagreement real,
+E_i  the estimated error of n_i: the standard deviation of its roundoff,
+     sqrt(sum w_j^2)*sigma/h (sigma = measured noise of f, at least eps_f*|f|),
+     plus truncation (from Richardson: how much the estimate moves when the
+     step shrinks r-fold),
+S    = SAFETY (10): ten standard deviations of roundoff, and a decade of margin
+     on a truncation estimate that is good to an order of magnitude,
 F_i  = KAPPA * eps_a * (|a_i| + rms of a over the leaf): the analytic side is
      itself computed in floating point with unit roundoff eps_a (its dtype);
      sums of up to ~KAPPA^2/4 terms accumulate about sqrt(terms)*eps_a of error.
@@ -421,7 +422,7 @@ def _finite_differences(problem: Problem, judge: Judge):
     need_center = scheme.uses_center
     # values at stage A, vectorised bookkeeping, tight loop over calls
     D, heff, vals, actual = _first_step(problem, scheme, offs, h, np.arange(n))
-    R = 3.0 * scheme.abs_weight_sum * sigma / heff
+    R = scheme.weight_norm * sigma / heff
     # A step scaled by a tiny |x| (params ~1e-6 in a function that varies on the
     # scale of 1) drowns the estimate in roundoff: R ~ sigma/h.  Where the
     # tolerance that roundoff alone forces is far above what the scheme can
@@ -437,7 +438,7 @@ def _finite_differences(problem: Problem, judge: Judge):
         D2, heff2, vals2, actual2 = _first_step(problem, scheme, offs, h, loose)
         D[loose], heff[loose] = D2, heff2
         vals[:, loose], actual[:, loose] = vals2, actual2
-        R = 3.0 * scheme.abs_weight_sum * sigma / heff
+        R = scheme.weight_norm * sigma / heff
     numeric = D
     err = R.copy()
     verdict = np.full(n, PASS, dtype=np.int8)
@@ -591,98 +592,136 @@ def _level(problem, scheme, i, h):
     return float(D[0]), float(fwd), float(bwd), float(heff[0]), finite
 
 
-def _refine(problem, judge, scheme, i, h0, D0, fwd0, bwd0, sigma):
-    """Stage B for one entry: shrink the step R_FACTOR-fold per level, Richardson-extrapolate,
-    and decide pass / fail (a confirmed plateau) / inconclusive (kink or unsettled).
+class _Chain:
+    """Estimates of one entry's derivative at steps shrinking R_FACTOR-fold, judged as they come.
 
     Kink test, level against level: for a smooth f the one-sided derivatives
     move towards each other symmetrically as h shrinks (fwd - bwd ~ h f''); a
     kink inside the stencil moves one side only, or neither while their gap
     stays.  Levels touched by a kink restart the Richardson chain, so no
     estimate that straddles the kink is trusted.
+
+    A failure needs the plateau a bug leaves: twice in a row, an estimate
+    (plain or Richardson-extrapolated) moved less between two steps than a
+    tenth of its distance from the analytic value (no asymptotic credit).
     """
-    a = problem.analytic[i]
+
+    def __init__(self, problem, judge, scheme, i, sigma):
+        self.judge, self.i, self.sigma = judge, i, sigma
+        self.a = problem.analytic[i]
+        self.floor = problem.floor[i]
+        self.rp = R_FACTOR ** scheme.order
+        self.wnorm = scheme.weight_norm
+        self.prev_D = self.prev_N = self.prev_fb = None
+        self.best, self.best_err = math.nan, math.inf
+        self.streak = 0
+        self.state = "unsettled"
+        self.kink = None
+
+    def start(self, D, fwd, bwd):
+        """The first level: only a reference for the next one."""
+        self.prev_D = D if np.isfinite(D) else None
+        self.prev_fb = (fwd, bwd) if np.isfinite(fwd) and np.isfinite(bwd) else None
+        self.best = D
+
+    def feed(self, D, fwd, bwd, heff, finite):
+        """Take one level; return (estimate, error, verdict) when decided, else None."""
+        judge, i, a, sigma = self.judge, self.i, self.a, self.sigma
+        if not finite or not np.isfinite(D):
+            self.state, self.prev_D, self.prev_N, self.prev_fb, self.streak = "nonfinite", None, None, None, 0
+            return None
+        R = self.wnorm * sigma / heff
+        noise1 = SAFETY * math.sqrt(2.0) * sigma / heff + self.floor
+        kinky = False
+        if self.prev_fb is not None and np.isfinite(fwd) and np.isfinite(bwd):
+            dfw, dbw = fwd - self.prev_fb[0], bwd - self.prev_fb[1]
+            moved = max(abs(dfw), abs(dbw)) > noise1
+            asym = abs(dfw + dbw) > 0.5 * (abs(dfw) + abs(dbw))
+            gap, prev_gap = abs(fwd - bwd), abs(self.prev_fb[0] - self.prev_fb[1])
+            stuck = gap > noise1 and gap > 0.5 * prev_gap
+            kinky = (moved and asym) or stuck
+        self.prev_fb = (fwd, bwd) if np.isfinite(fwd) and np.isfinite(bwd) else None
+        if kinky:
+            widen = judge.tol(i, max(abs(fwd), abs(bwd)), R)
+            lo, hi = min(fwd, bwd) - widen, max(fwd, bwd) + widen
+            self.kink = (min(fwd, bwd), max(fwd, bwd), heff)
+            self.state = "kink-in" if lo <= a <= hi else "kink-out"
+            self.prev_D, self.prev_N, self.streak = None, None, 0
+            self.best, self.best_err = D, math.inf
+            return None
+        if self.prev_D is None:
+            # first clean level after a reset: strict (roundoff-only) pass test, no confirmation yet
+            self.prev_D, self.best, self.best_err, self.state = D, D, math.inf, "unsettled"
+            if abs(D - a) <= judge.tol(i, D, R):
+                return D, R, PASS
+            return None
+        rp = self.rp
+        N = D + (D - self.prev_D) / (rp - 1.0)
+        cands = [(D, abs(D - self.prev_D) / (rp - 1.0) + R, abs(D - self.prev_D) + R)]
+        if self.prev_N is not None:
+            cands.append((N, abs(N - self.prev_N) + R * (rp + 1.0) / (rp - 1.0),
+                          abs(N - self.prev_N) + R * (rp + 1.0) / (rp - 1.0)))
+        self.prev_N, self.prev_D = N, D
+        for est, e, _ in cands:
+            if e < self.best_err:
+                self.best, self.best_err = est, e
+        if abs(self.best - a) <= judge.tol(i, self.best, self.best_err):
+            return self.best, self.best_err, PASS
+        if any(abs(est - a) > judge.tol(i, est, e_cons) for est, _, e_cons in cands):
+            self.state = "disagree"
+            self.streak += 1
+            if self.streak >= 2:
+                return self.best, self.best_err, FAIL
+        else:
+            self.state, self.streak = "unsettled", 0
+        return None
+
+    def final(self):
+        """Verdict when the steps run out: (estimate, error, verdict, reason)."""
+        b, e = self.best, self.best_err
+        if self.state == "kink-in":
+            k = self.kink
+            return b, e, INCONCLUSIVE, (
+                f"kink: fun is not differentiable within {k[2]:.2g} of this point; the one-sided derivatives are "
+                f"{k[0]:.6g} and {k[1]:.6g} and the analytic value lies between them (a valid subgradient)")
+        if self.state == "kink-out":
+            k = self.kink
+            return b, e, FAIL, (f"kink: the one-sided derivatives are {k[0]:.6g} and {k[1]:.6g}; "
+                                f"the analytic value lies outside them")
+        if self.state == "nonfinite":
+            return b, e, INCONCLUSIVE, "fun is not finite at the perturbed points of every usable step"
+        if self.state == "disagree":
+            return b, e, FAIL, "the two smallest usable steps agree with each other, not with the analytic value"
+        return b, e, INCONCLUSIVE, "the finite-difference estimates did not settle as the step changed"
+
+
+def _refine(problem, judge, scheme, i, h0, D0, fwd0, bwd0, sigma):
+    """Stage B for one entry: a chain of shrinking steps from h0; if that does not
+    settle (roundoff grows as h shrinks), a second chain from R_FACTOR^2 h0 down to h0."""
     x = problem.x0[i]
-    floor = problem.floor[i]
     dt = problem.ev.buffer_dtype(i)
     hmin = 16.0 * float(np.spacing(dt.type(abs(x)))) if x != 0 else 16.0 * float(np.finfo(dt).tiny)
-    rp = R_FACTOR ** scheme.order
-    wsum = scheme.abs_weight_sum
-    prev_D = D0 if np.isfinite(D0) else None
-    prev_N = None
-    prev_fb = (fwd0, bwd0) if np.isfinite(fwd0) and np.isfinite(bwd0) else None
-    best, best_err = (D0, math.inf)
-    streak = 0
-    state = "unsettled"
-    kink = None
+    chain = _Chain(problem, judge, scheme, i, sigma)
+    chain.start(D0, fwd0, bwd0)
     h = h0
     for _ in range(MAX_LEVELS):
         h = h / R_FACTOR
         if h < hmin:
             break
-        D, fwd, bwd, heff, finite = _level(problem, scheme, i, h)
-        if not finite or not np.isfinite(D):
-            state, prev_D, prev_N, prev_fb, streak = "nonfinite", None, None, None, 0
-            best, best_err = D, math.inf
-            continue
-        R = 3.0 * wsum * sigma / heff
-        noise1 = SAFETY * 6.0 * sigma / heff + floor
-        kinky = False
-        if prev_fb is not None:
-            dfw, dbw = fwd - prev_fb[0], bwd - prev_fb[1]
-            moved = max(abs(dfw), abs(dbw)) > noise1
-            asym = abs(dfw + dbw) > 0.5 * (abs(dfw) + abs(dbw))
-            gap, prev_gap = abs(fwd - bwd), abs(prev_fb[0] - prev_fb[1])
-            stuck = gap > noise1 and gap > 0.5 * prev_gap
-            kinky = (moved and asym) or stuck
-        prev_fb = (fwd, bwd)
-        if kinky:
-            widen = judge.tol(i, max(abs(fwd), abs(bwd)), R)
-            lo, hi = min(fwd, bwd) - widen, max(fwd, bwd) + widen
-            kink = (min(fwd, bwd), max(fwd, bwd), h)
-            state = "kink-in" if lo <= a <= hi else "kink-out"
-            prev_D, prev_N, streak = None, None, 0
-            best, best_err = D, math.inf
-            continue
-        if prev_D is None:
-            # first clean level after a reset: strict (roundoff-only) pass test, no confirmation yet
-            if abs(D - a) <= judge.tol(i, D, R):
-                return D, R, PASS, ""
-            prev_D, best, best_err, state = D, D, math.inf, "unsettled"
-            continue
-        prev_D_old = prev_D
-        trunc = abs(D - prev_D) / (rp - 1.0)
-        N = D + (D - prev_D) / (rp - 1.0)
-        cands = [(D, trunc + R)]
-        if prev_N is not None:
-            cands.append((N, abs(N - prev_N) + R * (rp + 1.0) / (rp - 1.0)))
-        prev_N, prev_D = N, D
-        for est, e in cands:
-            if e < best_err:
-                best, best_err = est, e
-        if abs(best - a) <= judge.tol(i, best, best_err):
-            return best, best_err, PASS, ""
-        # A failure needs the plateau a bug leaves: the estimate moved less between the
-        # two steps than it differs from a (no asymptotic 1/(r^p - 1) credit here).
-        if abs(D - a) > judge.tol(i, D, abs(D - prev_D_old) + R):
-            state = "disagree"
-            streak += 1
-            if streak >= 2:
-                return best, best_err, FAIL, ""
-        else:
-            state, streak = "unsettled", 0
-    if state == "kink-in":
-        return best, best_err, INCONCLUSIVE, (
-            f"kink: fun is not differentiable within {kink[2]:.2g} of this point; the one-sided derivatives are "
-            f"{kink[0]:.6g} and {kink[1]:.6g} and the analytic value lies between them (a valid subgradient)")
-    if state == "kink-out":
-        return best, best_err, FAIL, (
-            f"kink: the one-sided derivatives are {kink[0]:.6g} and {kink[1]:.6g}; the analytic value lies outside them")
-    if state == "nonfinite":
-        return best, best_err, INCONCLUSIVE, "fun is not finite at the perturbed points of every usable step"
-    if state == "disagree":
-        return best, best_err, FAIL, "the two smallest usable steps agree with each other, not with the analytic value"
-    return best, best_err, INCONCLUSIVE, "the finite-difference estimates did not settle as the step shrank"
+        got = chain.feed(*_level(problem, scheme, i, h))
+        if got is not None:
+            return (*got, "")
+    first = chain.final()
+    if chain.state != "unsettled" or problem.eps is not None:
+        return first
+    up = _Chain(problem, judge, scheme, i, sigma)
+    up.start(*_level(problem, scheme, i, h0 * R_FACTOR**2)[:3])
+    for lvl in (_level(problem, scheme, i, h0 * R_FACTOR), (D0, fwd0, bwd0, h0, bool(np.isfinite(D0)))):
+        got = up.feed(*lvl)
+        if got is not None:
+            return (*got, "")
+    second = up.final()
+    return second if second[2] == FAIL else first
 
 
 def _complex_step(problem: Problem):

@@ -71,7 +71,7 @@ class Evaluator:
         if flat.size == 0 or not leaf.adapter.aliases_buffer:
             return False
         old = flat[0]
-        flat[0] = old + 1 if abs(old) < 1e30 else old / 2
+        flat[0] = old * 0.5 if old != 0 else 1
         try:
             seen = np.asarray(leaf.adapter.to_numpy(self.objs[k])).reshape(-1)[0] == flat[0]
         except Exception:

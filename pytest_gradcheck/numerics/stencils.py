@@ -4,7 +4,7 @@ A scheme estimates f'(x) as  D(h) = sum_j w_j f(x + o_j h) / h.
 
 Error model (Taylor's theorem; f evaluated with absolute noise sigma):
     truncation  ~ C_p h^p |f^(p+1)|       (p = the scheme's order)
-    roundoff    <= sum_j |w_j| sigma / h
+    roundoff    ~ sqrt(sum_j w_j^2) sigma / h   (its standard deviation)
 The two balance at h* ~ (sigma/|f^(p+1)|)^(1/(p+1)); for a function whose
 derivatives scale like |f|/L^k and sigma = eps|f| that is h* ~ eps^(1/(p+1)) L.
 Halving the step r-fold shrinks truncation r^p-fold, which is what Richardson
@@ -28,7 +28,14 @@ class Scheme:
 
     @property
     def abs_weight_sum(self) -> float:
+        """sum |w_j|: a worst-case bound on the roundoff of D(h), in units of sigma / h."""
         return float(np.sum(np.abs(self.weights)))
+
+    @property
+    def weight_norm(self) -> float:
+        """sqrt(sum w_j^2): the roundoff of D(h) has standard deviation weight_norm * sigma / h
+        when the f(x + o_j h) carry independent noise of standard deviation sigma."""
+        return float(np.sqrt(np.sum(np.square(self.weights))))
 
     def base_step(self, eps: float) -> float:
         """Step (in units of the entry's scale L) that balances the error model."""
