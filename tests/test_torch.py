@@ -1,0 +1,340 @@
+"""The torch adapter, nn.Module helpers and check_function (custom autograd.Function)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+from pytest_gradcheck import GradcheckInputError, check_gradient  # noqa: E402
+from pytest_gradcheck.frameworks.registry import adapter_for  # noqa: E402
+from pytest_gradcheck.frameworks.torch_function import (  # noqa: E402
+    check_function, check_module, find_functions, module_fun, module_params, sample_inputs)
+
+D = torch.float64
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _rand(*shape, seed=0, dtype=D):
+    return torch.randn(*shape, generator=_gen(seed), dtype=torch.float64).to(dtype)
+
+
+# ---------------------------------------------------------------------------
+# correct float64 ops: torch.autograd.gradcheck passes them, so must we (grad=None, autograd)
+C5 = _rand(4, 5, seed=11)
+OPS = {
+    "matmul": (lambda p: ((p["A"] @ p["B"]) * C5).sum(), lambda: {"A": _rand(4, 3, seed=1), "B": _rand(3, 5, seed=2)}),
+    "softmax": (lambda p: (F.softmax(p["x"], dim=-1) * C5).sum(), lambda: {"x": _rand(4, 5, seed=3)}),
+    "log_softmax": (lambda p: (F.log_softmax(p["x"], dim=0) * C5).sum(), lambda: {"x": _rand(4, 5, seed=3)}),
+    "layer_norm": (lambda p: (F.layer_norm(p["x"], (5,), p["w"], p["b"]) * C5).sum(),
+                   lambda: {"x": _rand(4, 5, seed=4), "w": _rand(5, seed=5), "b": _rand(5, seed=6)}),
+    "conv1d": (lambda p: (F.conv1d(p["x"], p["k"], padding=1) ** 2).sum(),
+               lambda: {"x": _rand(2, 3, 6, seed=7), "k": _rand(4, 3, 3, seed=8)}),
+    "logsumexp": (lambda p: (torch.logsumexp(p["x"], dim=1) * C5[:, 0]).sum(), lambda: {"x": _rand(4, 5, seed=9)}),
+    "cross_entropy": (lambda p: F.cross_entropy(p["x"], torch.tensor([0, 3, 1, 4])), lambda: {"x": _rand(4, 5, seed=10)}),
+    "mlp_tanh": (lambda p: torch.tanh(p["x"] @ p["W"] + p["b"]).pow(2).mean(),
+                 lambda: {"x": _rand(6, 4, seed=12), "W": _rand(4, 5, seed=13), "b": _rand(5, seed=14)}),
+    "cdist": (lambda p: (torch.cdist(p["a"], p["b"]) * C5[:3, :4]).sum(),
+              lambda: {"a": _rand(3, 2, seed=15), "b": _rand(4, 2, seed=16)}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_correct_float64_ops_pass_like_torch_gradcheck(name):
+    fun, make = OPS[name]
+    params = make()
+    keys = list(params)
+    inputs = tuple(params[k].clone().requires_grad_(True) for k in keys)
+    assert torch.autograd.gradcheck(lambda *xs: fun(dict(zip(keys, xs))), inputs)
+    before = {k: v.clone() for k, v in params.items()}
+    res = check_gradient(fun, params)
+    assert res.status == "pass", str(res)
+    assert res.n_params == sum(v.numel() for v in params.values())
+    assert all(torch.equal(params[k], before[k]) for k in keys)  # never modified
+    assert all(v.grad is None for v in params.values())
+
+
+def test_leaf_paths_dtype_names_and_wrong_grad_is_named():
+    p = {"W": _rand(3, 4, seed=1), "b": _rand(4, seed=2)}
+    fun = lambda q: torch.sin(q["W"] @ torch.ones(4, dtype=D) + q["b"][:3]).sum()  # noqa: E731
+
+    def grad(q):
+        W = q["W"].clone().requires_grad_()
+        b = q["b"].clone().requires_grad_()
+        gW, gb = torch.autograd.grad(fun({"W": W, "b": b}), (W, b))
+        gW = gW.clone()
+        gW[1, 2] *= 1.01  # a 1% bug in one entry
+        return {"W": gW, "b": gb}
+
+    res = check_gradient(fun, p, grad)
+    assert res.status == "fail"
+    assert res.worst[0].leaf == "W" and tuple(res.worst[0].index) == (1, 2)
+    assert res.counts["fail"] == 1
+    leaves = {leaf["path"]: leaf for leaf in res.to_dict()["leaves"]}
+    assert leaves["W"]["dtype"] == "float64"
+
+
+# ---------------------------------------------------------------------------
+# float32 / half precision leaves
+def _mlp(seed=0, dtype=torch.float32):
+    torch.manual_seed(seed)
+    m = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).to(dtype)
+    return m
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_float32_module_has_no_false_failures(seed):
+    m = _mlp(seed)
+    x = _rand(16, 5, seed=seed + 20, dtype=torch.float32)
+    y = torch.tensor([0, 1, 2, 1] * 4)
+    res = check_module(m, lambda out: F.cross_entropy(out, y), x)
+    assert res.status == "pass", str(res)
+    d = res.to_dict()
+    assert {leaf["path"] for leaf in d["leaves"]} == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    assert {leaf["dtype"] for leaf in d["leaves"]} == {"float32"}
+    # the model is untouched: same parameters, no .grad
+    assert all(p.grad is None for p in m.parameters())
+
+
+def test_module_fun_and_params_spelled_out_with_mse_and_a_bug():
+    m = _mlp(3)
+    x = _rand(8, 5, seed=3, dtype=torch.float32)
+    y = _rand(8, 3, seed=4, dtype=torch.float32)
+    fun = module_fun(m, lambda out: F.mse_loss(out, y.to(out.dtype)), x)
+    params = module_params(m)
+    assert list(params) == [n for n, _ in m.named_parameters()]
+    assert check_gradient(fun, params).status == "pass"
+
+    def wrong(p):
+        q = {k: v.detach().clone().requires_grad_() for k, v in p.items()}
+        gs = torch.autograd.grad(fun(q), list(q.values()))
+        out = dict(zip(q, [g.clone() for g in gs]))
+        out["2.bias"] = -out["2.bias"]  # sign bug in one leaf
+        return out
+
+    res = check_gradient(fun, params, wrong)
+    assert res.status == "fail"
+    assert {e.leaf for e in res.worst if e.verdict == "fail"} == {"2.bias"}
+
+
+def test_module_buffers_are_not_modified_by_the_check():
+    torch.manual_seed(0)
+    # (BatchNorm first: a Linear bias right before a BatchNorm has an exactly-zero gradient, see the
+    # float32-floor note in the report)
+    m = torch.nn.Sequential(torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    m.train()
+    stats = m[0].running_mean.clone()
+    x = _rand(6, 3, seed=1, dtype=torch.float32)
+    res = check_module(m, lambda o: (o ** 2).mean(), x)
+    assert res.status == "pass", str(res)
+    assert torch.equal(m[0].running_mean, stats)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_leaves_are_read_and_checked(dtype):
+    x = _rand(6, seed=5, dtype=dtype)
+    a = adapter_for(x)
+    assert a.name == "torch"
+    assert a.native_dtype(x) == str(dtype).replace("torch.", "")
+    assert a.eps(x) == torch.finfo(dtype).eps
+    v = a.to_numpy(x)
+    assert v.dtype in (np.float16, np.float32) and np.array_equal(v.astype(np.float64), x.double().numpy())
+    res = check_gradient(lambda p: (p.float() ** 3).sum(), x)
+    assert res.status == "pass", str(res)
+    assert res.to_dict()["leaves"][0]["dtype"] == str(dtype).replace("torch.", "")
+
+
+def test_cpu_leaves_alias_the_buffer_and_keep_requires_grad():
+    a = adapter_for(torch.zeros(2))
+    buf = np.zeros((2, 3))
+    like = torch.ones(2, 3, dtype=D, requires_grad=True)
+    t = a.leaf_from_buffer(buf, like)
+    buf[1, 2] = 7.0
+    assert t[1, 2].item() == 7.0 and t.requires_grad and t.device == like.device
+    # a fun that differentiates internally (needs requires_grad on its input) still works
+    def penalty(p):
+        x = p if p.requires_grad else p.requires_grad_(True)
+        with torch.enable_grad():
+            (g,) = torch.autograd.grad((x ** 3).sum(), x, create_graph=True)
+        return (g ** 2).sum()
+    x = _rand(4, seed=6).requires_grad_(True)
+    res = check_gradient(penalty, x, lambda p: 36 * p.detach() ** 3, vectorized=False)
+    assert res.status == "pass", str(res)
+
+
+def test_scalar_output_errors_are_clear():
+    x = _rand(3, seed=1)
+    with pytest.raises(GradcheckInputError, match=r"shape \(3,\)"):
+        check_gradient(lambda p: p * 2, x)
+    with pytest.raises(GradcheckInputError, match="autograd"):
+        check_gradient(lambda p: float((p ** 2).sum().item()), x)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_leaves_stay_on_device():
+    dev = torch.device("cuda")
+    p = {"W": _rand(4, 3, seed=1).to(dev), "b": _rand(3, seed=2).to(dev, torch.float32)}
+    seen = set()
+
+    def fun(q):
+        seen.add(q["W"].device.type)
+        return torch.tanh(q["W"] @ q["b"].to(q["W"].dtype)).sum()
+
+    res = check_gradient(fun, p)
+    assert res.status == "pass", str(res)
+    assert seen == {"cuda"}
+    assert check_gradient(fun, p, vectorized=False).status == "pass"
+
+
+# ---------------------------------------------------------------------------
+# batched (vmap) vs one call per point
+def test_batched_path_is_used_and_gives_the_same_verdicts():
+    p = {"W": _rand(5, 4, seed=1), "v": _rand(4, seed=2)}
+    calls = []
+
+    def fun(q):
+        calls.append(1)
+        return torch.logsumexp(q["W"] @ q["v"], dim=0) + (q["v"] ** 2).sum()
+
+    def grad_bug(q):
+        W = q["W"].clone().requires_grad_()
+        v = q["v"].clone().requires_grad_()
+        gW, gv = torch.autograd.grad(fun({"W": W, "v": v}), (W, v))
+        return {"W": gW * 1.001, "v": gv}
+
+    out = {}
+    for vec in (None, False):
+        for g in (None, grad_bug):
+            calls.clear()
+            res = check_gradient(fun, p, g, vectorized=vec)
+            out[vec, g is None] = res
+            if vec is None:
+                assert len(calls) < res.n_evals  # many points per call
+            else:
+                assert len(calls) >= res.n_evals - 2
+    for ok in (True, False):
+        a, b = out[None, ok], out[False, ok]
+        assert a.status == b.status == ("pass" if ok else "fail")
+        assert a.counts == b.counts
+        np.testing.assert_allclose(a.entries["numeric"], b.entries["numeric"], rtol=1e-6, atol=1e-9)
+
+
+def test_non_vmappable_fun_falls_back_silently():
+    x = _rand(5, seed=3)
+    fun = lambda p: torch.tensor(sum(float(v) ** 2 for v in p), dtype=D) + (p * 0).sum()  # noqa: E731
+    res = check_gradient(fun, x, lambda p: 2 * p)
+    assert res.status == "pass", str(res)
+
+
+# ---------------------------------------------------------------------------
+# custom autograd.Function
+class Cube(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * x ** 2 * g
+
+    @staticmethod
+    def sample_inputs():
+        return (_rand(6, seed=1).requires_grad_(True),)
+
+
+class CubeMissingFactor(Cube):
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return x ** 2 * g
+
+
+class CubeSign(Cube):
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return -3 * x ** 2 * g
+
+
+class ScaledMul(torch.autograd.Function):
+    """y = x * w * k (k a float), z = exp(x): two inputs checked, one skipped, two outputs."""
+
+    @staticmethod
+    def forward(ctx, x, w, k):
+        ctx.save_for_backward(x, w)
+        ctx.k = k
+        return x * w * k, torch.exp(x)
+
+    @staticmethod
+    def backward(ctx, gy, gz):
+        x, w = ctx.saved_tensors
+        return gy * w * ctx.k + gz * torch.exp(x), gy * x * ctx.k, None
+
+
+class ScaledMulNoneForW(ScaledMul):
+    @staticmethod
+    def backward(ctx, gy, gz):
+        x, w = ctx.saved_tensors
+        return gy * w * ctx.k + gz * torch.exp(x), None, None
+
+
+class ScaledMulForgetsSecondOutput(ScaledMul):
+    @staticmethod
+    def backward(ctx, gy, gz):
+        x, w = ctx.saved_tensors
+        return gy * w * ctx.k, gy * x * ctx.k, None
+
+
+ScaledMul_inputs = lambda: (_rand(4, seed=2).requires_grad_(True), _rand(4, seed=3).requires_grad_(True), 2.5)  # noqa
+
+
+def test_correct_functions_pass():
+    assert check_function(Cube).status == "pass"
+    res = check_function(ScaledMul, *ScaledMul_inputs())
+    assert res.status == "pass", str(res)
+    assert res.kind == "vjp"
+    assert any("held fixed" in m and "k" in m for m in res.messages)
+    assert {leaf["path"] for leaf in res.to_dict()["leaves"]} == {"x", "w"}
+
+
+@pytest.mark.parametrize("bad, leaf", [(CubeMissingFactor, "x"), (CubeSign, "x"),
+                                       (ScaledMulNoneForW, "w"), (ScaledMulForgetsSecondOutput, "x")])
+def test_wrong_backward_is_caught(bad, leaf):
+    inputs = Cube.sample_inputs() if issubclass(bad, Cube) else ScaledMul_inputs()
+    res = check_function(bad, *inputs)
+    assert res.status == "fail", str(res)
+    assert {e.leaf for e in res.worst if e.verdict == "fail"} == {leaf}
+
+
+def test_inputs_without_requires_grad_are_skipped():
+    x = _rand(4, seed=2).requires_grad_(True)
+    w = _rand(4, seed=3)  # no requires_grad: its (missing) gradient is not checked
+    res = check_function(ScaledMulNoneForW, x, w, 2.5)
+    assert res.status == "pass", str(res)
+    assert [leaf["path"] for leaf in res.to_dict()["leaves"]] == ["x"]
+    with pytest.raises(GradcheckInputError, match="requires_grad"):
+        check_function(Cube, _rand(3, seed=1))
+
+
+def test_check_function_float32_inputs():
+    x = _rand(8, seed=4, dtype=torch.float32).requires_grad_(True)
+    assert check_function(Cube, x).status == "pass"
+    assert check_function(CubeMissingFactor, x).status == "fail"
+
+
+def test_find_functions_convention():
+    import sys
+    mod = sys.modules[__name__]
+    found = find_functions(mod)
+    names = [f.__name__ for f in found]
+    # Cube and its subclasses inherit sample_inputs(); ScaledMul has a module-level ScaledMul_inputs
+    assert "Cube" in names and "CubeSign" in names and "ScaledMul" in names
+    assert "ScaledMulNoneForW" not in names  # no sample inputs of its own convention
+    assert len(sample_inputs(ScaledMul, mod)) == 3
+    with pytest.raises(GradcheckInputError, match="sample_inputs"):
+        sample_inputs(ScaledMulNoneForW, mod)
