@@ -505,3 +505,124 @@ def test_grad_none_uses_no_analytic_side_or_errors_clearly():
         assert "grad" in str(e)
     else:
         assert isinstance(r, GradcheckResult)
+
+
+# ------------------------------------------------------------------ more situations met in practice
+
+
+def test_fun_computing_in_float32_internally():
+    # params and result float64, but the model casts to float32 inside: f is
+    # noisy at the 1e-7 level; a correct float64 gradient must pass, 1% must fail
+    def f(p):
+        x = p["x"].astype(np.float32)
+        return float(np.sum(np.exp(x) * np.sin(x)))
+
+    def g(p):
+        x = p["x"]
+        return {"x": np.exp(x) * (np.sin(x) + np.cos(x))}
+
+    p = _x(5, seed=4)
+    r = check_gradient(f, p, g)
+    assert r.status == "pass", str(r)
+    r = check_gradient(f, p, _scaled(g, "x", 1, 1.01))
+    assert r.status == "fail", str(r)
+    assert r.worst[0].where == "x[1]"
+
+
+def test_mixed_dtypes_in_one_tree():
+    def f(p):
+        return float(np.sum(np.sin(p["a"]))) + float(np.sum(p["b"] ** 3))
+
+    def g(p):
+        return {"a": np.cos(p["a"]), "b": 3 * p["b"] ** 2}
+
+    p = {"a": np.linspace(-1, 1, 4).astype(np.float32), "b": np.linspace(0.5, 2, 3)}
+    assert check_gradient(f, p, g).status == "pass"
+    # the float64 leaf keeps float64 resolution next to a float32 leaf
+    r = check_gradient(f, p, _scaled(g, "b", 2, 1 + 1e-5))
+    assert r.status == "fail" and r.worst[0].leaf == "b", str(r)
+    r = check_gradient(f, p, _scaled(g, "a", 0, 1.01))
+    assert r.status == "fail" and r.worst[0].leaf == "a", str(r)
+
+
+def test_float32_gradient_of_float64_params_passes():
+    # the analytic side returned in float32: its own rounding (~6e-8) is not a bug
+    p = _x(6, seed=5)
+    r = check_gradient(smooth, p, lambda q: {"x": smooth_grad(q)["x"].astype(np.float32)})
+    assert r.status == "pass", str(r)
+
+
+@pytest.mark.parametrize("params,fun,grad", [
+    (0.7, lambda x: np.sin(x) * x, lambda x: np.cos(x) * x + np.sin(x)),
+    (np.float64(0.7), lambda x: np.sin(x) * x, lambda x: np.cos(x) * x + np.sin(x)),
+    (np.array(0.7), lambda x: np.sin(x) * x, lambda x: np.cos(x) * x + np.sin(x)),
+    ((np.array([0.1, 0.2]), 0.3), lambda t: np.sum(t[0] ** 2) * t[1], lambda t: (2 * t[0] * t[1], np.sum(t[0] ** 2))),
+    ([{"w": np.ones(2)}, [np.array(2.0)]], lambda t: np.sum(t[0]["w"]) * t[1][0] ** 2,
+     lambda t: [{"w": np.full(2, t[1][0] ** 2)}, [2 * t[1][0] * np.sum(t[0]["w"])]]),
+], ids=["python-float", "numpy-scalar", "0-d-array", "tuple", "list-of-dict-and-list"])
+def test_scalar_and_container_params(params, fun, grad):
+    assert check_gradient(fun, params, grad).status == "pass"
+
+
+def test_wrong_scalar_param_fails_with_its_path():
+    def fun(t):
+        return np.sum(t[0] ** 2) * t[1]
+
+    def grad(t):
+        return (2 * t[0] * t[1], 1.1 * np.sum(t[0] ** 2))
+
+    r = check_gradient(fun, (np.array([0.1, 0.2]), 0.3), grad)
+    assert r.status == "fail"
+    assert r.worst[0].leaf == "[1]" and tuple(r.worst[0].index) == ()
+    assert "[1]" in str(r)
+
+
+def test_nondeterministic_grad_is_not_passed():
+    rng = np.random.default_rng()
+
+    def g(p):
+        return {"x": smooth_grad(p)["x"] * (1 + 1e-3 * rng.normal(size=p["x"].shape))}
+
+    try:
+        r = check_gradient(smooth, _x(), g)
+    except GradcheckError as e:
+        assert "nondetermin" in str(e).lower()
+    else:
+        assert not r.passed, str(r)
+
+
+def test_huber_at_its_transition_is_differentiable():
+    # huber is C1: at |r| == delta the gradient exists (only f'' jumps), so a
+    # correct gradient must not fail; the error of the estimate is O(h) there
+    def f(p):
+        r = p["r"]
+        a = np.abs(r)
+        return np.sum(np.where(a <= 1.0, 0.5 * r * r, a - 0.5))
+
+    def g(p):
+        return {"r": np.clip(p["r"], -1.0, 1.0)}
+
+    p = {"r": np.array([1.0, -1.0, 0.3, 2.5])}
+    r = check_gradient(f, p, g)
+    assert r.passed and r.status in ("pass", "inconclusive"), str(r)
+    r = check_gradient(f, p, lambda q: {"r": q["r"]})  # no clipping: wrong at r = 2.5
+    assert r.status == "fail" and r.worst[0].where == "r[3]", str(r)
+
+
+def test_hinge_with_a_margin_at_the_kink():
+    # a training point exactly on the margin: the subgradient 0 (or -y x) is valid
+    X = np.array([[1.0, 2.0], [0.5, -1.0], [-1.0, 0.3]])
+    y = np.array([1.0, -1.0, 1.0])
+    w0 = np.array([0.5, 0.25])       # y0 * x0 . w0 = 1: on the margin
+
+    def f(p):
+        return np.sum(np.maximum(0.0, 1 - y * (X @ p["w"])))
+
+    def g(p):
+        active = (1 - y * (X @ p["w"])) > 0
+        return {"w": -(X.T @ (y * active))}
+
+    r = check_gradient(f, {"w": w0}, g)
+    assert r.passed, str(r)
+    r = check_gradient(f, {"w": w0}, lambda p: {"w": g(p)["w"] + np.array([0.0, 3.0])})
+    assert r.status == "fail", str(r)
