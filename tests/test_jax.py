@@ -1,0 +1,221 @@
+"""The jax adapter: pytrees of jax arrays, jax.grad for grad=None, custom_vjp/custom_jvp rules,
+jitted functions, x64 handling and vmap-batched finite differences."""
+
+import inspect
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+jnp = jax.numpy
+
+from pytest_gradcheck import GradcheckInputError, check_gradient  # noqa: E402
+from pytest_gradcheck.frameworks.registry import adapter_for  # noqa: E402
+from pytest_gradcheck.numerics import check as _core  # noqa: E402
+
+_CORE_WRAPS_FUN = "numeric_fun" in inspect.getsource(_core)
+
+
+def _r(shape, seed, dtype=np.float32):
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape).astype(dtype))
+
+
+# one jitted loss reused by several tests (compile once)
+@jax.jit
+def mlp_loss(p):
+    h = jnp.tanh(p["x"] @ p["W1"] + p["b1"])
+    return jnp.mean(jax.nn.logsumexp(h @ p["W2"], axis=-1)) + 0.1 * jnp.sum(p["W1"] ** 2)
+
+
+def mlp_params(seed=0, dtype=np.float32):
+    return {"x": _r((6, 4), seed, dtype), "W1": _r((4, 5), seed + 1, dtype), "b1": _r((5,), seed + 2, dtype),
+            "W2": _r((5, 3), seed + 3, dtype)}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_jitted_float32_loss_passes_with_jax_grad(seed):
+    x64_before = jax.config.jax_enable_x64
+    res = check_gradient(mlp_loss, mlp_params(seed))
+    assert res.status == "pass", str(res)
+    assert jax.config.jax_enable_x64 == x64_before  # the user's setting is untouched
+    d = res.to_dict()
+    assert [leaf["path"] for leaf in d["leaves"]] == ["x", "W1", "b1", "W2"]
+    assert {leaf["dtype"] for leaf in d["leaves"]} == {"float32"}
+
+
+def test_wrong_gradient_entry_is_located():
+    p = mlp_params(2)
+    g = jax.grad(mlp_loss)(p)
+
+    def grad(q):
+        gq = jax.grad(mlp_loss)(q)
+        return {**gq, "W2": gq["W2"].at[4, 1].multiply(-1.0)}
+
+    assert abs(float(g["W2"][4, 1])) > 1e-3
+    res = check_gradient(mlp_loss, p, grad)
+    assert res.status == "fail"
+    assert res.worst[0].leaf == "W2" and tuple(res.worst[0].index) == (4, 1)
+    assert res.counts["fail"] == 1
+
+
+def test_batched_and_unbatched_give_the_same_verdicts():
+    p = mlp_params(3)
+
+    def grad_bug(q):
+        gq = jax.grad(mlp_loss)(q)
+        return {**gq, "b1": gq["b1"] * 1.01}
+
+    for g, want in ((None, "pass"), (grad_bug, "fail")):
+        a = check_gradient(mlp_loss, p, g)  # vmap batched
+        b = check_gradient(mlp_loss, p, g, vectorized=False)
+        assert a.status == b.status == want, (str(a), str(b))
+        assert a.counts == b.counts
+        if want == "fail":
+            assert {e.leaf for e in a.worst if e.verdict == "fail"} == {"b1"}
+
+
+def test_batched_path_evaluates_many_points_per_call():
+    calls = []
+
+    def f(p):  # a Python function: counts its traces/calls
+        calls.append(1)
+        return jnp.sum(jnp.sin(p["a"]) * p["b"])
+
+    p = {"a": _r((7,), 4), "b": _r((7,), 5)}
+    res = check_gradient(f, p)
+    assert res.status == "pass", str(res)
+    assert len(calls) < res.n_evals / 2
+
+
+@pytest.mark.skipif(not _CORE_WRAPS_FUN, reason="core does not yet call Adapter.numeric_fun")
+def test_finite_differences_run_in_float64_with_x64_off():
+    if jax.config.jax_enable_x64:
+        pytest.skip("x64 is globally on in this process")
+    seen = set()
+
+    def f(x):
+        y = x * 1.0
+        seen.add(str(y.dtype))
+        return jnp.sum(jnp.exp(y) * jnp.cos(3.0 * y))
+
+    x = _r((5,), 6)
+    res = check_gradient(f, x, vectorized=False)
+    assert res.status == "pass", str(res)
+    assert "float64" in seen  # numeric side evaluated in float64
+    assert not jax.config.jax_enable_x64
+    assert jnp.zeros(2).dtype == jnp.float32  # still off afterwards
+
+
+def test_x64_unchanged_after_checks_and_errors():
+    before = jax.config.jax_enable_x64
+    with pytest.raises(GradcheckInputError):
+        check_gradient(lambda p: p * 2.0, _r((3,), 1))
+    check_gradient(lambda p: jnp.sum(p ** 2), _r((3,), 1))
+    assert jax.config.jax_enable_x64 == before
+    assert jnp.ones(1).dtype == (jnp.float64 if before else jnp.float32)
+
+
+# ---------------------------------------------------------------------------
+# custom_vjp / custom_jvp rules
+@jax.custom_vjp
+def softplus(x):
+    return jnp.logaddexp(x, 0.0)
+
+
+def _sp_fwd(x):
+    return softplus(x), x
+
+
+def _sp_bwd(x, g):
+    return (g * jax.nn.sigmoid(x),)
+
+
+softplus.defvjp(_sp_fwd, _sp_bwd)
+
+
+@jax.custom_vjp
+def softplus_bad(x):
+    return jnp.logaddexp(x, 0.0)
+
+
+def _bad_bwd(x, g):
+    return (g * jax.nn.sigmoid(-x),)  # wrong: sigmoid(-x) = 1 - sigmoid(x)
+
+
+softplus_bad.defvjp(_sp_fwd, _bad_bwd)
+
+
+@jax.custom_vjp
+def scaled(x, s):
+    return x * s
+
+
+scaled.defvjp(lambda x, s: (x * s, (x, s)),
+              lambda res, g: (g * res[1], jnp.sum(g * res[0]) * 0.5))  # missing factor: d/ds is sum(g*x)
+
+
+@jax.custom_jvp
+def cube(x):
+    return x ** 3
+
+
+@cube.defjvp
+def _cube_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return x ** 3, 2.0 * x ** 2 * t  # wrong: 3 x^2
+
+
+W = _r((4, 3), 20)
+
+
+@jax.jit
+def _loss_sp(p):
+    return jnp.sum(softplus(p @ W) * jnp.arange(1.0, 4.0))
+
+
+@jax.jit
+def _loss_sp_bad(p):
+    return jnp.sum(softplus_bad(p @ W) * jnp.arange(1.0, 4.0))
+
+
+def test_correct_custom_vjp_passes_and_wrong_rules_are_caught():
+    x = _r((4,), 21)
+    assert check_gradient(_loss_sp, x).status == "pass"
+    res = check_gradient(_loss_sp_bad, x)
+    assert res.status == "fail" and res.counts["fail"] == 4
+
+    p = {"x": _r((5,), 22), "s": jnp.asarray(1.7, dtype=jnp.float32)}
+    res = check_gradient(lambda q: jnp.sum(jnp.sin(scaled(q["x"], q["s"]))), p)
+    assert res.status == "fail"
+    assert {e.leaf for e in res.worst if e.verdict == "fail"} == {"s"}
+
+    res = check_gradient(jax.jit(lambda x: jnp.sum(cube(x))), jnp.asarray([0.5, -1.2, 0.9, 1.7]))
+    assert res.status == "fail" and res.counts["fail"] == 4
+
+
+# ---------------------------------------------------------------------------
+# leaves
+def test_leaves_are_read_in_their_dtypes_and_paths():
+    a = adapter_for(jnp.zeros(2))
+    assert a.name == "jax" and not a.aliases_buffer
+    bf = jnp.asarray([1.5, -2.25], dtype=jnp.bfloat16)
+    v = a.to_numpy(bf)
+    assert v.dtype == np.float32 and v.tolist() == [1.5, -2.25]
+    assert a.native_dtype(bf) == "bfloat16" and a.eps(bf) == 2.0 ** -7
+    tree = [_r((2,), 1), (_r((3,), 2), {"s": _r((), 3)})]
+    res = check_gradient(lambda t: jnp.sum(t[0] ** 2) + jnp.sum(jnp.exp(t[1][0])) * t[1][1]["s"], tree)
+    assert res.status == "pass", str(res)
+    assert [leaf["path"] for leaf in res.to_dict()["leaves"]] == ["[0]", "[1][0]", "[1][1]['s']"]
+
+
+def test_bfloat16_params_have_no_false_failure():
+    x = jnp.asarray(np.linspace(-1, 1, 6), dtype=jnp.bfloat16)
+    res = check_gradient(lambda p: jnp.sum(jnp.tanh(p.astype(jnp.float32)) ** 2), x)
+    assert res.status == "pass", str(res)
+
+
+def test_non_scalar_and_non_traceable_funs_get_clear_errors():
+    with pytest.raises(GradcheckInputError, match="scalar"):
+        check_gradient(lambda p: p * 2.0, _r((3,), 1))
+    with pytest.raises(GradcheckInputError, match="jax.grad"):
+        check_gradient(lambda p: float(jnp.sum(p)), _r((3,), 1))
