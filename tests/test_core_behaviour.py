@@ -626,3 +626,46 @@ def test_hinge_with_a_margin_at_the_kink():
     assert r.passed, str(r)
     r = check_gradient(f, {"w": w0}, lambda p: {"w": g(p)["w"] + np.array([0.0, 3.0])})
     assert r.status == "fail", str(r)
+
+
+# ------------------------------------------------------------------ hard cases found by probing
+
+
+def test_unresolvable_entry_is_not_reported_as_agreeing():
+    # f ~ 8e307: a term of size e (params[2]) is far below the roundoff of f, so
+    # finite differences cannot see it (numeric 0).  A 5% error there cannot be
+    # confirmed -- but "passed: all entries agree" with tolerance inf is wrong.
+    x = np.array([709.0, 700.0, 1.0])
+    with np.errstate(over="ignore"):
+        r = check_gradient(lambda v: np.sum(np.exp(v)), x, lambda v: np.exp(v) * np.array([1, 1, 1.05]))
+    assert r.status != "pass", str(r)
+
+
+def _log_model(split):
+    x = np.array([1e-10, 1e-5, 1.0, 3e4])
+    if split:
+        p = {"a": x[:2].copy(), "b": x[2:].copy()}
+        return (lambda q: np.sum(np.log(q["a"])) + np.sum(np.log(q["b"]))), p, \
+            (lambda q, k=1.0: {"a": 1 / q["a"], "b": 1 / q["b"] * np.array([1.0, k])})
+    return (lambda v: np.sum(np.log(v))), x, (lambda v, k=1.0: 1 / v * np.array([1, 1, 1, k]))
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-leaf", "two-leaves"])
+def test_entry_near_a_domain_edge_does_not_hide_a_bug_elsewhere(split):
+    # log at 1e-10 next to entries ~1 and 3e4: the step (and the noise probe)
+    # for the tiny entry must follow its own magnitude; a 5% error on the
+    # well-behaved entry 3e4 must fail and be the worst entry
+    f, p, g = _log_model(split)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = check_gradient(f, p, lambda q: g(q, 1.05))
+    assert r.status == "fail", str(r)
+    assert r.worst[0].where in ("params[3]", "b[1]"), str(r)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-leaf", "two-leaves"])
+def test_log_at_tiny_arguments_passes(split):
+    # log is smooth at 1e-10 on the scale of 1e-10; relative steps resolve it
+    f, p, g = _log_model(split)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = check_gradient(f, p, g)
+    assert r.status == "pass", str(r)
