@@ -287,13 +287,22 @@ def wants_external(config) -> bool:
 
 # -- collection nodes ---------------------------------------------------------
 
+def _is_plugin_file(filename) -> bool:
+    """A file of this package (the checker's frames are noise in a user's traceback)."""
+    here = Path(os.path.abspath(__file__)).parent
+    return here in Path(os.path.abspath(str(filename))).parents
+
+
 def _is_plugin_frame(entry) -> bool:
-    here = Path(__file__).parent
-    try:
-        path = Path(str(entry.path))
-    except Exception:  # noqa: BLE001
-        return False
-    return here in path.parents and "numerics" not in path.parts and "frameworks" not in path.parts
+    """A frame of this package, of pytest or of pluggy: not the user's code."""
+    import _pytest
+    import pluggy
+
+    path = Path(os.path.abspath(str(entry.path)))
+    for package in (_pytest, pluggy):
+        if Path(os.path.abspath(package.__file__)).parent in path.parents:
+            return True
+    return _is_plugin_file(path)
 
 
 class GradcheckModelItem(pytest.Item):
@@ -316,7 +325,13 @@ class GradcheckModelItem(pytest.Item):
 
         exc = excinfo.value
         if isinstance(exc, (GradcheckError, _options.OptionError)):
-            return str(exc)
+            cause = exc.__cause__
+            if cause is None:
+                return str(exc)
+            # the user's function raised inside the check: show where, in the user's code
+            frames = [f for f in traceback.extract_tb(cause.__traceback__) if not _is_plugin_file(f.filename)]
+            return ("".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(cause))
+                    + "\n" + str(exc))
         return self._repr_failure_py(excinfo, style="short")
 
     def _traceback_filter(self, excinfo):

@@ -1,0 +1,175 @@
+"""The gradcheck fixture: results, labels, failures, records, JUnit properties."""
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+FUNS = """
+import numpy as np
+import pytest
+def quad(p): return float((p ** 2).sum())
+def quad_grad(p): return 2 * p
+def bad_grad(p): return 2.1 * p
+P = np.array([0.5, -1.0, 2.0])
+"""
+
+
+def _records(reprec):
+    return [call.record for call in reprec.getcalls("pytest_gradcheck_result")]
+
+
+def test_passing_checks_return_results_and_get_default_labels(pytester):
+    pytester.makepyfile(FUNS + """
+def test_two_checks(gradcheck):
+    r1 = gradcheck(quad, P, quad_grad)
+    r2 = gradcheck(quad, P, quad_grad, method="central4")
+    r3 = gradcheck(lambda p: quad(p["w"]), {"w": P}, lambda p: {"w": 2 * p["w"]}, label="tree")
+    assert r1.passed and r1.method == "central" and r2.method == "central4"
+    assert gradcheck.results == [r1, r2, r3]
+""")
+    reprec = pytester.inline_run()
+    reprec.assertoutcome(passed=1)
+    records = _records(reprec)
+    assert [r["label"] for r in records] == ["check", "check-2", "tree"]
+    assert all(r["nodeid"] == "test_passing_checks_return_results_and_get_default_labels.py::test_two_checks"
+               for r in records)
+    rec = records[1]
+    assert set(rec) == {"nodeid", "label", "duration_s", "result"}
+    assert rec["result"]["status"] == "pass" and rec["result"]["method"] == "central4"
+    assert rec["result"]["n_evals"] > 0 and rec["duration_s"] >= 0
+
+
+def test_failing_check_fails_with_the_readable_report(pytester):
+    pytester.makepyfile(FUNS + """
+def test_bad(gradcheck):
+    gradcheck(quad, P, quad_grad, label="fine")
+    gradcheck(quad, P, bad_grad, label="broken")
+    raise RuntimeError("not reached")
+""")
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        ">       gradcheck(quad, P, bad_grad, label=\"broken\")",
+        "E       pytest_gradcheck.errors.GradcheckError: gradcheck 'broken' failed",
+        "E       gradient check FAILED: * entries disagree*",
+        "E  *analytic = your gradient, numeric = finite differences*",
+    ])
+    result.stdout.no_fnmatch_line("*fixtures.py*")  # __tracebackhide__: no plugin frames
+    result.stdout.no_fnmatch_line("*not reached*")
+
+
+def test_failed_check_is_recorded_before_failing(pytester):
+    pytester.makepyfile(FUNS + """
+def test_bad(gradcheck):
+    gradcheck(quad, P, bad_grad)
+""")
+    reprec = pytester.inline_run()
+    reprec.assertoutcome(failed=1)
+    (rec,) = _records(reprec)
+    assert rec["result"]["status"] == "fail" and rec["result"]["max_ratio"] > 1
+    assert rec["result"]["worst"][0]["leaf"] == "params"
+
+
+def test_labels_must_be_unique_and_unknown_keywords_are_rejected(pytester):
+    pytester.makepyfile(FUNS + """
+def test_duplicate(gradcheck):
+    gradcheck(quad, P, quad_grad, label="a")
+    gradcheck(quad, P, quad_grad, label="a")
+
+def test_default_label_skips_taken_ones(gradcheck):
+    gradcheck(quad, P, quad_grad, label="check-2")
+    gradcheck(quad, P, quad_grad)
+    gradcheck(quad, P, quad_grad)
+    assert sorted(gradcheck.results[i].status for i in range(3)) == ["pass"] * 3
+
+def test_unknown_keyword(gradcheck):
+    gradcheck(quad, P, quad_grad, tolerance=1e-3)
+
+def test_bad_keyword_value(gradcheck):
+    gradcheck(quad, P, quad_grad, method="sideways")
+""")
+    reprec = pytester.inline_run()
+    reprec.assertoutcome(passed=1, failed=3)
+    texts = {rep.nodeid.split("::")[1]: str(rep.longrepr) for rep in reprec.getreports("pytest_runtest_logreport")
+             if rep.failed}
+    assert "gradcheck label 'a' is already used" in texts["test_duplicate"]
+    assert "unexpected keyword argument(s) tolerance" in texts["test_unknown_keyword"]
+    assert "method='sideways' must be one of" in texts["test_bad_keyword_value"]
+    labels = [r["label"] for r in _records(reprec) if r["nodeid"].endswith("taken_ones")]
+    assert labels == ["check-2", "check", "check-3"]
+
+
+def test_marker_without_fixture_is_fine_and_options_fixture(pytester):
+    pytester.makepyfile(FUNS + """
+@pytest.mark.gradcheck(atol=1e-3, method="forward")
+def test_marked_only():
+    assert True
+
+@pytest.mark.gradcheck(atol=1e-3, method="forward")
+def test_options(gradcheck_options, gradcheck):
+    assert gradcheck_options["atol"] == 1e-3 and gradcheck.options == gradcheck_options
+    assert gradcheck(quad, P, quad_grad).method == "forward"
+""")
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_other_check_kinds_go_to_the_public_functions(pytester):
+    pytester.makepyfile(FUNS + """
+import pytest_gradcheck
+from pytest_gradcheck import GradcheckResult
+
+def test_vjp(gradcheck, monkeypatch):
+    seen = {}
+    def fake_check_vjp(fun, params, *, v=None, method="central", seed=0):
+        seen.update(v=v, method=method, seed=seed)
+        return GradcheckResult(status="pass", kind="vjp", method=method, seed=seed)
+    monkeypatch.setattr(pytest_gradcheck, "check_vjp", fake_check_vjp, raising=False)
+    result = gradcheck.vjp(quad, P, v=3, label="v", seed=4)
+    assert result.kind == "vjp" and seen == {"v": 3, "method": "central", "seed": 4}
+
+def test_missing_checker(gradcheck, monkeypatch):
+    monkeypatch.delattr(pytest_gradcheck, "check_hessian", raising=False)
+    with pytest.raises(NotImplementedError, match="needs pytest_gradcheck.check_hessian"):
+        gradcheck.hessian(quad, P)
+""")
+    reprec = pytester.inline_run()
+    reprec.assertoutcome(passed=2)
+    assert [(r["label"], r["result"]["kind"]) for r in _records(reprec)] == [("v", "vjp")]
+
+
+def test_input_errors_propagate_without_a_record(pytester):
+    pytester.makepyfile(FUNS + """
+from pytest_gradcheck import GradcheckInputError
+def test_shape_mismatch(gradcheck):
+    with pytest.raises(GradcheckInputError):
+        gradcheck(quad, P, lambda p: p[:2])
+""")
+    reprec = pytester.inline_run()
+    reprec.assertoutcome(passed=1)
+    assert _records(reprec) == []
+
+
+def test_junit_xml_gets_small_user_properties(pytester):
+    pytester.makepyfile(FUNS + """
+def test_one(gradcheck):
+    gradcheck(quad, P, quad_grad, label="q")
+""")
+    pytester.runpytest("--junitxml=out.xml").assert_outcomes(passed=1)
+    props = {p.get("name"): p.get("value") for p in ET.parse(pytester.path / "out.xml").iter("property")}
+    assert props["gradcheck[q].status"] == "pass"
+    assert float(props["gradcheck[q].max_ratio"]) < 1
+    assert int(props["gradcheck[q].n_evals"]) > 0
+
+
+def test_plugin_can_be_disabled(pytester):
+    pytester.makepyfile("""
+import pytest
+@pytest.mark.gradcheck(atol=1e-3)
+def test_marked():
+    pass
+""")
+    # a subprocess: the marker registry of pytest.mark outlives in-process runs
+    result = pytester.runpytest_subprocess("-p", "no:gradcheck")
+    result.assert_outcomes(passed=1, warnings=1)  # an unknown marker, nothing else
+    result.stdout.fnmatch_lines(["*PytestUnknownMarkWarning: Unknown pytest.mark.gradcheck*"])
+    result.stdout.no_fnmatch_line("*gradcheck:*")
