@@ -669,3 +669,21 @@ def test_log_at_tiny_arguments_passes(split):
     with np.errstate(invalid="ignore", divide="ignore"):
         r = check_gradient(f, p, g)
     assert r.status == "pass", str(r)
+
+
+@pytest.mark.parametrize("method", ["central", "forward", "backward", "central4"])
+@pytest.mark.parametrize("x0", [0.0, 1e-9], ids=["at-kink", "1e-9-from-kink"])
+def test_kink_verdicts_for_every_scheme(method, x0):
+    # |x| at (or 1e-9 from) its kink: the one-sided derivatives are -1 and +1
+    # at 0 and both +1 at 1e-9; analytic values outside [-1, 1] are bugs for
+    # every scheme, the true derivative is never one
+    truth = 0.0 if x0 == 0 else 1.0
+    f, g, p = _abs_model(truth, offset=0.0)
+    p = {"a": np.array([x0, 0.2, -0.4])}
+    r = check_gradient(f, p, g, method=method)
+    assert r.passed, str(r)
+    for wrong in (2.0, -2.0, 1.1):
+        f, g, _ = _abs_model(wrong)
+        r = check_gradient(f, p, g, method=method)
+        assert r.status == "fail", f"analytic {wrong}:\n{r}"
+        assert r.worst[0].where == "a[0]"
