@@ -216,3 +216,28 @@ def test_anchors_agree_on_plain_float64_cases():
         c = BY_NAME[name]
         for rule in (torch_rule, course_loop):
             assert rule(c.fun, c.grad, c.params())[0] == (c.kind == "correct"), (name, rule.__name__)
+
+
+# ---------------------------------------------------------------- explicit first step
+#
+# eps is the first step; refinement should still reach a verdict that is right
+# (or inconclusive), never a false failure or a pass of a gross bug.
+
+EXPLICIT_EPS = [
+    ("mixed_scales", 0.1, "central"),                          # correct: must not fail
+    ("large_offsets", 1e-9, "central"),                        # correct
+    ("bug:large_offsets_one_entry_sign", 1e-9, "central"),     # sign flip: must fail
+    ("bug:large_offsets_one_entry_sign", 1e-9, "forward"),
+    ("bug:nested_dec_s_doubled", 0.1, "forward"),              # 2x: must fail
+    ("bug:logreg_sign_flip", 0.1, "forward"),
+]
+
+
+@pytest.mark.parametrize("name,eps,method", EXPLICIT_EPS, ids=[f"{n}-{e}-{m}" for n, e, m in EXPLICIT_EPS])
+def test_explicit_first_step(name, eps, method):
+    case = BY_NAME[name]
+    r = check_gradient(case.fun, case.params(), case.grad, eps=eps, method=method)
+    if case.kind == "correct":
+        assert r.passed, f"{name} with eps={eps}:\n{r}"
+    else:
+        assert r.status == "fail", f"{name} with eps={eps}:\n{r}"
