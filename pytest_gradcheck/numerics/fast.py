@@ -79,8 +79,8 @@ import numpy as np
 
 from ..errors import GradcheckInputError
 from . import check as _check
-from .check import (FAIL, INCONCLUSIVE, MAX_LEVELS, PASS, R_FACTOR, RHO_TARGET, SAFETY, Judge, _first_step,
-                    _nondeterministic_result, _onesided, _real_value, _refine, assemble)
+from .check import (FAIL, INCONCLUSIVE, MAX_LEVELS, PASS, R_FACTOR, SAFETY, Judge, _nondeterministic_result,
+                    _real_value, assemble)
 from .stencils import COMPLEX_STEP, SCHEMES
 
 #: mode="auto": full mode up to this many parameters (2n evaluations are then
@@ -125,17 +125,11 @@ class _Fast:
             self.sigma, self.eps_f = problem.measure_noise()
             self.eps_eff = self.eps_f
             self.h = COMPLEX_STEP
+            problem.sigma, problem.eps_eff = self.sigma, self.eps_eff
         else:
-            self.sigma, self.eps_f = problem.measure_noise()
-            f0 = self.f0
-            self.eps_eff = min(max(self.eps_f, self.sigma / abs(f0)) if f0 != 0 else self.eps_f, 1e-2)
-            if self.sigma > 1e3 * self.eps_f * abs(f0) and f0 != 0:
-                problem.messages.append(
-                    f"fun is noisy at the {self.sigma / abs(f0):.1g} level relative to its value (about "
-                    f"{self.sigma / (self.eps_f * abs(f0)):.0f} units of roundoff); it probably computes in lower "
-                    f"precision than it returns. Steps and tolerances follow the measured noise")
+            self.sigma, self.eps_eff = _check.noise_level(problem)
+            self.eps_f = problem.ev.eps_out or float(np.finfo(np.float64).eps)
             self.h = self.scheme.base_step(self.eps_eff) if problem.eps is None else float(problem.eps)
-        problem.sigma = self.sigma
         # probe directions are scaled by L unless the user fixed an absolute step
         self.scale = problem.L if (problem.eps is None or self.complex) else np.ones(problem.n)
         self.budget = 0
@@ -194,7 +188,7 @@ class _Fast:
             self._complex_probe(pr, floor)
             return pr
         sch = self.scheme
-        R0 = 3.0 * sch.abs_weight_sum * self.sigma / self.h
+        R0 = sch.weight_norm * self.sigma / self.h
         D, P, fwd, bwd, finite = self._level(d, self.h)
         if finite and abs(D - P) <= self._tol(R0, floor):
             pr.D, pr.P, pr.err, pr.verdict, pr.reason = D, P, R0, PASS, ""
@@ -224,83 +218,48 @@ class _Fast:
         pr.ratio = diff / pr.tol if pr.tol > 0 else (0.0 if diff == 0 else math.inf)
 
     def _refine(self, pr, d, D0, P0, fwd0, bwd0, floor):
-        """Shrink the step, Richardson-extrapolate, confirm a plateau (mirrors check._refine)."""
+        """Shrink the step, Richardson-extrapolate, confirm a plateau: full mode's chain of levels
+        (check._Chain) applied to t -> f(x0 + t d).  The analytic projection moves slightly from
+        level to level (steps are rounded to the buffers' dtypes), so each level's estimates are
+        shifted by P - P0 and judged against P0."""
+        shim = _Shim(P0, floor, self)
         sch = self.scheme
-        rp = R_FACTOR ** sch.order
-        wsum = sch.abs_weight_sum
-        sigma = self.sigma
-        prev_D = D0 if math.isfinite(D0) else None
-        prev_N = None
-        prev_fb = (fwd0, bwd0) if math.isfinite(fwd0) and math.isfinite(bwd0) else None
-        best, best_err, bestP = D0, math.inf, P0
-        streak, state, kink = 0, "unsettled", None
+
+        def level(h):
+            D, P, fwd, bwd, finite = self._level(d, h)
+            s = P - P0
+            return D - s, fwd - s, bwd - s, h, finite
+
+        chain = _check._Chain(shim, shim, sch, 0, self.sigma)
+        chain.start(D0, fwd0, bwd0)
         h = self.h
+        got = None
         for _ in range(MAX_LEVELS):
             h = h / R_FACTOR
             if h < 1e-15:
                 break
-            D, P, fwd, bwd, finite = self._level(d, h)
-            if not finite or not math.isfinite(D):
-                state, prev_D, prev_N, prev_fb, streak = "nonfinite", None, None, None, 0
-                best, best_err, bestP = D, math.inf, P
-                continue
-            R = 3.0 * wsum * sigma / h
-            noise1 = SAFETY * 6.0 * sigma / h + floor
-            kinky = False
-            if prev_fb is not None:
-                dfw, dbw = fwd - prev_fb[0], bwd - prev_fb[1]
-                moved = max(abs(dfw), abs(dbw)) > noise1
-                asym = abs(dfw + dbw) > 0.5 * (abs(dfw) + abs(dbw))
-                gap, prev_gap = abs(fwd - bwd), abs(prev_fb[0] - prev_fb[1])
-                stuck = gap > noise1 and gap > 0.5 * prev_gap
-                kinky = (moved and asym) or stuck
-            prev_fb = (fwd, bwd)
-            if kinky:
-                widen = self._tol(R, floor)
-                lo, hi = min(fwd, bwd) - widen, max(fwd, bwd) + widen
-                kink = (min(fwd, bwd), max(fwd, bwd), h)
-                state = "kink-in" if lo <= P <= hi else "kink-out"
-                prev_D, prev_N, streak = None, None, 0
-                best, best_err, bestP = D, math.inf, P
-                continue
-            if prev_D is None:
-                if abs(D - P) <= self._tol(R, floor):
-                    pr.D, pr.P, pr.err, pr.verdict, pr.reason = D, P, R, PASS, ""
-                    return
-                prev_D, best, best_err, bestP, state = D, D, math.inf, P, "unsettled"
-                continue
-            prev_D_old = prev_D
-            trunc = abs(D - prev_D) / (rp - 1.0)
-            N = D + (D - prev_D) / (rp - 1.0)
-            cands = [(D, trunc + R)]
-            if prev_N is not None:
-                cands.append((N, abs(N - prev_N) + R * (rp + 1.0) / (rp - 1.0)))
-            prev_N, prev_D = N, D
-            for est, e in cands:
-                if e < best_err:
-                    best, best_err, bestP = est, e, P
-            if abs(best - bestP) <= self._tol(best_err, floor):
-                pr.D, pr.P, pr.err, pr.verdict, pr.reason = best, bestP, best_err, PASS, ""
-                return
-            if abs(D - P) > self._tol(abs(D - prev_D_old) + R, floor):
-                state = "disagree"
-                streak += 1
-                if streak >= 2:
-                    pr.D, pr.P, pr.err, pr.verdict, pr.reason = best, bestP, best_err, FAIL, ""
-                    return
-            else:
-                state, streak = "unsettled", 0
-        pr.D, pr.P, pr.err = best, bestP, best_err
-        if state == "kink-out":
-            pr.verdict, pr.reason = FAIL, "kink: the analytic projection lies outside the one-sided derivatives"
-        elif state == "kink-in":
-            pr.verdict, pr.reason = INCONCLUSIVE, (
-                f"kink within {kink[2]:.2g} (in units of the entries' scales) along this direction; the analytic "
-                f"projection lies between the one-sided derivatives")
-        elif state == "nonfinite":
-            pr.verdict, pr.reason = INCONCLUSIVE, "fun is not finite along this direction"
-        else:
-            pr.verdict, pr.reason = INCONCLUSIVE, "the directional estimates did not settle as the step shrank"
+            got = chain.feed(*level(h))
+            if got is not None:
+                break
+        if got is None:
+            final = chain.final()
+            if chain.state == "unsettled" and self.p.eps is None:
+                up = _check._Chain(shim, shim, sch, 0, self.sigma)
+                up.start(*level(self.h * R_FACTOR ** 2)[:3])
+                for lv in (level(self.h * R_FACTOR), (D0, fwd0, bwd0, self.h, math.isfinite(D0))):
+                    got = up.feed(*lv)
+                    if got is not None:
+                        break
+                if got is None:
+                    second = up.final()
+                    final = second if second[2] == FAIL else final
+            if got is None:
+                got = final
+        est, e, v = got[:3]
+        reason = got[3] if len(got) > 3 else ""
+        if reason and reason.startswith("kink"):
+            reason = "kink along this direction: " + reason
+        pr.D, pr.P, pr.err, pr.verdict, pr.reason = est, P0, e, v, reason
         if not math.isfinite(pr.err):
             pr.err = abs(pr.D - pr.P) if math.isfinite(pr.D) else math.inf
 
@@ -320,45 +279,22 @@ class _Fast:
                 numeric[i], err[i] = D, e
                 verdict[i] = PASS if abs(a[i] - D) <= judge.tol(int(i), D, e) else FAIL
             return
-        hook = getattr(_check, "entry_estimates", None)
-        if hook is not None:
-            D, e, v, why = hook(p, judge, idx, self.sigma, self.eps_eff)
-            numeric[idx], err[idx], verdict[idx] = D, e, v
-            reasons.update(why)
-            return
-        # mirror of check._finite_differences restricted to idx
-        sch = self.scheme
-        try:
-            h = _check._steps(p, sch, self.sigma, self.eps_eff)
-        except TypeError:  # older signature
-            h = _check._steps(p, sch, self.eps_eff)
-        offs = [o for o in sch.offsets if o != 0.0]
-        D, heff, vals, actual = _first_step(p, sch, offs, h, idx)
-        R = 3.0 * sch.abs_weight_sum * self.sigma / heff
-        hi = h[idx]
-        target = RHO_TARGET * self.eps_eff ** (sch.order / (sch.order + 1.0)) * (np.abs(a[idx]) + p.grad_rms[idx])
-        second = _check._second_difference(offs, vals, self.f0) if hasattr(_check, "_second_difference") \
-            else np.zeros(idx.size)
-        loose = np.flatnonzero((SAFETY * R > target) & (target > 0) & np.isfinite(R)
-                               & (np.abs(second) < 100.0 * self.sigma))
-        if p.eps is None and loose.size:
-            grow = np.minimum(SAFETY * R[loose] / target[loose], R_FACTOR ** MAX_LEVELS)
-            hi[loose] = hi[loose] * R_FACTOR ** np.ceil(np.log(grow) / np.log(R_FACTOR))
-            hh = h.copy()
-            hh[idx] = hi
-            D2, heff2, vals2, actual2 = _first_step(p, sch, offs, hh, idx[loose])
-            D[loose], heff[loose] = D2, heff2
-            vals[:, loose], actual[:, loose] = vals2, actual2
-            R = 3.0 * sch.abs_weight_sum * self.sigma / heff
-        fwd, bwd = _onesided(offs, vals, actual, self.f0, sch.uses_center)
-        for c, i in enumerate(idx.tolist()):
-            if math.isfinite(D[c]) and abs(D[c] - a[i]) <= judge.tol(i, D[c], R[c]):
-                numeric[i], err[i], verdict[i] = D[c], R[c], PASS
-                continue
-            res = _refine(p, judge, sch, i, hi[c], D[c], fwd[c], bwd[c], self.sigma)
-            numeric[i], err[i], verdict[i], why = res
-            if why:
-                reasons[i] = why
+        num, e, v, why = _check.entry_estimates(p, judge, idx)
+        numeric[idx], err[idx], verdict[idx] = num[idx], e[idx], v[idx]
+        reasons.update(why)
+
+
+class _Shim:
+    """A one-entry problem and judge for check._Chain: the analytic projection P0, its floor,
+    and fast mode's probe tolerance."""
+
+    def __init__(self, P0, floor, fx):
+        self.analytic = np.array([P0])
+        self.floor = np.array([floor])
+        self._fx = fx
+
+    def tol(self, i, numeric, err):
+        return self._fx._tol(err, self.floor[0])
 
 
 def _split(spec, lo, hi):

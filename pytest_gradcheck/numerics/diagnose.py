@@ -1,0 +1,423 @@
+"""Diagnosis of a failed or inconclusive check: what the numbers say, and why.
+
+Two independent pieces of evidence:
+
+1. The error-versus-step sweep.  For the worst few disagreeing entries the
+   central difference is recomputed at h = L*10^-1 ... L*10^-10 (L the entry's
+   scale) and |analytic - numeric(h)| is classified by its shape:
+
+   ===========  =========================================================
+   correct      falls with the scheme's order, bottoms out inside the
+                error model's tolerance, rises with roundoff: a V
+   bug          a flat plateau far above the tolerance at every usable h
+   kink         flat while h is larger than the distance to the kink, then
+                a cliff (a drop of more than 30x within one decade) into
+                agreement
+   noise        no trend: the error jumps up and down by large factors
+   ===========  =========================================================
+
+   The tolerance at each h is SAFETY * 3*sum|w|*sigma/h + the analytic floor
+   (sigma: the measured noise of f), the same model the verdict uses.
+
+2. Bug shapes across a leaf, from the analytic vector a and the numeric
+   vector n restricted to the leaf's entries that were checked (all of them
+   in full mode, the localised ones in fast mode):
+
+   * constant factor      a ~ c n (least squares, residual < 5%): c = -1 is
+                          a sign flip, 2 / 0.5 a factor of two, 1/m or m a
+                          missing or extra average over a dimension m of
+                          some leaf (the batch), k/m a partial batch, 0 a
+                          missing gradient
+   * transposed           a ~ n^T for a square 2-D leaf
+   * rolled / permuted    a ~ roll(n, k) along an axis; a is a permutation of n
+   * swapped leaves       two leaves of the same shape with a_X ~ n_Y, a_Y ~ n_X
+   * missing term         a - n ~ lam * params (an L2 term lam*W forgotten or
+                          added twice), or a - n ~ constant
+
+The result is a JSON-safe dict: ``kind``, ``summary`` (one paragraph: what
+was compared, what the numbers say, the likely cause, what to try next),
+``entries`` ([{leaf, index, classification, sweep: [{"h", "error"}...],
+tolerance: [...]}]) and ``pattern`` ({leaf: {...}}).  At most
+SWEEP_ENTRIES * len(DECADES) * 2 = 40 extra evaluations of f.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .stencils import SCHEMES
+from .trees import unravel
+
+SWEEP_ENTRIES = 2
+DECADES = tuple(range(1, 11))
+SAFETY = 10.0
+#: relative residual below which a leaf-level bug shape is accepted
+FIT = 0.05
+
+
+# ---------------------------------------------------------------- sweeps
+def _flat_index(spec, leaf_path, index):
+    for leaf in spec.leaves:
+        if leaf.path == leaf_path:
+            if not leaf.shape:
+                return leaf.offset
+            return leaf.offset + int(np.ravel_multi_index(tuple(index), leaf.shape))
+    return None
+
+
+def sweep_entry(problem, i, scheme_name=None):
+    """[(h, D(h), jump(h))] for entry i, h = L_i * 10^-k: central difference D and the gap between the
+    one-sided differences (2 evaluations per step; the gap shrinks like h f'' where f is smooth and stays
+    at the size of the jump in f' at a kink)."""
+    ev = problem.ev
+    x = float(problem.x0[i])
+    L = float(problem.L[i])
+    dt = ev.buffer_dtype(i)
+    if dt.kind == "c":
+        dt = np.dtype(np.float64)
+    f0 = float(np.real(ev.f0))
+    out = []
+    for k in DECADES:
+        h = L * 10.0 ** (-k)
+        xp, xm = dt.type(x + h), dt.type(x - h)
+        span = float(xp) - float(xm)
+        if span == 0:
+            continue
+        fp = float(np.real(ev.at(i, xp)))
+        fm = float(np.real(ev.at(i, xm)))
+        hp, hm = float(xp) - x, x - float(xm)
+        jump = abs((fp - f0) / hp - (f0 - fm) / hm) if hp > 0 and hm > 0 else math.nan
+        out.append((span / 2.0, (fp - fm) / span, jump))
+    return out
+
+
+def classify(hs, errors, tol, jumps=None):
+    """Shape of |a - D(h)| over decreasing h: correct | bug | kink | noise.
+
+    ``jumps``: |forward - backward difference| per h; when it stays large as h
+    shrinks (instead of falling with h), a plateau is a kink at the point itself,
+    not a bug."""
+    e = np.asarray(errors, dtype=float)
+    if jumps is not None:
+        j = np.asarray(jumps, dtype=float)
+        t = np.asarray(tol, dtype=float)
+        ok = np.isfinite(j)
+        if ok.sum() >= 3:
+            jj, tt = j[ok], t[ok]
+            # the last (smallest-h) half keeps a gap above tolerance, and it has not shrunk
+            half = jj[len(jj) // 2:]
+            if np.all(half > tt[len(jj) // 2:]) and half.min() > 0.3 * jj[:len(jj) // 2].max():
+                return "kink"
+    t = np.asarray(tol, dtype=float)
+    ok = np.isfinite(e)
+    if ok.sum() < 3:
+        return "noise"
+    e, t, hs = e[ok], t[ok], np.asarray(hs, dtype=float)[ok]
+    le = np.log10(np.maximum(e, 1e-300))
+    good = e <= t
+    # the longest flat run (neighbours within a factor 2) of points above tolerance
+    best_run, best_end, run = 0, -1, 0
+    for k in range(len(le)):
+        above = not good[k]
+        if above and k > 0 and run > 0 and abs(le[k] - le[k - 1]) <= 0.3:
+            run += 1
+        else:
+            run = 1 if above else 0
+        if run > best_run:
+            best_run, best_end = run, k
+    if best_run >= 3:
+        level = float(np.median(le[best_end - best_run + 1:best_end + 1]))
+        after = le[best_end + 1:]
+        if after.size and np.any(good[best_end + 1:] & (after <= level - 1.5)):
+            return "kink"  # flat while h is larger than the kink's distance, then a cliff into agreement
+        return "bug"
+    if good.any():
+        g = int(np.argmax(good))
+        if g >= 2 and np.ptp(le[:g]) <= 0.7 and le[g - 1] - le[g] >= 1.5:
+            return "kink"
+        return "correct"
+    d = np.diff(le)
+    big = d[np.abs(d) > 0.5]
+    if big.size >= 2 and np.any(np.sign(big[1:]) != np.sign(big[:-1])):
+        return "noise"
+    return "bug" if np.ptp(le) <= 1.0 else "noise"
+
+
+# ---------------------------------------------------------------- patterns
+def _rel(x, y):
+    ny = float(np.linalg.norm(y))
+    return float(np.linalg.norm(x - y)) / ny if ny > 0 else (0.0 if not np.any(x) else math.inf)
+
+
+def _dims(spec):
+    ds = set()
+    for leaf in spec.leaves:
+        ds.update(int(s) for s in leaf.shape if s > 1)
+    return sorted(ds)
+
+
+def name_factor(c, dims):
+    """Readable name of a constant factor a = c * n."""
+    if abs(c) < 0.02:
+        return "x0", "the analytic gradient is zero where the numeric one is not (a gradient that is never written)"
+    for target, label, why in ((-1.0, "x-1", "a sign flip"),
+                               (2.0, "x2", "an extra factor 2 (e.g. the derivative of x^2 counted twice)"),
+                               (0.5, "x0.5", "a missing factor 2 (e.g. the derivative of x^2 written as x)"),
+                               (-2.0, "x-2", "a sign flip and a factor 2"),
+                               (-0.5, "x-0.5", "a sign flip and a missing factor 2")):
+        if abs(c - target) <= 0.02 * abs(target):
+            return label, why
+    for m in dims:
+        if abs(c - 1.0 / m) <= 0.02 / m:
+            return f"x1/{m}", f"an extra division by {m} (a size of the data or of a leaf: averaging twice?)"
+        if abs(c - m) <= 0.02 * m:
+            return f"x{m}", f"a missing division by {m} (a sum where the loss takes the mean over {m} items?)"
+    r = round(c)
+    if abs(r) >= 3 and abs(c - r) <= 0.02 * abs(c):
+        return f"x{int(r)}", f"a missing division by {abs(int(r))} (a sum where the loss takes the mean over {abs(int(r))} items?)"
+    if c != 0 and abs(1 / c) >= 3 and abs(1 / c - round(1 / c)) <= 0.02 * abs(1 / c):
+        m = int(round(1 / c))
+        return f"x1/{m}", f"an extra division by {abs(m)} (averaging twice?)"
+    for m in dims:
+        k = c * m
+        if 0 < c < 1 and abs(k - round(k)) <= 0.02 and 1 <= round(k) < m:
+            return f"x{int(round(k))}/{m}", (f"the gradient of only {int(round(k))} of {m} items (part of the batch "
+                                             f"dropped in the backward pass?)")
+    c2 = c * c
+    for m in range(2, 1025):
+        if abs(c2 - m) <= 0.02 * m and abs(c - round(c)) > 0.05:
+            return f"x{'-' if c < 0 else ''}sqrt({m})", (f"an extra factor sqrt({m}) (a 1/sqrt(d) scale with d={m} "
+                                                      f"applied in the forward pass but not in the backward pass?)")
+        if abs(1.0 / c2 - m) <= 0.02 * m and abs(1.0 / c - round(1.0 / c)) > 0.05:
+            return f"x{'-' if c < 0 else ''}1/sqrt({m})", f"an extra factor 1/sqrt({m}) (a 1/sqrt(d) scale applied twice?)"
+    return f"x{c:.4g}", "a constant factor"
+
+
+def _leaf_shape(leaf, a, n, x, full, dims):
+    """The bug shape that explains the discrepancy a - n best, or None.
+
+    A candidate model M(n) is accepted when it leaves at most 20% of the
+    discrepancy unexplained (||a - M|| <= 0.2 ||a - n||) and fits a to FIT
+    (||a - M|| <= FIT ||a||); among accepted ones the best fit wins.
+    """
+    disc = float(np.linalg.norm(a - n))
+    na = float(np.linalg.norm(a))
+    if disc == 0 or a.size == 0:
+        return None
+    cands = []
+
+    def offer(model, pat, min_size=1):
+        if a.size < min_size:
+            return
+        r = float(np.linalg.norm(a - model))
+        if r <= 0.2 * disc and r <= FIT * max(na, disc):
+            cands.append((r, len(cands), pat))
+
+    if a.size >= 3 and float(n @ n) > 0:
+        c = float(a @ n) / float(n @ n)
+        label, why = name_factor(c, dims)
+        offer(c * n, {"pattern": "factor", "factor": c, "label": label, "explanation": why})
+    d = a - n
+    if a.size >= 3 and float(x @ x) > 0:
+        lam = float(d @ x) / float(x @ x)
+        word = "an extra" if lam > 0 else "a missing"
+        offer(n + lam * x, {"pattern": "missing_term", "lambda": -lam,
+                            "label": f"{'+' if lam > 0 else '-'}{abs(lam):.3g}*{leaf.path}",
+                            "explanation": f"analytic - numeric = {lam:.3g} x {leaf.path}: {word} term "
+                                           f"{abs(lam):.3g}*{leaf.path} (an L2 regularisation "
+                                           f"{'counted twice' if lam > 0 else 'left out of the backward pass'}?)"})
+    if a.size >= 3:
+        off = float(np.mean(d))
+        offer(n + off, {"pattern": "offset", "offset": off, "label": f"offset {off:+.3g}",
+                        "explanation": "analytic - numeric is the same constant for every entry (a stray additive "
+                                       "term)"})
+    if full and a.size >= 2:
+        N = n.reshape(leaf.shape) if leaf.shape else n
+        A = a.reshape(N.shape)
+        if N.ndim == 2 and N.shape[0] == N.shape[1]:
+            offer(N.T.ravel(), {"pattern": "transposed", "label": "transposed",
+                                "explanation": "the analytic gradient is the transpose of the numeric one (a .T "
+                                               "missing or extra)"})
+        axes_sets = [tuple(range(N.ndim))] + ([(ax,) for ax in range(N.ndim)] if N.ndim > 1 else [])
+        for axes in axes_sets:
+            offer(np.flip(N, axis=axes).ravel(), {
+                "pattern": "flipped", "label": f"flipped along axis {','.join(map(str, axes))}", "axes": list(axes),
+                "explanation": "the analytic entries are the numeric ones in reverse order (a kernel flipped: "
+                               "convolution vs correlation?)"})
+        for ax in range(N.ndim):
+            for k in range(1, min(N.shape[ax], 64)):
+                offer(np.roll(N, k, axis=ax).ravel(), {
+                    "pattern": "rolled", "label": f"rolled by {k} along axis {ax}", "shift": k, "axis": ax,
+                    "explanation": f"the analytic entries are the numeric ones shifted by {k} along axis {ax} (an "
+                                   f"index off by {k})"})
+        if N.ndim > 1:
+            for k in range(1, min(n.size, 64)):
+                offer(np.roll(n, k), {
+                    "pattern": "rolled", "label": f"rolled by {k} (flat order)", "shift": k, "axis": None,
+                    "explanation": f"the analytic entries are the numeric ones shifted by {k} positions in flat order "
+                                   f"(an index off by {k})"})
+        # a permutation: match sorted values (the model puts n's values in a's order)
+        model = np.empty_like(n)
+        model[np.argsort(a, kind="stable")] = np.sort(n, kind="stable")
+        offer(model, {"pattern": "permuted", "label": "permuted",
+                      "explanation": "the analytic entries are the numeric ones in a different order (wrong indexing "
+                                     "or reshape)"}, min_size=3)
+    if not cands:
+        return None
+    cands.sort(key=lambda t: (t[0], t[1]))
+    return cands[0][2]
+
+
+def leaf_patterns(problem, result):
+    """{leaf path: pattern dict} for leaves with disagreeing entries."""
+    ent = result.entries or {}
+    a_all = np.asarray(ent.get("analytic", problem.analytic), dtype=float)
+    n_all = np.asarray(ent.get("numeric"), dtype=float)
+    verdict = np.asarray(ent.get("verdict"))
+    checked = np.asarray(ent.get("checked", np.ones(problem.n, dtype=bool)), dtype=bool)
+    usable = checked & np.isfinite(n_all)
+    dims = _dims(problem.spec)
+    x0 = problem.x0
+    out = {}
+    bad_leaves = []
+    for leaf in problem.spec.leaves:
+        sl = leaf.slice
+        if not (usable[sl] & (verdict[sl] != 0)).any():
+            continue
+        bad_leaves.append(leaf)
+        m = usable[sl]
+        a, n, x = a_all[sl][m], n_all[sl][m], x0[sl][m]
+        pat = _leaf_shape(leaf, a, n, x, bool(m.all()), dims)
+        if pat is not None:
+            pat["n_entries"] = int(a.size)
+            out[leaf.path] = pat
+    # two leaves of the same shape swapped
+    for i, X in enumerate(problem.spec.leaves):
+        for Y in problem.spec.leaves[i + 1:]:
+            if X.shape != Y.shape or X.size < 2 or not (usable[X.slice].all() and usable[Y.slice].all()):
+                continue
+            if X not in bad_leaves and Y not in bad_leaves:
+                continue
+            aX, aY, nX, nY = a_all[X.slice], a_all[Y.slice], n_all[X.slice], n_all[Y.slice]
+            if _rel(aX, nY) <= FIT and _rel(aY, nX) <= FIT and _rel(nX, nY) > 4 * FIT:
+                pat = {"pattern": "swapped", "label": f"{X.path} <-> {Y.path}", "with": Y.path,
+                       "explanation": f"the gradients of {X.path} and {Y.path} are swapped (same shape, returned in "
+                                      f"the wrong order or under the wrong key)"}
+                pat["n_entries"] = int(X.size)
+                out[X.path] = pat
+                out[Y.path] = dict(pat, **{"with": X.path})
+    return out
+
+
+# ---------------------------------------------------------------- the report
+_MEANING = {
+    "bug": "the error stays on a flat plateau whatever the step, so the finite differences agree with each other "
+           "and the analytic value is wrong",
+    "correct": "the error falls with the step and then rises with roundoff (a V) and comes within the tolerance, so "
+               "the gradient agrees with the finite differences at a suitable step; the disagreement was a step-size "
+               "artefact",
+    "kink": "the error is large while the step is larger than some distance and drops sharply once it is smaller: "
+            "fun has a kink (ReLU, abs, max, a tie) that close to the point",
+    "noise": "the error jumps up and down without a trend: fun is noisy or nondeterministic at this scale",
+}
+
+_NEXT = {
+    "bug": "look at the backward pass for this parameter",
+    "correct": "nothing may be wrong: rerun with method='central4' or a larger eps, or pass atol/rtol",
+    "kink": "move the test point away from the kink (e.g. re-draw params so that no pre-activation or margin is near "
+            "0), or accept 'inconclusive' here",
+    "noise": "make fun deterministic and compute it in float64 (seed its randomness, turn off dropout)",
+}
+
+
+def diagnose(problem, result) -> dict:
+    """JSON-safe diagnosis of a non-passing result (see the module docstring)."""
+    try:
+        return _diagnose(problem, result)
+    except Exception as e:  # noqa: BLE001 - a diagnosis must never break the check itself
+        return {"kind": "unknown", "summary": f"(no diagnosis: {type(e).__name__}: {e})", "entries": [],
+                "pattern": {}}
+
+
+def _diagnose(problem, result):
+    ent = result.entries or {}
+    what = {"gradient": "your gradient", "vjp": "your vector-Jacobian product", "jvp": "your Jacobian-vector product",
+            "jacobian": "your Jacobian", "hessian": "your Hessian"}.get(result.kind, f"your {result.kind}")
+    bad = [e for e in result.worst if e.verdict != "pass"]
+    scheme_name = problem.method if problem.method in SCHEMES else "central"
+    entries = []
+    sweepable = getattr(problem, "sweepable", True) and hasattr(getattr(problem, "ev", None), "at")
+    sigma = float(getattr(problem, "sigma", 0.0) or 0.0)
+    if not sigma and sweepable:
+        eps_f = getattr(problem.ev, "eps_out", None) or float(np.finfo(np.float64).eps)
+        sigma = eps_f * abs(float(np.real(problem.ev.f0)))
+    if sweepable:
+        for e in bad[:SWEEP_ENTRIES]:
+            i = _flat_index(problem.spec, e.leaf, e.index)
+            if i is None:
+                continue
+            pts = sweep_entry(problem, i, scheme_name)
+            a = float(problem.analytic[i])
+            hs = [h for h, _, _ in pts]
+            errs = [abs(a - d) for _, d, _ in pts]
+            jumps = [j for _, _, j in pts]
+            floor = float(problem.floor[i]) if hasattr(problem, "floor") else 0.0
+            tol = [SAFETY * 3.0 * sigma / h + floor for h in hs]
+            cls = classify(hs, errs, tol, jumps)
+            entries.append({"leaf": e.leaf, "index": [int(k) for k in e.index], "classification": cls,
+                            "analytic": a,
+                            "sweep": [{"h": float(h), "error": float(err)} for h, err in zip(hs, errs)
+                                      if math.isfinite(err)],
+                            "tolerance": [float(t) for t in tol]})
+    patterns = leaf_patterns(problem, result) if ent.get("numeric") is not None else {}
+
+    # the headline kind: a recognised bug shape, else the worst entry's sweep, else the verdict reasons
+    if patterns:
+        kind = "bug"
+    elif entries:
+        kind = entries[0]["classification"]
+        if kind == "correct":
+            kind = "roundoff"
+    elif bad and bad[0].reason.startswith("kink"):
+        kind = "kink"
+    elif result.status == "fail":
+        kind = "bug"
+    else:
+        kind = "unsettled"
+
+    parts = []
+    n_fail = result.counts.get("fail", 0)
+    n_inc = result.counts.get("inconclusive", 0)
+    method = {"central": "central differences", "forward": "forward differences", "backward": "backward differences",
+              "central4": "5-point differences", "complex": "the complex step"}.get(problem.method, problem.method)
+    head = f"Compared {what} (analytic) with {method} of fun (numeric) on {result.n_checked} entries"
+    if result.mode == "fast":
+        head += " (fast mode: random-direction probes, then the suspected entries one by one)"
+    parts.append(head + f": {n_fail} disagree" + (f" and {n_inc} could not be judged" if n_inc else "") + ".")
+    if bad:
+        w = bad[0]
+        parts.append(f"The worst is {w.where}: analytic {w.analytic:.6g}, numeric {w.numeric:.6g}, "
+                     f"{w.ratio:.3g}x the tolerance {w.tolerance:.3g}.")
+    if entries:
+        e0 = entries[0]
+        errs = [p["error"] for p in e0["sweep"]]
+        where = e0["leaf"] + (str(e0["index"]) if e0["index"] else "")
+        if errs:
+            parts.append(f"Sweeping the step from {e0['sweep'][0]['h']:.1g} down to {e0['sweep'][-1]['h']:.1g} at "
+                         f"{where}, |analytic - numeric| goes from {errs[0]:.2g} to a minimum of {min(errs):.2g}: "
+                         f"{_MEANING[e0['classification']]}.")
+    for path, pat in list(patterns.items())[:3]:
+        parts.append(f"Across leaf {path!r} ({pat['n_entries']} entries compared) the pattern is "
+                     f"'{pat['label']}': {pat['explanation']}.")
+    if patterns:
+        first = next(iter(patterns))
+        parts.append(f"Next: check the backward pass of {first!r} for exactly that.")
+    elif entries:
+        parts.append(f"Next: {_NEXT[entries[0]['classification']]}.")
+    elif kind == "kink":
+        parts.append("Next: " + _NEXT["kink"] + ".")
+    elif result.status == "fail":
+        parts.append("Next: look at the backward pass of the leaves listed above.")
+    return {"kind": kind, "summary": " ".join(parts), "entries": entries, "pattern": patterns}
