@@ -687,3 +687,17 @@ def test_kink_verdicts_for_every_scheme(method, x0):
         r = check_gradient(f, p, g, method=method)
         assert r.status == "fail", f"analytic {wrong}:\n{r}"
         assert r.worst[0].where == "a[0]"
+
+
+@pytest.mark.parametrize("value", [2.0, -1.5])
+def test_kink_failure_keeps_the_ratio_contract(value):
+    # schema: max_ratio is the largest |a - n| / tolerance and "the verdict line
+    # is ratio 1"; a failing kink entry reported with tolerance inf and ratio 0
+    # makes a failed check look perfect in summaries, histograms and baselines
+    f, g, p = _abs_model(value)
+    r = check_gradient(f, p, g)
+    assert r.status == "fail"
+    assert r.max_ratio > 1, str(r)
+    d = r.to_dict()
+    assert d["worst"][0]["verdict"] == "fail" and (d["worst"][0]["ratio"] or 0) > 1, d["worst"][0]
+    assert sum(d["histogram"]["counts"][9:]) >= 1   # at least one entry at ratio >= 1
