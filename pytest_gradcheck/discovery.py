@@ -120,7 +120,7 @@ def module_models(module) -> list[ModelSpec]:
             continue
         grad = ns.get(f"{attr}_grad") or ns.get(f"grad_{attr}")
         params = ns.get(f"{attr}_params", _MISSING)
-        if callable(grad) and params is not _MISSING:
+        if callable(grad) and params is not _MISSING and not _is_fixture(grad) and not _is_fixture(params):
             found.append(ModelSpec(name=attr, fun=obj, grad=grad, params=params, module=modname, origin="convention"))
     seen: dict = {}
     unique = []
@@ -131,6 +131,12 @@ def module_models(module) -> list[ModelSpec]:
             spec = ModelSpec(**{**spec.__dict__, "name": f"{spec.name}-{n}"})
         unique.append(spec)
     return unique
+
+
+def _is_fixture(obj) -> bool:
+    """A pytest fixture function (never a model's gradient or parameters)."""
+    return (hasattr(obj, "_fixture_function_marker") or hasattr(obj, "_pytestfixturefunction")
+            or type(obj).__name__ == "FixtureFunctionDefinition")
 
 
 def resolve_params(params, seed: int):
@@ -380,7 +386,7 @@ def external_collector(session, ext: ExternalModule) -> GradcheckModelFile:
             nodeid = path.relative_to(rootpath).as_posix()
         except ValueError:
             nodeid = ext.modname
-        name = path.name
+        name = nodeid  # attached to the session: the full relative path reads better than the file name
     else:
         path, nodeid, name = rootpath, ext.modname, ext.modname
     return GradcheckModelFile.from_parent(

@@ -28,6 +28,12 @@ def _hidden_grad(x): return x
 _hidden_params = 1.0
 def lonely(x): return 0.0          # no _params sibling: not a model
 def lonely_grad(x): return x
+
+import pytest
+def fx(x): return 0.0               # a fixture named like the params: not a model
+def fx_grad(x): return x
+@pytest.fixture
+def fx_params(): return 1.0
 """
 
 
@@ -44,6 +50,7 @@ def test_models_in_a_test_module_become_items(pytester):
     ])
     result.stdout.no_fnmatch_line("*hidden*")
     result.stdout.no_fnmatch_line("*lonely*")
+    result.stdout.no_fnmatch_line("*fx*")
     result = pytester.runpytest("-v")
     result.assert_outcomes(passed=4, failed=1)
     result.stdout.fnmatch_lines(["*test_nets.py::gradcheck[[]cube_bad[]] FAILED*"])
