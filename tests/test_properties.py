@@ -112,11 +112,12 @@ def test_smooth_correct_gradients_pass(prob):
     assert r.status == "pass", str(r)
 
 
-@SETTINGS
-@given(problems, st.integers(0, 10**6), st.sampled_from([-1.0, 1.0]))
-def test_perturbation_beyond_tolerance_fails(prob, pick, sign):
+@settings(SETTINGS, max_examples=80)
+@given(problems, st.integers(0, 10**6), st.sampled_from([-1.0, 1.0]),
+       st.sampled_from(["central", "central4", "forward"]))
+def test_perturbation_beyond_tolerance_fails(prob, pick, sign, method):
     p = prob.params()
-    r = check_gradient(prob.fun, p, prob.grad)
+    r = check_gradient(prob.fun, p, prob.grad, method=method)
     assert r.status == "pass"
     tol = np.asarray(r.entries["tolerance"], dtype=float)
     k = pick % tol.size
@@ -130,8 +131,8 @@ def test_perturbation_beyond_tolerance_fails(prob, pick, sign):
         parts.append(vec[off:off + size].reshape(s))
         off += size
     bad = rebuild(g0, iter(parts))
-    r2 = check_gradient(prob.fun, p, lambda q: bad)
-    assert r2.status == "fail", f"entry {k} moved by 30 x tolerance {tol[k]:.3g}:\n{r2}"
+    r2 = check_gradient(prob.fun, p, lambda q: bad, method=method)
+    assert r2.status == "fail", f"{method}: entry {k} moved by 30 x tolerance {tol[k]:.3g}:\n{r2}"
     assert r2.counts["fail"] == 1
     i_worst = int(np.argmax(np.where(np.asarray(r2.entries["verdict"]) == 1,
                                      np.asarray(r2.entries["ratio"], dtype=float), -1.0)))
