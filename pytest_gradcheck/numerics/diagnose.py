@@ -55,6 +55,8 @@ DECADES = tuple(range(1, 11))
 SAFETY = 10.0
 #: relative residual below which a leaf-level bug shape is accepted
 FIT = 0.05
+#: leaves larger than this are not searched for rearranged entries
+MAX_SEARCH = 1 << 16
 
 
 # ---------------------------------------------------------------- sweeps
@@ -289,14 +291,19 @@ def leaf_patterns(problem, result):
         bad_leaves.append(leaf)
         m = usable[sl]
         a, n, x = a_all[sl][m], n_all[sl][m], x0[sl][m]
-        pat = _leaf_shape(leaf, a, n, x, bool(m.all()), dims)
+        frac = float(np.mean(verdict[sl][m] != 0)) if m.any() else 0.0
+        # rearrangements (transpose, roll, flip, permutation) move most entries: only look for them
+        # when a good part of the leaf disagrees, and in leaves small enough to search cheaply
+        structural = bool(m.all()) and frac >= 0.2 and leaf.size <= MAX_SEARCH
+        pat = _leaf_shape(leaf, a, n, x, structural, dims)
         if pat is not None:
             pat["n_entries"] = int(a.size)
             out[leaf.path] = pat
     # two leaves of the same shape swapped
     for i, X in enumerate(problem.spec.leaves):
         for Y in problem.spec.leaves[i + 1:]:
-            if X.shape != Y.shape or X.size < 2 or not (usable[X.slice].all() and usable[Y.slice].all()):
+            if X.shape != Y.shape or X.size < 2 or X.size > MAX_SEARCH \
+                    or not (usable[X.slice].all() and usable[Y.slice].all()):
                 continue
             if X not in bad_leaves and Y not in bad_leaves:
                 continue
@@ -419,5 +426,7 @@ def _diagnose(problem, result):
     elif kind == "kink":
         parts.append("Next: " + _NEXT["kink"] + ".")
     elif result.status == "fail":
-        parts.append("Next: look at the backward pass of the leaves listed above.")
+        code = {"jvp": "the JVP (forward-mode) rule", "hessian": "the second-derivative code"}.get(
+            result.kind, "the backward pass")
+        parts.append(f"Next: look at {code} for the entries listed above.")
     return {"kind": kind, "summary": " ".join(parts), "entries": entries, "pattern": patterns}

@@ -1,0 +1,583 @@
+"""Vector-valued functions: check a VJP, a JVP or an explicit Jacobian.
+
+``fun(inputs)`` returns an array or a pytree of arrays; ``inputs`` is a pytree
+like check_gradient's params.  All three return a GradcheckResult with the same
+verdict machinery as check_gradient (``kind`` = "vjp", "jvp", "jacobian").
+
+check_vjp(fun, inputs, vjp)
+    ``vjp(inputs, cotangent)`` returns the gradient of <fun(inputs), cotangent>
+    with respect to inputs (a backward pass: ``lambda x, g: backward(g,
+    forward(x)[1])``).  For each of ``n_cotangents`` random cotangents c this
+    is exactly a gradient check of the scalar phi(x) = <fun(x), c> against
+    vjp(x, c), so it reuses check_gradient entirely (full, fast or auto mode,
+    error model, diagnosis).  c has random signs (Rademacher) divided by the
+    rms of its output leaf, so that every output leaf weighs the same whatever
+    its scale.  Why signs rather than Gaussian weights: a single wrong Jacobian
+    entry J[r, j] then shows up in the VJP as exactly +-delta/rms at input j
+    (never shrunk by a small random weight: a N(0,1) weight is below 0.1 with
+    probability 8%); two wrong entries in the same column cancel with
+    probability 1/2 per cotangent, so ``n_cotangents`` = 2 (the default) leaves
+    1/4 for that worst case and 0 for a single wrong entry.
+
+check_jvp(fun, inputs, jvp)
+    ``jvp(inputs, tangent)`` returns the directional derivative of fun's
+    output along ``tangent`` (same structure as fun's output).  Tangents are
+    random signs times each input entry's scale (the step full mode would take
+    is the same fraction of every entry).  The numeric side is the central
+    difference of the whole output along the tangent, output entry by output
+    entry, with the same error model as check_gradient: roundoff
+    sqrt(sum w^2) sigma_r / h (sigma_r: the measured noise of output r, at
+    least eps*|y_r|), Richardson refinement for entries that disagree, and a
+    failure only on a confirmed plateau.
+
+check_jacobian(fun, inputs, jac)
+    ``jac(inputs)`` returns the Jacobian as either (a) a 2-D array (m, n) with
+    rows in the flat order of fun's outputs and columns in the flat order of
+    inputs (leaves in tree order, each row-major), or (b) for a single output
+    array and a single input array, an array of shape out_shape + in_shape,
+    or (c) a nested structure "outputs of inputs" (like jax.jacobian): for
+    each output leaf, a structure like inputs whose leaves have shape
+    out_shape + in_shape.  mode="full" perturbs each input entry (2n
+    evaluations, every Jacobian entry is judged; result leaves are named
+    "d<out>/d<in>" with shape out_shape + in_shape); mode="fast" checks the
+    VJPs J^T c through check_vjp's fast mode instead.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..errors import GradcheckInputError
+from .check import (FAIL, INCONCLUSIVE, KAPPA, MAX_LEVELS, PASS, R_FACTOR, SAFETY, Judge, Problem, _validate,
+                    assemble, full_check)
+from .result import GradcheckResult
+from .stencils import SCHEMES
+from .trees import Leaf, TreeSpec, build, flatten, flatten_like
+
+N_COTANGENTS = 2
+N_TANGENTS = 2
+
+
+# ---------------------------------------------------------------- helpers
+def _call(f, *args, what):
+    __tracebackhide__ = True
+    try:
+        return f(*args)
+    except GradcheckInputError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise GradcheckInputError(f"{what} raised {type(e).__name__}: {e}") from e
+
+
+def _out_path(path: str) -> str:
+    """Output leaf path: 'out', 'out[0]', "out['key']", "out['key'][1]"."""
+    if path == "params":
+        return "out"
+    if path.startswith("["):
+        return "out" + path
+    k = path.find("[")
+    key, rest = (path, "") if k < 0 else (path[:k], path[k:])
+    return f"out[{key!r}]{rest}"
+
+
+def _output_spec(out):
+    try:
+        vec, spec = flatten(out, name="fun's output")
+    except GradcheckInputError as e:
+        raise GradcheckInputError(str(e).replace("params leaf", "output leaf")) from e
+    return vec, spec
+
+
+def _leaves_numpy(out, spec, complex_ok=False):
+    """fun's output read in the structure of ``spec`` (float64, or complex128 when complex_ok)."""
+    if complex_ok:
+        from ..frameworks.registry import adapter_for
+        parts = []
+
+        def visit(o):
+            if isinstance(o, dict):
+                for v in o.values():
+                    visit(v)
+            elif isinstance(o, (list, tuple)):
+                for v in o:
+                    visit(v)
+            else:
+                ad = adapter_for(o)
+                parts.append(np.asarray(ad.to_numpy(o) if ad is not None else o).ravel())
+        visit(out)
+        v = np.concatenate(parts) if parts else np.zeros(0)
+        if v.size != spec.size:
+            raise GradcheckInputError(f"fun's output changed size: {v.size} entries, expected {spec.size}")
+        return v.astype(np.complex128)
+    vec, _ = flatten_like(out, spec, "fun's output")
+    return vec
+
+
+def _combine_worst(results, kind):
+    """One result from several (one per cotangent / tangent): the worst, with summed costs."""
+    order = {"fail": 2, "inconclusive": 1, "pass": 0}
+    worst = max(results, key=lambda r: (order[r.status], r.max_ratio))
+    worst.kind = kind
+    worst.n_evals = int(sum(r.n_evals for r in results))
+    worst.duration_s = float(sum(r.duration_s for r in results))
+    k = results.index(worst)
+    if len(results) > 1:
+        worst.messages = list(worst.messages) + [
+            f"{len(results)} random {'cotangents' if kind in ('vjp', 'jacobian') else 'tangents'} checked; "
+            f"this report is number {k + 1} (the worst); statuses: {', '.join(r.status for r in results)}"]
+    if worst.escape_probability is not None:
+        worst.escape_probability = float(np.prod([r.escape_probability for r in results
+                                                  if r.escape_probability is not None]))
+    return worst
+
+
+# ---------------------------------------------------------------- VJP
+def check_vjp(fun, inputs, vjp, *, method="central", eps=None, atol=None, rtol=None, mode="full", seed=0,
+              n_cotangents=N_COTANGENTS) -> GradcheckResult:
+    """Check ``vjp(inputs, cotangent)`` (the gradient of <fun(inputs), cotangent>) against finite differences.
+
+    See the module docstring.  ``n_cotangents`` random cotangents from ``seed``;
+    the worst of the checks is returned (its ``n_evals`` is the total).
+    """
+    __tracebackhide__ = True
+    return _vjp_check(fun, inputs, vjp, method, eps, atol, rtol, mode, seed, n_cotangents, "vjp")
+
+
+def _vjp_check(fun, inputs, vjp, method, eps, atol, rtol, mode, seed, n_cotangents, kind):
+    _validate(fun, method, mode, eps, atol, rtol, seed)
+    if not callable(vjp):
+        raise GradcheckInputError(f"vjp must be callable; got {type(vjp).__name__}")
+    if isinstance(n_cotangents, bool) or not isinstance(n_cotangents, (int, np.integer)) or n_cotangents < 1:
+        raise GradcheckInputError(f"n_cotangents must be a positive integer; got {n_cotangents!r}")
+    y0 = _call(fun, inputs, what="fun")
+    yvec, ospec = _output_spec(y0)
+    if ospec.size == 0:
+        raise GradcheckInputError("fun's output is empty: there is nothing to check")
+    rng = np.random.default_rng([int(seed), 0xC07])
+    complex_step = method == "complex"
+    out_dtype = np.result_type(*[leaf.dtype for leaf in ospec.leaves])
+    if not np.issubdtype(out_dtype, np.floating):
+        out_dtype = np.dtype(np.float64)
+    results = []
+    for k in range(int(n_cotangents)):
+        c = rng.choice([-1.0, 1.0], size=ospec.size)
+        for leaf in ospec.leaves:
+            v = yvec[leaf.slice]
+            rms = float(np.sqrt(np.mean(v * v))) if v.size else 0.0
+            if rms > 0 and math.isfinite(rms):
+                c[leaf.slice] /= rms
+
+        def make(kk, leaf, c=c):
+            buf = np.array(c[leaf.slice], dtype=leaf.dtype if np.issubdtype(leaf.dtype, np.floating)
+                           else np.float64).reshape(leaf.shape)
+            return leaf.adapter.leaf_from_buffer(buf, leaf.original)
+
+        def phi(x, c=c):
+            y = fun(x)
+            if complex_step:
+                v = _leaves_numpy(y, ospec, complex_ok=True)
+                return complex(v @ c)
+            v = _leaves_numpy(y, ospec)
+            return np.asarray(float(v @ c), dtype=out_dtype)
+
+        def grad(x, c=c, make=make):
+            return vjp(x, build(ospec, make))
+
+        problem = Problem(phi, inputs, grad, method, eps, atol, rtol, int(seed) + k, kind=kind)
+        if mode != "full":
+            from . import fast
+            if mode == "fast" or fast.prefers_fast(problem):
+                results.append(fast.check_fast(problem))
+                continue
+        results.append(full_check(problem))
+    res = _combine_worst(results, kind)
+    res.seed = int(seed)
+    return res
+
+
+# ---------------------------------------------------------------- JVP and Jacobian engine
+class _VecEval:
+    """Evaluates fun at points of the flat input space; returns flat float64 outputs."""
+
+    def __init__(self, fun, inputs):
+        self.fun = fun
+        self.x0, self.spec = flatten(inputs, name="inputs")
+        if self.spec.size == 0:
+            raise GradcheckInputError("inputs is empty: there is nothing to check")
+        bad = ~np.isfinite(self.x0)
+        if bad.any():
+            raise GradcheckInputError("inputs is not finite")
+        self.n_evals = 0
+        self.dtypes = [np.dtype(np.float64)] * len(self.spec.leaves)
+        try:
+            y = self.call(self.x0)
+        except Exception:  # noqa: BLE001 - try the inputs' own dtypes
+            self.dtypes = [leaf.dtype for leaf in self.spec.leaves]
+            y = None
+        if y is None or not np.all(np.isfinite(y)):
+            self.dtypes = [leaf.dtype for leaf in self.spec.leaves]
+            y = self.call(self.x0)
+        self.y0 = y
+        if not np.all(np.isfinite(y)):
+            raise GradcheckInputError("fun's output is not finite at inputs")
+        self.eps_out = max(float(np.finfo(leaf.dtype).eps) if np.issubdtype(leaf.dtype, np.floating)
+                           else float(np.finfo(np.float64).eps) for leaf in self.ospec.leaves)
+
+    def tree(self, x):
+        def make(k, leaf):
+            buf = np.array(x[leaf.slice], dtype=self.dtypes[k]).reshape(leaf.shape)
+            return leaf.adapter.leaf_from_buffer(buf, leaf.original)
+        return build(self.spec, make)
+
+    def native_tree(self):
+        def make(k, leaf):
+            buf = np.array(self.x0[leaf.slice], dtype=leaf.dtype).reshape(leaf.shape)
+            return leaf.adapter.leaf_from_buffer(buf, leaf.original)
+        return build(self.spec, make)
+
+    def rounded(self, x):
+        out = x.copy()
+        for leaf, dt in zip(self.spec.leaves, self.dtypes):
+            if dt != np.float64:
+                out[leaf.slice] = x[leaf.slice].astype(dt).astype(np.float64)
+        return out
+
+    def call(self, x):
+        self.n_evals += 1
+        out = _call(self.fun, self.tree(x), what="fun")
+        if not hasattr(self, "ospec"):
+            _, self.ospec = _output_spec(out)
+        return flatten_like(out, self.ospec, "fun's output")[0]
+
+
+class _VecProblem:
+    """What assemble() and Judge need, for entries that are output entries (JVP) or
+    Jacobian entries; ``analytic`` is the user's side, in the layout of ``spec``."""
+
+    sweepable = False
+
+    def __init__(self, kind, method, seed, atol, rtol, spec, analytic, eps_a, ev, messages, t0):
+        self.kind, self.method, self.seed, self.atol, self.rtol = kind, method, seed, atol, rtol
+        self.spec, self.analytic, self.ev, self.messages, self.t0 = spec, analytic, ev, messages, t0
+        self.n = spec.size
+        self.grad_rms = np.empty(self.n)
+        for leaf in spec.leaves:
+            a = analytic[leaf.slice]
+            self.grad_rms[leaf.slice] = float(np.sqrt(np.mean(a * a))) if a.size else 0.0
+        self.floor = KAPPA * eps_a * (np.abs(analytic) + self.grad_rms)
+        self.x0 = np.zeros(self.n)
+        self.L = np.ones(self.n)
+
+
+def _result_leaf(path, shape, offset, like, dtype_name):
+    size = int(np.prod(shape)) if shape else 1
+    return Leaf(path, tuple(shape), offset, size, like.adapter, None, like.dtype, dtype_name, like.eps)
+
+
+def _noise(ev, rng, x0, L, delta_rel):
+    """Per-output noise sigma_r (ECnoise along a random direction; at least eps*|y_r|)."""
+    u = rng.choice([-1.0, 1.0], size=x0.size) * L * delta_rel
+    ys = [ev.y0] + [ev.call(ev.rounded(x0 + k * u)) for k in range(1, 9)]
+    Y = np.array(ys)
+    floor = ev.eps_out * np.abs(ev.y0)
+    if not np.all(np.isfinite(Y)):
+        return floor
+    d3 = np.diff(Y, 3, axis=0)
+    sigma = np.median(np.abs(d3), axis=0) / (0.6745 * math.sqrt(20.0))
+    return np.maximum(sigma, floor)
+
+
+def _directional(ev, scheme, x0, d, h):
+    """Scheme estimate of the output's derivative along d at step h, and the effective step."""
+    offs = [o for o in scheme.offsets]
+    vals = []
+    for o in offs:
+        if o == 0.0:
+            vals.append(ev.y0)
+        else:
+            vals.append(ev.call(ev.rounded(x0 + (o * h) * d)))
+    D = sum(w * v for w, v in zip(scheme.weights, vals)) / h
+    return D
+
+
+class _Column:
+    """Richardson chain for all outputs of one direction: pass / fail (plateau) / inconclusive."""
+
+    def __init__(self, a, tolf, rp):
+        self.a, self.tolf, self.rp = a, tolf, rp
+        m = a.size
+        self.best = np.full(m, np.nan)
+        self.best_err = np.full(m, np.inf)
+        self.verdict = np.full(m, -1, dtype=np.int8)
+        self.streak = np.zeros(m, dtype=np.int8)
+        self.prev_D = None
+        self.prev_N = None
+
+    def feed(self, D, R):
+        open_ = self.verdict < 0
+        a, tolf = self.a, self.tolf
+        if self.prev_D is None:
+            ok = open_ & np.isfinite(D) & (np.abs(D - a) <= tolf(D, R))
+            self.best = np.where(open_, D, self.best)
+            self.best_err = np.where(ok, R, self.best_err)
+            self.verdict[ok] = PASS
+            self.prev_D = D
+            return
+        rp = self.rp
+        trunc = np.abs(D - self.prev_D) / (rp - 1.0)
+        N = D + (D - self.prev_D) / (rp - 1.0)
+        cands = [(D, trunc + R)]
+        if self.prev_N is not None:
+            cands.append((N, np.abs(N - self.prev_N) + R * (rp + 1.0) / (rp - 1.0)))
+        for est, e in cands:
+            better = open_ & (e < self.best_err) & np.isfinite(est)
+            self.best = np.where(better, est, self.best)
+            self.best_err = np.where(better, e, self.best_err)
+        ok = open_ & (np.abs(self.best - a) <= tolf(self.best, self.best_err))
+        self.verdict[ok] = PASS
+        cons = np.abs(D - self.prev_D) + R
+        dis = open_ & ~ok & (np.abs(D - a) > tolf(D, cons))
+        self.streak = np.where(dis, self.streak + 1, np.where(open_ & ~ok, 0, self.streak))
+        self.verdict[open_ & ~ok & (self.streak >= 2)] = FAIL
+        self.prev_D, self.prev_N = D, N
+
+    def done(self):
+        return bool(np.all(self.verdict >= 0))
+
+    def finish(self):
+        und = self.verdict < 0
+        self.verdict[und & (self.streak >= 1)] = FAIL
+        self.verdict[self.verdict < 0] = INCONCLUSIVE
+        return self.best, self.best_err, self.verdict
+
+
+def _check_directions(ev, scheme, dirs, steps, analytic_cols, judge_tol, sigma):
+    """For each direction k: D_k vs analytic_cols[k] (m-vectors); returns (numeric, err, verdict) as (K, m)."""
+    K = len(dirs)
+    m = ev.y0.size
+    num = np.full((K, m), np.nan)
+    err = np.full((K, m), np.nan)
+    ver = np.zeros((K, m), dtype=np.int8)
+    rp = R_FACTOR ** scheme.order
+    for k in range(K):
+        d, h, a = dirs[k], steps[k], analytic_cols[k]
+        col = _Column(a, lambda D, R, k=k: judge_tol(k, D, R), rp)
+        D = _directional(ev, scheme, ev.x0, d, h)
+        col.feed(D, scheme.weight_norm * sigma / h)
+        if col.done():
+            b, e, v = col.finish()
+        else:
+            # the first level only passes; refine the rest with shrinking steps
+            col.prev_D = D
+            hh = h
+            for _ in range(MAX_LEVELS):
+                hh /= R_FACTOR
+                D = _directional(ev, scheme, ev.x0, d, hh)
+                col.feed(D, scheme.weight_norm * sigma / hh)
+                if col.done():
+                    break
+            b, e, v = col.finish()
+        num[k], err[k], ver[k] = b, e, v
+    return num, err, ver
+
+
+def _prepare_vec(fun, inputs, method, mode, eps, atol, rtol, seed):
+    _validate(fun, method, mode, eps, atol, rtol, seed)
+    if method == "complex":
+        raise GradcheckInputError("method='complex' is supported by check_gradient and check_vjp; use "
+                                  "'central' or 'central4' for JVP and Jacobian checks")
+    ev = _VecEval(fun, inputs)
+    if ev.ospec.size == 0:
+        raise GradcheckInputError("fun's output is empty: there is nothing to check")
+    x = ev.x0
+    L = np.empty(x.size)
+    for leaf in ev.spec.leaves:
+        v = x[leaf.slice]
+        rms = float(np.sqrt(np.mean(v * v))) if v.size else 0.0
+        L[leaf.slice] = np.maximum(np.abs(v), rms if rms > 0 else 1.0)
+    rng = np.random.default_rng([int(seed), 0x7A9])
+    buf_eps = max(float(np.finfo(dt).eps) for dt in ev.dtypes)
+    sigma = _noise(ev, rng, x, L, 4.0 * math.sqrt(buf_eps))
+    return ev, L, rng, sigma
+
+
+def _eps_of(dtypes):
+    return max(float(np.finfo(dt).eps) if np.issubdtype(dt, np.floating) else float(np.finfo(np.float64).eps)
+               for dt in dtypes)
+
+
+def check_jvp(fun, inputs, jvp, *, method="central", eps=None, atol=None, rtol=None, mode="full", seed=0,
+              n_tangents=N_TANGENTS) -> GradcheckResult:
+    """Check ``jvp(inputs, tangent)`` (the derivative of fun's output along tangent) against
+    central differences of fun along the tangent; see the module docstring."""
+    __tracebackhide__ = True
+    t0 = time.perf_counter()
+    if not callable(jvp):
+        raise GradcheckInputError(f"jvp must be callable; got {type(jvp).__name__}")
+    if isinstance(n_tangents, bool) or not isinstance(n_tangents, (int, np.integer)) or n_tangents < 1:
+        raise GradcheckInputError(f"n_tangents must be a positive integer; got {n_tangents!r}")
+    ev, L, rng, sigma = _prepare_vec(fun, inputs, method, mode, eps, atol, rtol, seed)
+    scheme = SCHEMES[method]
+    eps_f = ev.eps_out
+    y0 = ev.y0
+    f_scale = float(np.max(np.abs(y0))) if y0.size else 0.0
+    eps_eff = min(max(eps_f, float(np.median(sigma / np.maximum(np.abs(y0), 1e-300)))), 1e-2) if f_scale else eps_f
+    h = scheme.base_step(eps_eff) if eps is None else float(eps)
+    results = []
+    for k in range(int(n_tangents)):
+        s = rng.choice([-1.0, 1.0], size=ev.x0.size)
+        d = s * L if eps is None else s
+
+        def make(kk, leaf, d=d):
+            buf = np.array(d[leaf.slice], dtype=leaf.dtype if np.issubdtype(leaf.dtype, np.floating)
+                           else np.float64).reshape(leaf.shape)
+            return leaf.adapter.leaf_from_buffer(buf, leaf.original)
+
+        tangent = build(ev.spec, make)
+        jv = _call(jvp, ev.native_tree(), tangent, what="jvp")
+        a, dts = flatten_like(jv, ev.ospec, "jvp's output")
+        eps_a = np.empty(a.size)
+        for leaf, dt in zip(ev.ospec.leaves, dts):
+            eps_a[leaf.slice] = _eps_of([dt, leaf.dtype]) if np.issubdtype(dt, np.floating) else eps_f
+        # result leaves: fun's output leaves
+        leaves = [_result_leaf(_out_path(lf.path), lf.shape, lf.offset, lf, lf.dtype_name) for lf in ev.ospec.leaves]
+        spec = TreeSpec(ev.ospec.node, leaves, ev.ospec.size)
+        messages = []
+        prob = _VecProblem("jvp", method, int(seed), atol, rtol, spec, a, eps_a, ev, messages, t0)
+        judge = Judge(prob)
+
+        def jt(_k, D, R, prob=prob, judge=judge):
+            return judge.tol_vec(D, R)
+
+        num, err, ver = _check_directions(ev, scheme, [d], [h], [a], jt, sigma)
+        messages.append(f"tangent {k + 1}: random +-1 times each input entry's scale, step {h:.3g} along it")
+        res = assemble(prob, judge, num[0], err[0], ver[0], {}, mode="full")
+        results.append(res)
+    res = _combine_worst(results, "jvp")
+    res.n_evals = ev.n_evals
+    res.n_params = int(ev.x0.size)
+    return res
+
+
+def _read_jacobian(J, ev):
+    """The user's Jacobian as an (m, n) float64 array (see the module docstring for the layouts)."""
+    m, n = ev.ospec.size, ev.spec.size
+    try:
+        vec, spec = flatten(J, name="jac's output")
+    except GradcheckInputError as e:
+        raise GradcheckInputError(f"jac returned something unreadable: {e}") from e
+    if vec.size != m * n:
+        raise GradcheckInputError(
+            f"jac returned {vec.size} numbers; a Jacobian of {m} outputs by {n} inputs has {m * n} "
+            f"(as an (m, n) = ({m}, {n}) array, out_shape + in_shape, or outputs-of-inputs nested)")
+    if len(spec.leaves) == 1:
+        leaf = spec.leaves[0]
+        okshapes = [(m, n)]
+        if len(ev.ospec.leaves) == 1 and len(ev.spec.leaves) == 1:
+            okshapes.append(tuple(ev.ospec.leaves[0].shape) + tuple(ev.spec.leaves[0].shape))
+        if leaf.shape not in okshapes and not (leaf.size == 1 and m * n == 1):
+            raise GradcheckInputError(f"jac returned an array of shape {leaf.shape}; expected one of {okshapes}")
+        return vec.reshape(m, n), [leaf.dtype]
+    if len(spec.leaves) != len(ev.ospec.leaves) * len(ev.spec.leaves):
+        raise GradcheckInputError(
+            f"jac returned {len(spec.leaves)} arrays; expected one (m, n) array or {len(ev.ospec.leaves)} x "
+            f"{len(ev.spec.leaves)} blocks (outputs of inputs)")
+    out = np.empty((m, n))
+    k = 0
+    for ol in ev.ospec.leaves:
+        for il in ev.spec.leaves:
+            blk = spec.leaves[k]
+            if blk.size != ol.size * il.size:
+                raise GradcheckInputError(
+                    f"jac block for {_out_path(ol.path)} / {il.path} has shape {blk.shape}; expected "
+                    f"{tuple(ol.shape) + tuple(il.shape)}")
+            out[ol.slice, il.slice] = vec[blk.slice].reshape(ol.size, il.size)
+            k += 1
+    return out, [lf.dtype for lf in spec.leaves]
+
+
+def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, rtol=None, mode="full", seed=0,
+                   n_cotangents=N_COTANGENTS) -> GradcheckResult:
+    """Check an explicit Jacobian ``jac(inputs)`` against finite differences of ``fun``;
+    see the module docstring for the accepted layouts and modes."""
+    __tracebackhide__ = True
+    t0 = time.perf_counter()
+    if not callable(jac):
+        raise GradcheckInputError(f"jac must be callable; got {type(jac).__name__}")
+    if mode != "full":
+        ev0 = _VecEval(fun, inputs)
+
+        def vjp(x, c):
+            Jm, _ = _read_jacobian(_call(jac, x, what="jac"), ev0)
+            cv, _ = flatten_like(c, ev0.ospec, "cotangent")
+            g = Jm.T @ cv
+
+            def make(k, leaf):
+                buf = np.array(g[leaf.slice], dtype=np.float64).reshape(leaf.shape)
+                return leaf.adapter.leaf_from_buffer(buf, leaf.original)
+            return build(ev0.spec, make)
+
+        if mode == "auto":
+            from .fast import AUTO_FULL_MAX
+            if ev0.spec.size <= AUTO_FULL_MAX:
+                mode = "full"
+        if mode != "full":
+            return _vjp_check(fun, inputs, vjp, method, eps, atol, rtol, "fast", seed, n_cotangents, "jacobian")
+    ev, L, rng, sigma = _prepare_vec(fun, inputs, method, "full", eps, atol, rtol, seed)
+    scheme = SCHEMES[method]
+    Jm, dts = _read_jacobian(_call(jac, ev.native_tree(), what="jac"), ev)
+    if not np.all(np.isfinite(Jm)):
+        r, c = np.argwhere(~np.isfinite(Jm))[0]
+        raise GradcheckInputError(f"jac is not finite at row {r}, column {c}")
+    m, n = Jm.shape
+    eps_f = ev.eps_out
+    y0 = ev.y0
+    eps_eff = min(max(eps_f, float(np.median(sigma / np.maximum(np.abs(y0), 1e-300)))), 1e-2)
+    eps_a = _eps_of(list(dts) + [lf.dtype for lf in ev.ospec.leaves])
+    # result layout: blocks d<out>/d<in>, each out_shape + in_shape row-major
+    leaves, pos = [], np.empty((m, n), dtype=np.int64)
+    off = 0
+    for ol in ev.ospec.leaves:
+        for il in ev.spec.leaves:
+            shape = tuple(ol.shape) + tuple(il.shape)
+            leaves.append(_result_leaf(f"d{_out_path(ol.path)}/d{il.path}", shape, off, ol,
+                                       f"{ol.dtype_name}"))
+            pos[ol.slice, il.slice] = off + np.arange(ol.size * il.size).reshape(ol.size, il.size)
+            off += ol.size * il.size
+    spec = TreeSpec(None, leaves, m * n)
+    analytic = np.empty(m * n)
+    analytic[pos] = Jm
+    prob = _VecProblem("jacobian", method, int(seed), atol, rtol, spec, analytic, np.full(m * n, eps_a), ev, [],
+                       t0)
+    judge = Judge(prob)
+    dirs, steps, cols = [], [], []
+    base = scheme.base_step(eps_eff)
+    for j in range(n):
+        d = np.zeros(n)
+        d[j] = 1.0
+        hj = base * L[j] if eps is None else float(eps)
+        xj = ev.rounded(ev.x0 + hj * d)[j] - ev.x0[j]
+        xm = ev.x0[j] - ev.rounded(ev.x0 - hj * d)[j]
+        dirs.append(d)
+        steps.append(0.5 * (xj + xm) if xj > 0 and xm > 0 else hj)
+        cols.append(Jm[:, j])
+
+    def jt(j, D, R):
+        if judge.explicit:
+            return judge.atol + judge.rtol * np.abs(D)
+        return SAFETY * R + prob.floor[pos[:, j]]
+
+    num, err, ver = _check_directions(ev, scheme, dirs, steps, cols, jt, sigma)
+    numeric = np.empty(m * n)
+    errv = np.empty(m * n)
+    verdict = np.empty(m * n, dtype=np.int8)
+    numeric[pos] = num.T
+    errv[pos] = err.T
+    verdict[pos] = ver.T
+    prob.messages.append(f"{n} input entries perturbed one at a time; all {m} outputs compared per column")
+    res = assemble(prob, judge, numeric, errv, verdict, {}, mode="full")
+    res.n_params = int(n)
+    return res
