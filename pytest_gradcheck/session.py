@@ -15,6 +15,8 @@ Other parts of the package read it with::
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from . import options as _options
@@ -79,13 +81,46 @@ def get_session(config) -> GradcheckSession:
     return session
 
 
+def json_safe(obj):
+    """``obj`` as plain JSON data: numpy scalars to Python numbers, tuples to lists,
+    NaN to None, infinities to +-1e308, unknown objects to their ``str``.
+
+    Records cross process boundaries (pytest-xdist, execnet) and end up in JSON
+    files, so nothing else may get into them, whatever a checker returns.
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return None
+        if math.isinf(obj):
+            return math.copysign(1e308, obj)
+        return float(obj)
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    item = getattr(obj, "item", None)  # numpy scalars and 0-d arrays
+    if callable(item) and getattr(obj, "ndim", 0) == 0:
+        try:
+            return json_safe(item())
+        except (TypeError, ValueError):
+            pass
+    tolist = getattr(obj, "tolist", None)  # small arrays
+    if callable(tolist):
+        return json_safe(tolist())
+    return str(obj)
+
+
 def make_record(nodeid: str, label: str, duration_s: float, result) -> dict:
     """The JSON-safe check record of one completed check."""
     return {
         "nodeid": nodeid,
         "label": label,
         "duration_s": float(duration_s),
-        "result": result.to_dict(),
+        "result": json_safe(result.to_dict()),
     }
 
 

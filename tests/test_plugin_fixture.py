@@ -173,3 +173,21 @@ def test_marked():
     result.assert_outcomes(passed=1, warnings=1)  # an unknown marker, nothing else
     result.stdout.fnmatch_lines(["*PytestUnknownMarkWarning: Unknown pytest.mark.gradcheck*"])
     result.stdout.no_fnmatch_line("*gradcheck:*")
+
+
+def test_records_are_plain_json():
+    import json
+    import math
+
+    import numpy as np
+
+    from pytest_gradcheck import check_gradient
+    from pytest_gradcheck.session import json_safe, make_record
+
+    messy = {"a": np.float32(1.5), "b": (1, np.int64(2)), "c": math.nan, "d": np.array([1.0, 2.0]),
+             "e": {"x": np.bool_(True)}, "f": -math.inf}
+    assert json_safe(messy) == {"a": 1.5, "b": [1, 2], "c": None, "d": [1.0, 2.0], "e": {"x": True}, "f": -1e308}
+    result = check_gradient(lambda p: float((p ** 2).sum()), np.ones((2, 3)), lambda p: 2.5 * p)
+    record = make_record("t.py::test_x", "check", 0.25, result)
+    assert json.loads(json.dumps(record, allow_nan=False)) == record
+    assert record["result"]["status"] == "fail" and record["result"]["leaves"][0]["shape"] == [2, 3]
