@@ -34,27 +34,34 @@ cursor:pointer;text-align:left;font:inherit;color:inherit}
 .card .n{display:block;font-size:23px;font-weight:650;line-height:1.2}.card .t{color:var(--muted);font-size:12px}
 .card.fail .n{color:var(--fail)}.card.pass .n{color:var(--pass)}.card.inconclusive .n{color:var(--inc)}
 .card.regressed .n{color:var(--reg)}.card.info{cursor:default}
-table{border-collapse:collapse;width:100%}
+table{border-collapse:collapse}
 th,td{padding:5px 8px;border-bottom:1px solid var(--border);text-align:left;vertical-align:top}
-thead th{position:sticky;top:0;background:var(--panel);cursor:pointer;user-select:none;white-space:nowrap;z-index:1}
-thead th:hover{color:var(--accent)}
-th .arrow{color:var(--accent);font-size:11px;margin-left:3px}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+/* the checks list: one CSS grid per row; off-screen rows skip layout (content-visibility) */
+.grow{display:grid;grid-template-columns:128px minmax(0,1fr) 92px 150px 106px 106px 62px 78px 60px 74px;
+border-bottom:1px solid var(--border)}
+.grow>div{padding:5px 8px;min-width:0;overflow-wrap:anywhere}
+.head{position:sticky;top:0;background:var(--panel);z-index:1;font-weight:600}
+.head>div{cursor:pointer;user-select:none;white-space:nowrap;overflow:hidden}
+.head>div:hover{color:var(--accent)}
+.arrow{color:var(--accent);font-size:11px;margin-left:3px}
+.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+#rows>.row{content-visibility:auto;contain-intrinsic-size:auto 46px}
 .mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
-td.nodeid{word-break:break-all}
-tr.row{cursor:pointer}tr.row td:first-child,tr.row td:nth-child(3){white-space:nowrap}tr.row:hover{background:var(--hover)}tr.row.open{background:var(--open)}
-tr.row td:first-child::before{content:"\25B8";color:var(--muted);margin-right:6px;display:inline-block;width:9px}
-tr.row.open td:first-child::before{content:"\25BE"}
+.nodeid{word-break:break-all}
+.row{cursor:pointer}.row>div:nth-child(3){white-space:nowrap}.row .badge{margin:0 3px 3px 0}
+.row:hover{background:var(--hover)}.row.open{background:var(--open)}
+.row>div:first-child::before{content:"\25B8";color:var(--muted);margin-right:6px;display:inline-block;width:9px}
+.row.open>div:first-child::before{content:"\25BE"}
 .badge{display:inline-block;padding:0 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff;line-height:19px}
 .badge.pass{background:var(--pass)}.badge.fail,.badge.error{background:var(--fail)}
-.badge.inconclusive{background:var(--inc)}.badge.regressed{background:var(--reg);margin-left:4px}
+.badge.inconclusive{background:var(--inc)}.badge.regressed{background:var(--reg)}
 .controls{display:flex;gap:6px;align-items:center;flex-wrap:wrap;margin:10px 0}
 .controls button{border:1px solid var(--border);background:var(--bg);border-radius:6px;padding:4px 10px;
 cursor:pointer;font:inherit;font-size:13px;color:inherit}
 .controls button.active{background:var(--accent);color:#fff;border-color:var(--accent)}
 .controls input{padding:5px 9px;border:1px solid var(--border);border-radius:6px;min-width:300px;font:inherit}
 .controls .shown{color:var(--muted);margin-left:8px;font-size:13px}
-tr.details>td{background:#fbfcfd;padding:12px 14px 16px 26px}
+.details{background:#fbfcfd;padding:12px 14px 16px 26px;border-bottom:1px solid var(--border)}
 .dgrid{display:flex;flex-wrap:wrap;gap:18px 28px;align-items:flex-start}
 .kv{color:var(--muted);font-size:12.5px;margin:0 0 8px}.kv b{color:var(--fg);font-weight:600}
 .note{margin:4px 0;padding:5px 9px;background:#fff8c5;border-left:3px solid #d4a72c;font-size:13px}
@@ -79,22 +86,40 @@ _JS = r"""
 "use strict";
 var T0 = performance.now();
 var SVGNS = "http://www.w3.org/2000/svg";
+/* lists packed as {__cols__: keys, __rows__: [[values]]} (see pack() in html_report.py) */
+function unpack(o, deep) {
+  if (Array.isArray(o)) { if (deep) for (var i = 0; i < o.length; i++) o[i] = unpack(o[i], true); return o; }
+  if (o && typeof o === "object") {
+    if (o.__cols__ && o.__rows__) {
+      var ks = o.__cols__;
+      return o.__rows__.map(function (r) {
+        var d = {};
+        for (var j = 0; j < ks.length; j++) d[ks[j]] = deep ? unpack(r[j], true) : r[j];
+        return d;
+      });
+    }
+    if (deep) for (var k in o) o[k] = unpack(o[k], true);
+  }
+  return o;
+}
+/* the top-level lists now; what a check's details show, when they are first opened */
 var DATA = JSON.parse(document.getElementById("gradcheck-data").textContent);
+for (var topKey in DATA) DATA[topKey] = unpack(DATA[topKey], false);
 var PARSE_MS = performance.now() - T0;
 var CHECKS = DATA.checks || [];
 var SUMMARY = DATA.summary || {};
 var SEVERITY = {error: 0, fail: 0, inconclusive: 2, pass: 3};
-var COLUMNS = [
-  {key: "status", title: "status", num: false},
-  {key: "nodeid", title: "test", num: false},
-  {key: "label", title: "check", num: false},
-  {key: "ratio", title: "error / tolerance", num: true},
-  {key: "max_abs_error", title: "max abs error", num: true},
-  {key: "max_rel_error", title: "max rel error", num: true},
-  {key: "n_evals", title: "evals", num: true},
-  {key: "method", title: "method", num: false},
-  {key: "mode", title: "mode", num: false},
-  {key: "duration_s", title: "time (s)", num: true}
+var COLUMNS = [   /* widths: .grow in the CSS */
+  {key: "status", title: "status", num: false, w: "128px"},
+  {key: "nodeid", title: "test", num: false, w: null},
+  {key: "label", title: "check", num: false, w: "90px"},
+  {key: "ratio", title: "error / tolerance", num: true, w: "150px", tip: "largest |analytic \u2212 numeric| / tolerance over the entries; above 1 fails"},
+  {key: "max_abs_error", title: "abs error", num: true, w: "106px", tip: "largest |analytic \u2212 numeric|"},
+  {key: "max_rel_error", title: "rel error", num: true, w: "106px", tip: "largest |analytic \u2212 numeric| / max(|analytic|, |numeric|)"},
+  {key: "n_evals", title: "evals", num: true, w: "62px"},
+  {key: "method", title: "method", num: false, w: "78px"},
+  {key: "mode", title: "mode", num: false, w: "60px"},
+  {key: "duration_s", title: "time (s)", num: true, w: "74px"}
 ];
 var state = {key: null, dir: 1, status: "all", text: ""};
 var rows = [];
@@ -254,7 +279,8 @@ function reveal(key) {
 function buildHeader() {
   var tr = document.getElementById("head-row");
   COLUMNS.forEach(function (col) {
-    var th = el("th", {cls: col.num ? "num" : null, "data-key": col.key, tabindex: "0", scope: "col", "aria-sort": "none"},
+    var th = el("div", {cls: col.num ? "num" : null, "data-key": col.key, tabindex: "0", role: "columnheader", "aria-sort": "none",
+                             title: (col.tip ? col.tip + "; " : "") + "click to sort"},
                 [col.title, el("span", {cls: "arrow"})]);
     th.addEventListener("click", function () { sortBy(col.key); });
     th.addEventListener("keydown", function (ev) { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); sortBy(col.key); } });
@@ -264,21 +290,21 @@ function buildHeader() {
 function getRow(i) {
   if (rows[i]) return rows[i];
   var c = CHECKS[i];
-  var tr = el("tr", {cls: "row st-" + c.status + (c.regressed ? " regressed" : ""), "data-i": String(i), "data-key": c.key,
+  var tr = el("div", {role: "row", cls: "row grow st-" + c.status + (c.regressed ? " regressed" : ""), "data-i": String(i), "data-key": c.key,
                      "data-status": c.status, tabindex: "0"});
-  var ratioTd = el("td", {cls: "num", title: "largest |analytic - numeric| / tolerance; > 1 fails"},
+  var ratioTd = el("div", {cls: "num", title: "largest |analytic - numeric| / tolerance; > 1 fails"},
                    [fmt(c.ratio), ratioBar(c.ratio)]);
   setAll(tr, null, [
-    el("td", {}, [badge(c.status, c.regressed)]),
-    el("td", {cls: "mono nodeid", text: c.nodeid}),
-    el("td", {cls: "mono", text: c.label}),
+    el("div", {}, [badge(c.status, c.regressed)]),
+    el("div", {cls: "mono nodeid", text: c.nodeid}),
+    el("div", {cls: "mono", text: c.label}),
     ratioTd,
-    el("td", {cls: "num", text: fmt(c.max_abs_error)}),
-    el("td", {cls: "num", text: fmt(c.max_rel_error)}),
-    el("td", {cls: "num", text: String(c.n_evals)}),
-    el("td", {text: c.method || ""}),
-    el("td", {text: c.mode || ""}),
-    el("td", {cls: "num", text: fmt(c.duration_s)})
+    el("div", {cls: "num", text: fmt(c.max_abs_error)}),
+    el("div", {cls: "num", text: fmt(c.max_rel_error)}),
+    el("div", {cls: "num", text: String(c.n_evals)}),
+    el("div", {text: c.method || ""}),
+    el("div", {text: c.mode || ""}),
+    el("div", {cls: "num", text: fmt(c.duration_s)})
   ]);
   rows[i] = tr;
   return tr;
@@ -344,7 +370,7 @@ function update() {
   tb.appendChild(frag);
   document.getElementById("empty").style.display = idx.length ? "none" : "";
   document.getElementById("shown").textContent = "showing " + idx.length + " of " + CHECKS.length + " checks";
-  var ths = document.querySelectorAll("#head-row th");
+  var ths = document.querySelectorAll("#head-row > div");
   for (var j = 0; j < ths.length; j++) {
     var k2 = ths[j].getAttribute("data-key"), on = k2 === state.key;
     ths[j].setAttribute("aria-sort", on ? (state.dir > 0 ? "ascending" : "descending") : "none");
@@ -377,12 +403,12 @@ function buildControls() {
   var inp = document.getElementById("text-filter");
   inp.addEventListener("input", function () { state.text = inp.value.trim(); update(); });
   document.getElementById("rows").addEventListener("click", function (ev) {
-    var tr = ev.target.closest("tr.row");
+    var tr = ev.target.closest(".row");
     if (tr) toggle(Number(tr.getAttribute("data-i")));
   });
   document.getElementById("rows").addEventListener("keydown", function (ev) {
     if (ev.key !== "Enter") return;
-    var tr = ev.target.closest("tr.row");
+    var tr = ev.target.closest(".row");
     if (tr) toggle(Number(tr.getAttribute("data-i")));
   });
 }
@@ -394,7 +420,7 @@ function toggle(i) {
     tr.classList.remove("open");
     return;
   }
-  var d = el("tr", {cls: "details", "data-i": String(i)}, [el("td", {colspan: String(COLUMNS.length)}, [renderDetails(CHECKS[i])])]);
+  var d = el("div", {cls: "details", role: "row", "data-i": String(i)}, [renderDetails(CHECKS[i])]);
   detailRows[i] = d;
   tr.classList.add("open");
   if (tr.parentNode) tr.parentNode.insertBefore(d, tr.nextSibling);
@@ -408,6 +434,7 @@ function tolText(t) {
          "finite-difference error estimate + analytic-precision floor";
 }
 function renderDetails(c) {
+  if (!c.__full) { for (var k in c) c[k] = unpack(c[k], true); c.__full = true; }
   var box = el("div", {cls: "detail-box"});
   var kv = [["kind", c.kind], ["entries checked", c.n_checked + " of " + c.n_params], ["method", c.method], ["mode", c.mode],
             ["seed", c.seed], ["evaluations", c.n_evals]];
@@ -447,6 +474,14 @@ function diagnosisBlock(d) {
     extra.push(k + " " + (typeof v === "number" ? fmt(v) : String(v)));
   }
   if (extra.length) wrap.appendChild(el("p", {cls: "kv", text: extra.join(" \u00b7 ")}));
+  var pat = d.pattern;
+  if (pat && typeof pat === "object" && !Array.isArray(pat)) {
+    for (var leaf in pat) {
+      var pv = pat[leaf] || {};
+      var txt = typeof pv === "object" ? [pv.label ? "\u2018" + pv.label + "\u2019" : "", pv.explanation || ""].filter(Boolean).join(": ") : String(pv);
+      wrap.appendChild(el("p", {cls: "kv pattern"}, ["bug shape in ", el("b", {cls: "mono", text: leaf}), " " + txt]));
+    }
+  }
   return wrap;
 }
 function worstTable(worst) {
@@ -529,7 +564,7 @@ function heatColor(v) {
 }
 function heatmap(leaf) {
   var g = leaf.ratio_grid, R = g.length, C = g[0].length;
-  var cell = Math.max(4, Math.min(16, Math.floor(240 / Math.max(R, C))));
+  var cell = Math.max(4, Math.min(28, Math.floor(240 / Math.max(R, C))));
   var W = C * cell + 2, H = R * cell + 2;
   var s = sv("svg", {width: W, height: H, viewBox: "0 0 " + W + " " + H, cls: "heatmap", role: "img",
                      "aria-label": "log10 error/tolerance of " + leaf.path});
@@ -546,36 +581,48 @@ function heatmap(leaf) {
       ": green \u2264 1e-4 \u00b7 yellow \u2248 0.1 \u00b7 red > 1 (fails) \u00b7 grey exact"})]);
 }
 
-/* error-versus-step data: any array of {h, error} objects, or {h: [...], error: [...]} inside the diagnosis */
+/* error-versus-step data: any array of {h, error} points (with a parallel "tolerance" list of the same
+   length beside it, drawn dashed), or {h: [...], error: [...]}, anywhere inside the diagnosis */
 function numArr(a) { return Array.isArray(a) && a.length > 0 && a.every(function (x) { return x === null || typeof x === "number"; }); }
 function findSweeps(d) {
   var out = [];
-  function name(o, fallback) {
-    if (!o || typeof o !== "object" || Array.isArray(o)) return fallback;
-    if (o.label) return String(o.label);
-    if (o.where) return String(o.where);
-    if (o.leaf !== undefined) return where(o);
-    return fallback;
-  }
-  function pick(o, ks) { for (var i = 0; i < ks.length; i++) if (o[ks[i]] !== undefined) return o[ks[i]]; return undefined; }
   var HK = ["h", "step", "steps", "hs"], EK = ["error", "errors", "err", "abs_error", "abs_errors", "discrepancy"];
+  function pick(o, ks) { for (var i = 0; i < ks.length; i++) if (o[ks[i]] !== undefined) return o[ks[i]]; return undefined; }
+  function isPts(a) {
+    return Array.isArray(a) && a.length > 0 &&
+      a.every(function (p) { return p && typeof p === "object" && !Array.isArray(p) && typeof pick(p, HK) === "number"; }) &&
+      a.some(function (p) { return typeof pick(p, EK) === "number"; });
+  }
+  function name(o, fallback) {
+    var n = fallback;
+    if (o.label) n = String(o.label);
+    else if (o.where) n = String(o.where);
+    else if (typeof o.leaf === "string") n = where(o);
+    if (typeof o.classification === "string") n += " (" + o.classification + ")";
+    return n;
+  }
   function walk(o, label, depth) {
-    if (!o || typeof o !== "object" || depth > 5 || out.length >= 8) return;
+    if (!o || typeof o !== "object" || depth > 6 || out.length >= 8) return;
     if (Array.isArray(o)) {
-      if (o.length && o.every(function (p) { return p && typeof p === "object" && typeof pick(p, HK) === "number"; }) &&
-          o.some(function (p) { return typeof pick(p, EK) === "number"; })) {
-        out.push({name: label, pts: o.map(function (p) { return [pick(p, HK), pick(p, EK)]; })});
-        return;
-      }
-      o.forEach(function (x, i) { walk(x, name(x, label + "[" + i + "]"), depth + 1); });
+      if (isPts(o)) { out.push({name: label, pts: o.map(function (p) { return [pick(p, HK), pick(p, EK)]; }), tol: null}); return; }
+      o.forEach(function (x, i) { walk(x, label + "[" + i + "]", depth + 1); });
       return;
     }
     var hv = pick(o, HK), ev = pick(o, EK);
     if (numArr(hv) && numArr(ev) && hv.length === ev.length) {
-      out.push({name: name(o, label), pts: hv.map(function (h, i) { return [h, ev[i]]; })});
+      out.push({name: name(o, label), pts: hv.map(function (h, i) { return [h, ev[i]]; }), tol: null});
       return;
     }
-    for (var k in o) if (o[k] && typeof o[k] === "object") walk(o[k], name(o[k], k === "sweep" || k === "sweeps" ? label : k), depth + 1);
+    for (var k in o) {
+      var v = o[k];
+      if (isPts(v)) {
+        var tol = numArr(o.tolerance) && o.tolerance.length === v.length ? o.tolerance : null;
+        out.push({name: name(o, label), pts: v.map(function (p, i) { return [pick(p, HK), pick(p, EK), tol ? tol[i] : null]; }),
+                  tol: tol});
+      } else if (v && typeof v === "object") {
+        walk(v, k === "sweep" || k === "sweeps" || k === "entries" ? label : k, depth + 1);
+      }
+    }
   }
   walk(d, "sweep", 0);
   out.forEach(function (s) { s.pts = s.pts.filter(function (p) { return isNum(p[0]) && isNum(p[1]) && p[0] > 0 && p[1] > 0; }); });
@@ -584,9 +631,14 @@ function findSweeps(d) {
 function sweepSvg(series, W, H) {
   var COLORS = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bc4c00", "#1b7c83", "#9a6700", "#57606a"];
   var xs = [], ys = [];
-  series.forEach(function (s) { s.pts.forEach(function (p) { xs.push(Math.log10(p[0])); ys.push(Math.log10(p[1])); }); });
+  series.forEach(function (s) {
+    s.pts.forEach(function (p) {
+      xs.push(Math.log10(p[0])); ys.push(Math.log10(p[1]));
+      if (isNum(p[2]) && p[2] > 0) ys.push(Math.log10(p[2]));
+    });
+  });
   var x0 = Math.floor(Math.min.apply(null, xs)), x1 = Math.ceil(Math.max.apply(null, xs));
-  var y0 = Math.floor(Math.min.apply(null, ys)), y1 = Math.ceil(Math.max.apply(null, ys));
+  var y0 = Math.floor(Math.min.apply(null, ys) - 0.25), y1 = Math.ceil(Math.max.apply(null, ys) + 0.25);
   if (x1 === x0) x1 = x0 + 1;
   if (y1 === y0) y1 = y0 + 1;
   var ml = 48, mr = 10, mt = 10, mb = 34 + 14 * Math.min(series.length, 4), pw = W - ml - mr, ph = H - mt - mb;
@@ -610,7 +662,13 @@ function sweepSvg(series, W, H) {
     var col = COLORS[k % COLORS.length];
     var pts = se.pts.slice().sort(function (p, q) { return p[0] - q[0]; });
     var dstr = pts.map(function (p, i) { return (i ? "L" : "M") + X(Math.log10(p[0])).toFixed(1) + " " + Y(Math.log10(p[1])).toFixed(1); }).join(" ");
-    s.appendChild(sv("path", {d: dstr, fill: "none", stroke: col, "stroke-width": "1.6"}));
+    s.appendChild(sv("path", {d: dstr, fill: "none", stroke: col, "stroke-width": "1.6", cls: "series"}));
+    var tp = pts.filter(function (p) { return isNum(p[2]) && p[2] > 0; });
+    if (tp.length > 1) {
+      s.appendChild(sv("path", {d: tp.map(function (p, i) { return (i ? "L" : "M") + X(Math.log10(p[0])).toFixed(1) + " " + Y(Math.log10(p[2])).toFixed(1); }).join(" "),
+                                fill: "none", stroke: col, "stroke-width": "1", "stroke-dasharray": "4 3", cls: "tol-curve"},
+                      [sv("title", {text: se.name + ": tolerance at each step"})]));
+    }
     pts.forEach(function (p) {
       s.appendChild(sv("circle", {cx: X(Math.log10(p[0])).toFixed(1), cy: Y(Math.log10(p[1])).toFixed(1), r: "2.4", fill: col},
                        [sv("title", {text: se.name + ": h=" + fmt(p[0]) + ", error=" + fmt(p[1])})]));
@@ -618,7 +676,7 @@ function sweepSvg(series, W, H) {
     if (k < 4) {
       var ly = mt + ph + 40 + 14 * k;
       s.appendChild(sv("line", {x1: ml, x2: ml + 18, y1: ly - 4, y2: ly - 4, stroke: col, "stroke-width": "2"}));
-      s.appendChild(sv("text", {x: ml + 24, y: ly, "font-size": "10.5"}, [se.name]));
+      s.appendChild(sv("text", {x: ml + 24, y: ly, "font-size": "10.5"}, [se.name + (se.tol ? " \u2014 dashed: its tolerance" : "")]));
     }
   });
   return s;
@@ -659,10 +717,10 @@ _TEMPLATE = """<!DOCTYPE html>
 <div class="controls"><span id="status-filter"></span>
 <input id="text-filter" type="search" placeholder="filter: test id, check label, method, diagnosis&hellip;" aria-label="filter checks by text">
 <span id="shown" class="shown"></span></div>
-<table id="checks">
-<thead><tr id="head-row"></tr></thead>
-<tbody id="rows"></tbody>
-</table>
+<div id="checks" role="table" aria-label="gradient checks">
+<div id="head-row" class="grow head" role="row"></div>
+<div id="rows" role="rowgroup"></div>
+</div>
 <div id="empty" class="empty" style="display:none">No checks match.</div>
 <script type="application/json" id="gradcheck-data">__DATA__</script>
 <script>__JS__</script>
@@ -698,9 +756,43 @@ def compact(obj, digits: int = DIGITS):
     return walk(json_safe(obj) if type(obj) is not dict else obj, fmt_d)
 
 
+_COLS, _ROWS = "__cols__", "__rows__"
+
+
+def pack(obj):
+    """Lists of 3 or more dicts with the same keys become ``{"__cols__": keys, "__rows__": [[...]]}``:
+    the keys of the checks, worst entries and sweep points are then written once per list, not once
+    per item (the page script and :func:`unpack` restore them)."""
+    t = type(obj)
+    if t is list:
+        items = [pack(v) for v in obj]
+        if len(items) >= 3 and type(items[0]) is dict:
+            keys = list(items[0])
+            if all(type(v) is dict and list(v) == keys for v in items[1:]):
+                return {_COLS: keys, _ROWS: [[v[k] for k in keys] for v in items]}
+        return items
+    if t is dict:
+        return {k: pack(v) for k, v in obj.items()}
+    return obj
+
+
+def unpack(obj):
+    """The inverse of :func:`pack`."""
+    if type(obj) is list:
+        return [unpack(v) for v in obj]
+    if type(obj) is dict:
+        if _COLS in obj and _ROWS in obj and len(obj) == 2:
+            keys = obj[_COLS]
+            return [{k: unpack(v) for k, v in zip(keys, row)} for row in obj[_ROWS]]
+        return {k: unpack(v) for k, v in obj.items()}
+    return obj
+
+
 def embed_json(data: dict) -> str:
-    """JSON text safe inside a ``<script>`` element: ``</`` -> ``<\\/``, ``<!--`` escaped."""
-    text = json.dumps(compact(data), separators=(",", ":"), allow_nan=False)
+    """JSON text safe inside a ``<script>`` element: ``</`` -> ``<\\/``, ``<!--`` escaped.
+
+    The data is :func:`compact` (rounded) and :func:`pack` (columnar lists)."""
+    text = json.dumps(pack(compact(data)), separators=(",", ":"), allow_nan=False)
     return text.replace("</", "<\\/").replace("<!--", "<\\u0021--")
 
 
@@ -734,4 +826,4 @@ def extract_data(html_text: str) -> dict:
     start_tag = '<script type="application/json" id="gradcheck-data">'
     i = html_text.index(start_tag) + len(start_tag)
     j = html_text.index("</script>", i)
-    return json.loads(html_text[i:j])
+    return unpack(json.loads(html_text[i:j]))
