@@ -81,7 +81,7 @@ def test_batched_path_evaluates_many_points_per_call():
         calls.append(1)
         return jnp.sum(jnp.sin(p["a"]) * p["b"])
 
-    p = {"a": _r((7,), 4), "b": _r((7,), 5)}
+    p = {"a": _r((40,), 4), "b": _r((40,), 5)}  # 80 >= MIN_BATCH_PARAMS
     res = check_gradient(f, p)
     assert res.status == "pass", str(res)
     assert len(calls) < res.n_evals / 2

@@ -192,7 +192,7 @@ def test_cuda_leaves_stay_on_device():
 # ---------------------------------------------------------------------------
 # batched (vmap) vs one call per point
 def test_batched_path_is_used_and_gives_the_same_verdicts():
-    p = {"W": _rand(5, 4, seed=1), "v": _rand(4, seed=2)}
+    p = {"W": _rand(8, 10, seed=1), "v": _rand(10, seed=2)}  # 90 >= MIN_BATCH_PARAMS
     calls = []
 
     def fun(q):
@@ -222,8 +222,19 @@ def test_batched_path_is_used_and_gives_the_same_verdicts():
         np.testing.assert_allclose(a.entries["numeric"], b.entries["numeric"], rtol=1e-6, atol=1e-9)
 
 
+def test_small_problems_are_not_vmapped():
+    calls = []
+
+    def fun(q):
+        calls.append(1)
+        return (q ** 3).sum()
+
+    res = check_gradient(fun, _rand(5, seed=1))
+    assert res.status == "pass" and len(calls) >= res.n_evals  # one call per point (+1 for autograd)
+
+
 def test_non_vmappable_fun_falls_back_silently():
-    x = _rand(5, seed=3)
+    x = _rand(70, seed=3)
     fun = lambda p: torch.tensor(sum(float(v) ** 2 for v in p), dtype=D) + (p * 0).sum()  # noqa: E731
     res = check_gradient(fun, x, lambda p: 2 * p)
     assert res.status == "pass", str(res)

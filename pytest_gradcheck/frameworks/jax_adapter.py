@@ -31,6 +31,13 @@ from .base import Adapter
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 _WIDE = (np.dtype(np.float64), np.dtype(np.complex128))
+#: below this many parameters vmap is not tried (compiling the batched function
+#: costs more than 2n calls of a small problem)
+MIN_BATCH_PARAMS = 64
+#: points per batched call are capped (a power of two) so that one call's inputs stay
+#: near this many float64 numbers; chunk sizes are padded to powers of two so that
+#: only a few batch shapes are ever compiled
+SUB_BATCH_FLOATS = 2**20
 
 
 def _x64_on() -> bool:
@@ -129,6 +136,8 @@ class JaxAdapter(Adapter):
     def batched(self, fun, spec, dtypes, vectorized):
         from ..numerics.trees import build
 
+        if vectorized is None and spec.size < MIN_BATCH_PARAMS:
+            return None
         nleaves = len(spec.leaves)
         wide = any(np.dtype(d) in _WIDE for d in dtypes) and not _x64_on()
         shapes = [tuple(leaf.shape) for leaf in spec.leaves]
@@ -149,7 +158,14 @@ class JaxAdapter(Adapter):
                 evaluate = jax.jit(jax.vmap(g, in_axes=(0,) * nleaves))
                 per_fun[key] = evaluate
 
+        cap = 1 << max(3, (SUB_BATCH_FLOATS // max(spec.size, 1)).bit_length() - 1)
+
         def run(points):
+            if points.shape[0] > cap and not vectorized:
+                return np.concatenate([run_chunk(points[s:s + cap]) for s in range(0, points.shape[0], cap)])
+            return run_chunk(points)
+
+        def run_chunk(points):
             B = points.shape[0]
             P = B if vectorized else 1 << max(0, (B - 1).bit_length())  # pad to a power of two
             if P != B:

@@ -24,6 +24,13 @@ from .base import Adapter
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 _EPS_CACHE: dict = {}
+#: below this many parameters vmap is not tried (its first call in a process costs
+#: ~1-2 s of functorch set-up; 2n plain calls of a small problem cost less)
+MIN_BATCH_PARAMS = 64
+#: points per vmap call are capped so that one call's inputs stay near this many
+#: float64 numbers (larger batches are no faster per point: per-sample weights make
+#: the work compute-bound, and big batches fall out of cache)
+SUB_BATCH_FLOATS = 2**20
 
 _NP_TO_TORCH = {
     np.dtype(np.float16): torch.float16,
@@ -155,6 +162,8 @@ class TorchAdapter(Adapter):
     def batched(self, fun, spec, dtypes, vectorized):
         if not all(isinstance(leaf.original, torch.Tensor) for leaf in spec.leaves):
             return None
+        if vectorized is None and spec.size < MIN_BATCH_PARAMS:
+            return None
         from ..numerics.trees import build
 
         devices = [leaf.original.device for leaf in spec.leaves]
@@ -171,7 +180,14 @@ class TorchAdapter(Adapter):
         else:
             evaluate = torch.func.vmap(lambda *ts: call_on(ts), in_dims=(0,) * nleaves)
 
+        sub = max(8, SUB_BATCH_FLOATS // max(spec.size, 1))
+
         def run(points):
+            if points.shape[0] > sub and not vectorized:
+                return np.concatenate([run_chunk(points[s:s + sub]) for s in range(0, points.shape[0], sub)])
+            return run_chunk(points)
+
+        def run_chunk(points):
             B = points.shape[0]
             ts = []
             for k, leaf in enumerate(spec.leaves):

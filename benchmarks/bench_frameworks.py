@@ -1,0 +1,314 @@
+"""pytest-gradcheck vs torch.autograd.gradcheck and jax.test_util.check_grads, side by side.
+
+    python benchmarks/bench_frameworks.py            # everything (about a minute on 2 cores)
+    python benchmarks/bench_frameworks.py --quick    # smaller MLP
+    python benchmarks/bench_frameworks.py --json out.json
+
+Part 1 (speed): the loss of a float64 MLP with ~10^4 parameters, checked by
+  torch gradcheck (slow and fast_mode), jax check_grads (order 1, reverse mode),
+  and check_gradient (full: every entry; fast: random probes), grad=None
+  (autograd / jax.grad).  Wall time, evaluations of the function, and the ratio
+  to torch's slow mode (full) or fast mode (fast).
+Part 2 (bugs): a linear layer written as a custom torch.autograd.Function and as
+  a jax.custom_vjp, with wrong backward rules injected; which checkers catch them.
+  The same buggy rules are given to every checker at its defaults.
+Nothing is asserted here; the numbers are the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from pytest_gradcheck import check_gradient  # noqa: E402
+from pytest_gradcheck.frameworks.torch_function import check_function  # noqa: E402
+
+torch.set_num_threads(max(1, torch.get_num_threads()))
+warnings.filterwarnings("ignore")
+
+
+def timed(fn, repeat=1):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+class Counter:
+    def __init__(self, f):
+        self.f, self.n = f, 0
+
+    def __call__(self, *a, **k):
+        self.n += 1
+        return self.f(*a, **k)
+
+
+# ---------------------------------------------------------------------------
+# Part 1: speed on an MLP loss
+def mlp_sizes(quick):
+    return (20, 60, 5, 16) if quick else (50, 150, 10, 32)  # in, hidden, out, batch
+
+
+def bench_torch_mlp(quick, has_fast):
+    d_in, d_h, d_out, batch = mlp_sizes(quick)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, d_in, generator=g, dtype=torch.float64)
+    y = torch.randint(0, d_out, (batch,), generator=g)
+    names = ["W1", "b1", "W2", "b2"]
+    shapes = [(d_in, d_h), (d_h,), (d_h, d_out), (d_out,)]
+    params = {n: 0.3 * torch.randn(*s, generator=g, dtype=torch.float64) for n, s in zip(names, shapes)}
+    n = sum(p.numel() for p in params.values())
+
+    def loss(p):
+        h = torch.tanh(x @ p["W1"] + p["b1"])
+        return torch.nn.functional.cross_entropy(h @ p["W2"] + p["b2"], y)
+
+    rows = []
+    leaves = tuple(params[k].clone().requires_grad_(True) for k in names)
+    f_t = Counter(lambda *ls: loss(dict(zip(names, ls))))
+    t, ok = timed(lambda: torch.autograd.gradcheck(f_t, leaves))
+    rows.append(("torch gradcheck (slow)", t, f_t.n, ok))
+    f_t.n = 0
+    t, ok = timed(lambda: torch.autograd.gradcheck(f_t, leaves, fast_mode=True), repeat=3)
+    rows.append(("torch gradcheck fast_mode", t, f_t.n // 3, ok))
+
+    f_c = Counter(loss)
+    t, r = timed(lambda: check_gradient(f_c, params))
+    rows.append(("check_gradient full (vmap batched)", t, r.n_evals, r.passed))
+    t, r = timed(lambda: check_gradient(f_c, params, vectorized=False))
+    rows.append(("check_gradient full (one call per point)", t, r.n_evals, r.passed))
+    if has_fast:
+        t, r = timed(lambda: check_gradient(f_c, params, mode="fast"), repeat=3)
+        rows.append(("check_gradient fast", t, r.n_evals, r.passed))
+    return n, rows
+
+
+def bench_jax_mlp(quick, has_fast):
+    try:
+        import jax
+        import jax.numpy as jnp
+        from jax.test_util import check_grads
+    except ImportError:
+        return None, []
+    d_in, d_h, d_out, batch = mlp_sizes(quick)
+    rng = np.random.default_rng(0)
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.standard_normal((batch, d_in)))
+        y = jax.nn.one_hot(rng.integers(0, d_out, batch), d_out, dtype=jnp.float64)
+        params = {"W1": jnp.asarray(0.3 * rng.standard_normal((d_in, d_h))), "b1": jnp.asarray(0.3 * rng.standard_normal(d_h)),
+                  "W2": jnp.asarray(0.3 * rng.standard_normal((d_h, d_out))), "b2": jnp.asarray(0.3 * rng.standard_normal(d_out))}
+
+        @jax.jit
+        def loss(p):
+            h = jnp.tanh(x @ p["W1"] + p["b1"])
+            return -jnp.mean(jnp.sum(jax.nn.log_softmax(h @ p["W2"] + p["b2"]) * y, axis=-1))
+
+        loss(params).block_until_ready()
+        jax.grad(loss)(params)
+        n = sum(v.size for v in params.values())
+        rows = []
+        t, _ = timed(lambda: check_grads(loss, (params,), order=1, modes=("rev",)), repeat=3)
+        rows.append(("jax check_grads (order 1, rev)", t, None, True))
+        check_gradient(loss, params)  # compile the batched evaluator once
+        t, r = timed(lambda: check_gradient(loss, params))
+        rows.append(("check_gradient full (jax.vmap batched)", t, r.n_evals, r.passed))
+        if has_fast:
+            t, r = timed(lambda: check_gradient(loss, params, mode="fast"), repeat=3)
+            rows.append(("check_gradient fast", t, r.n_evals, r.passed))
+    return n, rows
+
+
+# ---------------------------------------------------------------------------
+# Part 2: injected bugs in a custom linear layer, y = s * (x W^T + b)
+def make_torch_fn(name, grads, scale=1.0):
+    """A Linear autograd.Function whose backward is ``grads(g, x, W) -> (gx, gW, gb)``."""
+
+    def forward(ctx, x, W, b):
+        ctx.save_for_backward(x, W)
+        return scale * (x @ W.T + b)
+
+    def backward(ctx, g):
+        x, W = ctx.saved_tensors
+        return grads(g * scale, x, W)
+
+    return type(name, (torch.autograd.Function,), {"forward": staticmethod(forward), "backward": staticmethod(backward)})
+
+
+def correct(g, x, W):
+    return g @ W, g.T @ x, g.sum(0)
+
+
+def one_entry(g, x, W):
+    gx, gW, gb = correct(g, x, W)
+    gW = gW.clone()
+    gW[2, 3] *= 1.01  # 1% wrong in one entry of one leaf
+    return gx, gW, gb
+
+
+BUGS = {
+    "correct": (correct, 1.0),
+    "sign of dW": (lambda g, x, W: (g @ W, -(g.T @ x), g.sum(0)), 1.0),
+    "missing factor 2 in dx": (lambda g, x, W: (0.5 * g @ W, g.T @ x, g.sum(0)), 1.0),
+    "None for db": (lambda g, x, W: (g @ W, g.T @ x, None), 1.0),
+    "dx with columns reversed": (lambda g, x, W: ((g @ W).flip(1), g.T @ x, g.sum(0)), 1.0),
+    "one entry of dW 1% off": (one_entry, 1.0),
+    "dW 1e-4 relative error": (lambda g, x, W: (g @ W, (1 + 1e-4) * (g.T @ x), g.sum(0)), 1.0),
+    "sign of dW, small scale (1e-7)": (lambda g, x, W: (g @ W, -(g.T @ x), g.sum(0)), 1e-7),
+}
+
+
+def jax_bug_rules():
+    import jax.numpy as jnp
+
+    def flip(a):
+        return a[:, ::-1]
+
+    def one(g, x, W):
+        gx, gW, gb = g @ W, g.T @ x, g.sum(0)
+        return gx, gW.at[2, 3].multiply(1.01), gb
+
+    return {
+        "correct": (lambda g, x, W: (g @ W, g.T @ x, g.sum(0)), 1.0),
+        "sign of dW": (lambda g, x, W: (g @ W, -(g.T @ x), g.sum(0)), 1.0),
+        "missing factor 2 in dx": (lambda g, x, W: (0.5 * g @ W, g.T @ x, g.sum(0)), 1.0),
+        "None for db": (lambda g, x, W: (g @ W, g.T @ x, jnp.zeros(W.shape[0], g.dtype)), 1.0),  # jax needs a value
+        "dx with columns reversed": (lambda g, x, W: (flip(g @ W), g.T @ x, g.sum(0)), 1.0),
+        "one entry of dW 1% off": (one, 1.0),
+        "dW 1e-4 relative error": (lambda g, x, W: (g @ W, (1 + 1e-4) * (g.T @ x), g.sum(0)), 1.0),
+        "sign of dW, small scale (1e-7)": (lambda g, x, W: (g @ W, -(g.T @ x), g.sum(0)), 1e-7),
+    }
+
+
+def torch_bug_table(has_fast):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    W = torch.randn(4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, generator=g, dtype=torch.float64, requires_grad=True)
+    table = {}
+    for bug, (rule, scale) in BUGS.items():
+        fn = make_torch_fn(bug.replace(" ", "_"), rule, scale)
+        row = {}
+        try:
+            row["torch slow"] = not torch.autograd.gradcheck(fn.apply, (x, W, b), raise_exception=False)
+        except Exception:  # noqa: BLE001 - e.g. shape errors count as caught
+            row["torch slow"] = True
+        try:
+            row["torch fast"] = not torch.autograd.gradcheck(fn.apply, (x, W, b), fast_mode=True, raise_exception=False)
+        except Exception:  # noqa: BLE001
+            row["torch fast"] = True
+        row["ours full"] = check_function(fn, x, W, b).status == "fail"
+        if has_fast:
+            row["ours fast"] = check_function(fn, x, W, b, mode="fast").status == "fail"
+        table[bug] = row
+    return table
+
+
+def jax_bug_table(has_fast):
+    try:
+        import jax
+        import jax.numpy as jnp
+        from jax.test_util import check_grads
+    except ImportError:
+        return {}
+    rng = np.random.default_rng(1)
+    table = {}
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.standard_normal((6, 5)))
+        W = jnp.asarray(rng.standard_normal((4, 5)))
+        b = jnp.asarray(rng.standard_normal(4))
+        c = jnp.asarray(rng.standard_normal((6, 4)))
+        for bug, (rule, scale) in jax_bug_rules().items():
+            @jax.custom_vjp
+            def lin(x, W, b):
+                return scale * (x @ W.T + b)
+
+            lin.defvjp(lambda x, W, b: (lin(x, W, b), (x, W)),
+                       lambda res, g, rule=rule: rule(g * scale, res[0], res[1]))
+            row = {}
+            try:
+                check_grads(lin, (x, W, b), order=1, modes=("rev",))
+                row["jax check_grads"] = False
+            except AssertionError:
+                row["jax check_grads"] = True
+            f = jax.jit(lambda p: jnp.sum(lin(p["x"], p["W"], p["b"]) * c))
+            params = {"x": x, "W": W, "b": b}
+            row["ours full"] = check_gradient(f, params).status == "fail"
+            if has_fast:
+                row["ours fast"] = check_gradient(f, params, mode="fast").status == "fail"
+            table[bug] = row
+    return table
+
+
+# ---------------------------------------------------------------------------
+def print_speed(title, n, rows, ref_names):
+    print(f"\n== {title}: {n} parameters ==")
+    print(f"{'checker':44s} {'wall s':>9s} {'f evals':>9s} {'verdict':>8s}  ratio")
+    ref = {r[0]: r[1] for r in rows}
+    for name, t, ev, ok in rows:
+        ratio = ""
+        for key, base in ref_names.items():
+            if name.startswith(key) and base in ref:
+                ratio = f"{t / ref[base]:.3f} x {base}"
+        print(f"{name:44s} {t:9.3f} {ev if ev is not None else '-':>9} {'pass' if ok else 'FAIL':>8s}  {ratio}")
+
+
+def print_bugs(title, table):
+    if not table:
+        return
+    cols = list(next(iter(table.values())).keys())
+    print(f"\n== {title}: caught? (the 'correct' row must say no) ==")
+    print(f"{'injected bug':34s} " + " ".join(f"{c:>15s}" for c in cols))
+    for bug, row in table.items():
+        print(f"{bug:34s} " + " ".join(f"{('yes' if row[c] else 'no'):>15s}" for c in cols))
+    bugs = [b for b in table if b != "correct"]
+    print(f"{'bugs caught':34s} " + " ".join(f"{sum(table[b][c] for b in bugs):>12d}/{len(bugs):<2d}" for c in cols))
+    print(f"{'false alarm on correct rule':34s} " + " ".join(f"{('YES' if table['correct'][c] else 'no'):>15s}" for c in cols))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller MLP (about 1.6k parameters)")
+    ap.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    ap.add_argument("--no-jax", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        from pytest_gradcheck.numerics import fast  # noqa: F401
+        has_fast = True
+    except ImportError:
+        has_fast = False
+    out = {}
+    n, rows = bench_torch_mlp(args.quick, has_fast)
+    print_speed("torch, float64 MLP cross-entropy loss", n, rows,
+                {"check_gradient full": "torch gradcheck (slow)", "check_gradient fast": "torch gradcheck fast_mode"})
+    out["torch_mlp"] = {"n": n, "rows": rows}
+    if not args.no_jax:
+        n, rows = bench_jax_mlp(args.quick, has_fast)
+        if rows:
+            print_speed("jax, float64 MLP cross-entropy loss (jitted)", n, rows,
+                        {"check_gradient": "jax check_grads (order 1, rev)"})
+            out["jax_mlp"] = {"n": n, "rows": rows}
+    t = torch_bug_table(has_fast)
+    print_bugs("custom torch.autograd.Function (linear layer)", t)
+    out["torch_bugs"] = t
+    if not args.no_jax:
+        j = jax_bug_table(has_fast)
+        print_bugs("jax.custom_vjp (linear layer)", j)
+        out["jax_bugs"] = j
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
