@@ -55,12 +55,13 @@ def _rows(stdout: str) -> list:
 
 @pytest.mark.parametrize("mode", [["-n", "2"], ["-p", "no:xdist"]], ids=["xdist-n2", "no-xdist"])
 def test_same_results_with_and_without_xdist(pytester, mode):
-    pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_suite=SUITE)
+    pytester.mkdir("tests")
+    pytester.makepyfile(**{"tests/conftest": CONFTEST, "tests/test_suite": SUITE})
     pytester.mkpydir("extra")
     pytester.makepyfile(**{"extra/models": "import numpy as np\ndef lin(x): return float(3 * x.sum())\n"
                                            "def lin_grad(x): return 3 * np.ones_like(x)\nlin_params = np.ones(4)\n"})
-    pytester.makeini("[pytest]\ngradcheck_models = extra.models\n")
+    # extra/ lies outside testpaths: its models join through pytest_collection_modifyitems
+    pytester.makeini("[pytest]\ntestpaths = tests\ngradcheck_models = extra.models\n")
     result = pytester.runpytest_subprocess(*mode, "--junitxml=junit.xml", "-p", "no:cacheprovider")
     # 4 x test_many, test_bad, 2 x test_models, 2 model items
     result.assert_outcomes(passed=8, failed=1)
@@ -71,8 +72,8 @@ def test_same_results_with_and_without_xdist(pytester, mode):
     assert len(rows) == 13  # 8 + 1 + 2 + 2 records
     assert sum(r.startswith("FAIL") for r in rows) == 1
     assert any(r.endswith("extra/models.py::gradcheck[lin]") for r in rows)
-    assert any(r.endswith("test_suite.py::test_models[local_model]") for r in rows)
-    assert any(r.endswith("test_suite.py::test_many[3] [second]") for r in rows)
+    assert any(r.endswith("tests/test_suite.py::test_models[local_model]") for r in rows)
+    assert any(r.endswith("tests/test_suite.py::test_many[3] [second]") for r in rows)
     result.stdout.fnmatch_lines([
         "*tolerance (ratio 1)*",
         "gradcheck: 13 checks: 12 passed, 1 failed, 0 inconclusive",
