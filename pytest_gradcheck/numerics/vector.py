@@ -72,15 +72,15 @@ def _call(f, *args, what):
         raise GradcheckInputError(f"{what} raised {type(e).__name__}: {e}") from e
 
 
-def _out_path(path: str) -> str:
+def _out_path(path: str, root: str = "out") -> str:
     """Output leaf path: 'out', 'out[0]', "out['key']", "out['key'][1]"."""
     if path == "params":
-        return "out"
+        return root
     if path.startswith("["):
-        return "out" + path
+        return root + path
     k = path.find("[")
     key, rest = (path, "") if k < 0 else (path[:k], path[k:])
-    return f"out[{key!r}]{rest}"
+    return f"{root}[{key!r}]{rest}"
 
 
 def _output_spec(out):
@@ -410,7 +410,7 @@ def _eps_of(dtypes):
 
 
 def check_jvp(fun, inputs, jvp, *, method="central", eps=None, atol=None, rtol=None, mode="full", seed=0,
-              n_tangents=N_TANGENTS) -> GradcheckResult:
+              n_tangents=N_TANGENTS, _kind="jvp", _out="out") -> GradcheckResult:
     """Check ``jvp(inputs, tangent)`` (the derivative of fun's output along tangent) against
     central differences of fun along the tangent; see the module docstring."""
     __tracebackhide__ = True
@@ -443,10 +443,11 @@ def check_jvp(fun, inputs, jvp, *, method="central", eps=None, atol=None, rtol=N
         for leaf, dt in zip(ev.ospec.leaves, dts):
             eps_a[leaf.slice] = _eps_of([dt, leaf.dtype]) if np.issubdtype(dt, np.floating) else eps_f
         # result leaves: fun's output leaves
-        leaves = [_result_leaf(_out_path(lf.path), lf.shape, lf.offset, lf, lf.dtype_name) for lf in ev.ospec.leaves]
+        leaves = [_result_leaf(_out_path(lf.path, _out), lf.shape, lf.offset, lf, lf.dtype_name)
+                  for lf in ev.ospec.leaves]
         spec = TreeSpec(ev.ospec.node, leaves, ev.ospec.size)
         messages = []
-        prob = _VecProblem("jvp", method, int(seed), atol, rtol, spec, a, eps_a, ev, messages, t0)
+        prob = _VecProblem(_kind, method, int(seed), atol, rtol, spec, a, eps_a, ev, messages, t0)
         judge = Judge(prob)
 
         def jt(_k, D, R, prob=prob, judge=judge):
@@ -456,7 +457,7 @@ def check_jvp(fun, inputs, jvp, *, method="central", eps=None, atol=None, rtol=N
         messages.append(f"tangent {k + 1}: random +-1 times each input entry's scale, step {h:.3g} along it")
         res = assemble(prob, judge, num[0], err[0], ver[0], {}, mode="full")
         results.append(res)
-    res = _combine_worst(results, "jvp")
+    res = _combine_worst(results, _kind)
     res.n_evals = ev.n_evals
     res.n_params = int(ev.x0.size)
     return res
@@ -500,7 +501,7 @@ def _read_jacobian(J, ev):
 
 
 def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, rtol=None, mode="full", seed=0,
-                   n_cotangents=N_COTANGENTS) -> GradcheckResult:
+                   n_cotangents=N_COTANGENTS, _kind="jacobian", _out="out") -> GradcheckResult:
     """Check an explicit Jacobian ``jac(inputs)`` against finite differences of ``fun``;
     see the module docstring for the accepted layouts and modes."""
     __tracebackhide__ = True
@@ -525,7 +526,7 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
             if ev0.spec.size <= AUTO_FULL_MAX:
                 mode = "full"
         if mode != "full":
-            return _vjp_check(fun, inputs, vjp, method, eps, atol, rtol, "fast", seed, n_cotangents, "jacobian")
+            return _vjp_check(fun, inputs, vjp, method, eps, atol, rtol, "fast", seed, n_cotangents, _kind)
     ev, L, rng, sigma = _prepare_vec(fun, inputs, method, "full", eps, atol, rtol, seed)
     scheme = SCHEMES[method]
     Jm, dts = _read_jacobian(_call(jac, ev.native_tree(), what="jac"), ev)
@@ -543,15 +544,14 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
     for ol in ev.ospec.leaves:
         for il in ev.spec.leaves:
             shape = tuple(ol.shape) + tuple(il.shape)
-            leaves.append(_result_leaf(f"d{_out_path(ol.path)}/d{il.path}", shape, off, ol,
+            leaves.append(_result_leaf(f"d{_out_path(ol.path, _out)}/d{il.path}", shape, off, ol,
                                        f"{ol.dtype_name}"))
             pos[ol.slice, il.slice] = off + np.arange(ol.size * il.size).reshape(ol.size, il.size)
             off += ol.size * il.size
     spec = TreeSpec(None, leaves, m * n)
     analytic = np.empty(m * n)
     analytic[pos] = Jm
-    prob = _VecProblem("jacobian", method, int(seed), atol, rtol, spec, analytic, np.full(m * n, eps_a), ev, [],
-                       t0)
+    prob = _VecProblem(_kind, method, int(seed), atol, rtol, spec, analytic, np.full(m * n, eps_a), ev, [], t0)
     judge = Judge(prob)
     dirs, steps, cols = [], [], []
     base = scheme.base_step(eps_eff)
