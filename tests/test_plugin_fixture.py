@@ -2,9 +2,9 @@
 
 import xml.etree.ElementTree as ET
 
-
 FUNS = """
 import numpy as np
+import pytest
 def quad(p): return float((p ** 2).sum())
 def quad_grad(p): return 2 * p
 def bad_grad(p): return 2.1 * p
@@ -161,6 +161,7 @@ def test_one(gradcheck):
 
 def test_plugin_can_be_disabled(pytester):
     pytester.makepyfile("""
+import pytest
 @pytest.mark.gradcheck(atol=1e-3)
 def test_marked():
     pass
