@@ -199,15 +199,6 @@ def test_json_and_html_options(pytester):
     assert html_report.extract_data(page)["summary"] == rep["summary"]
 
 
-def test_reports_under_xdist(pytester):
-    pytest.importorskip("xdist")
-    pytester.makepyfile(test_m=TEST_FILE)
-    res = pytester.runpytest_subprocess(*RUN, "-n", "2", "--gradcheck-json=r.json")
-    res.assert_outcomes(passed=1, failed=1)
-    rep = json.loads((pytester.path / "r.json").read_text())
-    assert len(rep["checks"]) == 3 and rep["summary"]["counts"] == {"pass": 2, "fail": 1, "inconclusive": 0}
-
-
 @pytest.mark.parametrize("args, words", [
     (["--gradcheck-json="], "gradcheck-json"),
     (["--gradcheck-html", "."], "is a directory"),
@@ -240,3 +231,23 @@ def test_unwritable_report_fails_the_run_with_a_message(pytester):
     assert res.ret == pytest.ExitCode.TESTS_FAILED
     res.stdout.fnmatch_lines(["*ERROR: could not write the gradcheck JSON report*blocker*"])
     assert "INTERNALERROR" not in res.stdout.str()
+
+
+def test_pytest_html_column_and_extras(pytester):
+    """With pytest-html installed (optional): a gradcheck column and a per-test table of checks."""
+    pytest.importorskip("pytest_html")
+    import html as html_lib
+    import re
+
+    pytester.makepyfile(test_m=TEST_FILE)
+    res = pytester.runpytest(*RUN, "--html=ph.html", "--self-contained-html")
+    res.assert_outcomes(passed=1, failed=1)
+    page = (pytester.path / "ph.html").read_text()
+    blob = json.loads(html_lib.unescape(re.search(r'data-jsonblob="([^"]*)"', page).group(1)))
+    tests = blob["tests"]
+    rows = {k: " ".join(v[-1]["resultsTableRow"]) for k, v in tests.items()}
+    assert "1 check, worst pass (ratio " in rows["test_m.py::test_quad"]
+    assert "2 checks, worst fail (ratio " in rows["test_m.py::test_two"]
+    extra = " ".join(e["content"] for v in tests["test_m.py::test_two"] for e in v.get("extras", []))
+    assert '<table class="gradcheck">' in extra and "<td>buggy</td><td>fail</td>" in extra
+    assert '<th class="sortable" data-column-type="gradcheck">gradcheck</th>' in page

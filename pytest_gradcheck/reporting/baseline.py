@@ -231,7 +231,10 @@ def compare(baseline: dict, records: Iterable[dict], factor: float = DEFAULT_FAC
             change["growth"] = ratio / old_ratio
         same = cur["status"] == old.get("status")
         transition = f"{old.get('status')} -> {cur['status']}"
-        status_text = "still " + {"pass": "passes", "fail": "fails"}.get(cur["status"], cur["status"]) if same else f"status {transition}"
+        if same:
+            status_text = "still " + {"pass": "passes", "fail": "fails"}.get(cur["status"], cur["status"])
+        else:
+            status_text = f"status {transition}"
         numbers = f"ratio {_fmt(old_ratio)} -> {_fmt(ratio)}"
         kind = reason = None
         if _is_fail(cur["status"]) and not _is_fail(old.get("status")):

@@ -164,6 +164,62 @@ def pytest_configure(config):
     state = ReportState(config)
     config.stash[_STATE_KEY] = state
     state.load()
+    if config.pluginmanager.hasplugin("html") and getattr(config.option, "htmlpath", None):
+        config.pluginmanager.register(PytestHtmlHooks(), "gradcheck-pytest-html")
+
+
+class PytestHtmlHooks:
+    """With pytest-html (``--html``): a "gradcheck" column (worst status and ratio of the test's
+    checks) and, in each test's extras, a table of its checks with the diagnosis."""
+
+    @staticmethod
+    def _records(report) -> list:
+        return list(getattr(report, "gradcheck_records", None) or ())
+
+    def pytest_html_results_table_header(self, cells):
+        cells.insert(2, '<th class="sortable" data-column-type="gradcheck">gradcheck</th>')
+
+    def pytest_html_results_table_row(self, report, cells):
+        import html
+
+        recs = self._records(report)
+        text = ""
+        if recs:
+            order = {"fail": 0, "inconclusive": 1, "pass": 2}
+            worst = min(recs, key=lambda r: (order.get(r["result"].get("status"), 0),
+                                             -(r["result"].get("max_ratio") or 0.0)))
+            ratio = worst["result"].get("max_ratio")
+            text = (f"{len(recs)} check{'s' if len(recs) != 1 else ''}, worst {worst['result'].get('status')} "
+                    f"(ratio {'n/a' if ratio is None else f'{ratio:.3g}'})")
+        cells.insert(2, f"<td>{html.escape(text)}</td>")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report):
+        recs = self._records(report)
+        if not recs:
+            return
+        from pytest_html import extras
+
+        report.extras = list(getattr(report, "extras", None) or []) + [extras.html(_html_checks_table(recs))]
+
+
+def _html_checks_table(records: list) -> str:
+    """A small HTML table of check records (for pytest-html's per-test extras)."""
+    import html
+
+    def num(x):
+        return "n/a" if x is None else f"{x:.3g}"
+
+    rows = []
+    for r in records:
+        res = r.get("result") or {}
+        diag = (res.get("diagnosis") or {}).get("summary") or ""
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
+            r.get("label"), res.get("status"), num(res.get("max_ratio")), num(res.get("max_abs_error")),
+            res.get("n_evals"), res.get("method"), diag)) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("check", "status", "error/tolerance", "max abs error", "evals",
+                                               "method", "diagnosis"))
+    return f'<table class="gradcheck"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
 def pytest_report_header(config):
