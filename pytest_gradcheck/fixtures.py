@@ -21,6 +21,7 @@ CHECK_FUNCTIONS = {
     "jvp": "check_jvp",
     "jacobian": "check_jacobian",
     "hessian": "check_hessian",
+    "gradgrad": "check_gradgrad",
 }
 
 _OPTIONS_KEY = pytest.StashKey[dict]()
@@ -155,8 +156,9 @@ class GradcheckFixture:
     ``pytest_gradcheck.check_gradient`` with the test's resolved options (the
     keywords given here win), records the result, fails the test with the
     readable report when the check fails, and returns the GradcheckResult.
-    ``vjp``, ``jvp``, ``jacobian`` and ``hessian`` do the same with
-    ``check_vjp``, ``check_jvp``, ``check_jacobian`` and ``check_hessian``.
+    ``vjp``, ``jvp``, ``jacobian``, ``hessian`` and ``gradgrad`` do the same
+    with ``check_vjp``, ``check_jvp``, ``check_jacobian``, ``check_hessian``
+    and ``check_gradgrad`` (same options, recording and failing).
     """
 
     def __init__(self, item):
@@ -191,6 +193,11 @@ class GradcheckFixture:
         """Check a Hessian with ``pytest_gradcheck.check_hessian``."""
         __tracebackhide__ = True
         return self._run("hessian", args, kwargs, label)
+
+    def gradgrad(self, *args, label=None, **kwargs):
+        """Check a gradient to second order with ``pytest_gradcheck.check_gradgrad``."""
+        __tracebackhide__ = True
+        return self._run("gradgrad", args, kwargs, label)
 
     def _run(self, kind, args, kwargs, label):
         __tracebackhide__ = True
@@ -263,7 +270,7 @@ def gradcheck(request) -> GradcheckFixture:
     ini file < command line < ``@pytest.mark.gradcheck`` markers < the call's
     keywords.  Several checks per test are fine: each gets a label ("check",
     "check-2", ... unless ``label=`` is given; labels must be unique).  Also
-    ``gradcheck.vjp/.jvp/.jacobian/.hessian(...)`` and ``gradcheck.options``.
+    ``gradcheck.vjp/.jvp/.jacobian/.hessian/.gradgrad(...)`` and ``gradcheck.options``.
     """
     return GradcheckFixture(request.node)
 

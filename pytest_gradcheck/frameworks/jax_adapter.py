@@ -45,8 +45,14 @@ def _x64_on() -> bool:
 
 
 def _x64():
-    """The context manager that turns x64 on for this thread only."""
-    return jax.enable_x64(True)
+    """The context manager that turns x64 on for this thread only: ``jax.enable_x64(True)``
+    (jax >= 0.7), ``jax.experimental.enable_x64()`` in older releases."""
+    cm = getattr(jax, "enable_x64", None)
+    if cm is not None:
+        return cm(True)
+    from jax.experimental import enable_x64  # older jax
+
+    return enable_x64(True)
 
 
 def _eps_of(dtype) -> float:

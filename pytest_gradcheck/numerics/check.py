@@ -131,8 +131,11 @@ class Problem:
         wide_all = [np.dtype(wide)] * len(self.spec.leaves)
         tries = [wide_all] if all(np.dtype(d) == np.dtype(wide) for d in native) else [wide_all, native]
         last_err = None
+        nfun = self.fun
+        for ad in {id(leaf.adapter): leaf.adapter for leaf in self.spec.leaves}.values():
+            nfun = ad.numeric_fun(nfun)  # e.g. jax: evaluate float64 buffers in float64
         for dtypes in tries:
-            ev = Evaluator(self.fun, self.spec, self.x0, dtypes)
+            ev = Evaluator(nfun, self.spec, self.x0, dtypes)
             try:
                 f0 = ev.call()
             except GradcheckInputError:
@@ -196,15 +199,22 @@ class Problem:
         """Per-entry scale L (for steps) and per-leaf rms of the analytic gradient (for floors)."""
         x = self.x0
         L = np.empty(self.n)
-        self.grad_rms = np.empty(self.n)
+        self.grad_scale = np.empty(self.n)
         for leaf in self.spec.leaves:
             v = x[leaf.slice]
-            rms = float(np.sqrt(np.mean(v * v))) if v.size else 0.0
-            L[leaf.slice] = np.maximum(np.abs(v), rms if rms > 0 else 1.0)
-            a = self.analytic[leaf.slice]
-            self.grad_rms[leaf.slice] = float(np.sqrt(np.mean(a * a))) if a.size else 0.0
+            rms = _rms(v)
+            # an entry's own magnitude is its scale (log(x) at x = 1e-10 must not be
+            # stepped by the leaf's 1e4); exact zeros borrow the leaf's
+            L[leaf.slice] = np.where(v != 0, np.abs(v), rms if rms > 0 else 1.0)
+            self.grad_scale[leaf.slice] = _typical(self.analytic[leaf.slice])
         self.L = L
-        self.floor = KAPPA * self.eps_a * (np.abs(self.analytic) + self.grad_rms)
+        # The floor's scale: the entry, its leaf, and the whole gradient -- an exact zero
+        # (a bias before batch norm) is computed as a sum of terms of the gradient's size
+        # that cancel, leaving roundoff of that size, however small its own leaf is.
+        a = self.analytic
+        self.grad_scale_all = _typical(a)
+        self.floor = KAPPA * self.eps_a * (np.abs(a) + self.grad_scale + self.grad_scale_all)
+        self.grad_rms = self.grad_scale  # the name fast.py and vector.py read
 
     def check_base(self):
         """Repeat f at the base point and the gradient: nondeterminism fails the check."""
@@ -257,6 +267,28 @@ class Problem:
         sigma = float(np.median(np.abs(d3))) / (0.6745 * math.sqrt(20.0))
         self.noise_raw = sigma
         return max(sigma, floor), eps_f
+
+
+def _rms(v: np.ndarray) -> float:
+    """Root mean square without overflow (gradients near 1e308 exist: exp(709))."""
+    if v.size == 0:
+        return 0.0
+    m = float(np.max(np.abs(v)))
+    if m == 0 or not math.isfinite(m):
+        return m
+    return m * float(np.sqrt(np.mean(np.square(v / m))))
+
+
+def _typical(v: np.ndarray) -> float:
+    """A typical magnitude of a gradient: the median of |v| (the mean where most are 0).
+
+    Not the rms: a leaf of log(x) at x = [1e-10, ..., 3e4] has one entry of 1e10
+    that must not set the scale by which an entry of 3e-5 is judged."""
+    if v.size == 0:
+        return 0.0
+    m = np.abs(v)
+    med = float(np.median(m))
+    return med if med > 0 else float(np.mean(m))
 
 
 def _call_user(f, arg, what):
@@ -391,7 +423,7 @@ def _steps(problem: Problem, scheme, sigma: float, eps_eff: float) -> np.ndarray
         return np.full(problem.n, float(problem.eps))
     p = scheme.order
     L = problem.L
-    g = np.abs(problem.analytic) + problem.grad_rms
+    g = np.abs(problem.analytic) + problem.grad_scale
     plain = scheme.base_step(eps_eff) * L
     with np.errstate(divide="ignore", invalid="ignore"):
         h = np.where(g > 0, (sigma * L**p / g) ** (1.0 / (p + 1)), plain)
@@ -403,25 +435,47 @@ def _steps(problem: Problem, scheme, sigma: float, eps_eff: float) -> np.ndarray
     return h
 
 
-def _finite_differences(problem: Problem, judge: Judge):
-    """Stage A: one step per entry from the error model; stage B: refine the rest."""
-    scheme = SCHEMES[problem.method]
-    ev = problem.ev
+def noise_level(problem: Problem):
+    """Measure f's noise once per check (cached on the problem): (sigma, eps_eff).
+
+    eps_eff = sigma/|f0| is the relative precision f is really computed to
+    (at least its dtype's eps), which sets the default steps."""
+    if getattr(problem, "sigma", None) is not None:
+        return problem.sigma, problem.eps_eff
     sigma, eps_f = problem.measure_noise()
-    f0 = float(ev.f0)
+    f0 = float(np.real(problem.ev.f0))
     eps_eff = min(max(eps_f, sigma / abs(f0)) if f0 != 0 else eps_f, 1e-2)
     if sigma > 1e3 * eps_f * abs(f0) and f0 != 0:
         problem.messages.append(
             f"fun is noisy at the {sigma / abs(f0):.1g} level relative to its value (about "
             f"{sigma / (eps_f * abs(f0)):.0f} units of roundoff); it probably computes in lower precision than it "
             f"returns. Steps and tolerances follow the measured noise")
-    problem.sigma = sigma
-    n, x0, a = problem.n, problem.x0, problem.analytic
-    h = _steps(problem, scheme, sigma, eps_eff)
+    problem.sigma, problem.eps_eff = sigma, eps_eff
+    return sigma, eps_eff
+
+
+def _finite_differences(problem: Problem, judge: Judge):
+    """Every entry: see entry_estimates."""
+    return entry_estimates(problem, judge, np.arange(problem.n))
+
+
+def entry_estimates(problem: Problem, judge: Judge, idx: np.ndarray):
+    """Entry-wise estimates and verdicts for the entries ``idx`` (full mode uses all of them;
+    fast mode the suspects it localised).
+
+    Stage A: one step per entry from the error model, 2 evaluations (central).
+    Stage B: refine the entries that do not agree at once.  Returns full-length
+    arrays (numeric, err, verdict) with NaN / INCONCLUSIVE outside ``idx``, and
+    reasons keyed by global index.
+    """
+    scheme = SCHEMES[problem.method]
+    sigma, eps_eff = noise_level(problem)
+    f0 = float(problem.ev.f0)
+    idx = np.asarray(idx, dtype=np.int64)
+    a = problem.analytic[idx]
+    h = _steps(problem, scheme, sigma, eps_eff)[idx]
     offs = [o for o in scheme.offsets if o != 0.0]
-    need_center = scheme.uses_center
-    # values at stage A, vectorised bookkeeping, tight loop over calls
-    D, heff, vals, actual = _first_step(problem, scheme, offs, h, np.arange(n))
+    D, heff, vals, actual = _first_step(problem, scheme, offs, h, idx)
     R = scheme.weight_norm * sigma / heff
     # A step scaled by a tiny |x| (params ~1e-6 in a function that varies on the
     # scale of 1) drowns the estimate in roundoff: R ~ sigma/h.  Where the
@@ -429,33 +483,35 @@ def _finite_differences(problem: Problem, judge: Judge):
     # reach (RHO_TARGET x its optimal relative error), take a larger first step.
     # The symptom: the second difference f(x+h) - 2f(x) + f(x-h) is lost in the
     # noise (it is ~ f'' h^2, far above sigma at a well-chosen step).
-    target = RHO_TARGET * eps_eff ** (scheme.order / (scheme.order + 1.0)) * (np.abs(a) + problem.grad_rms)
+    target = RHO_TARGET * eps_eff ** (scheme.order / (scheme.order + 1.0)) * (np.abs(a) + problem.grad_scale[idx])
     second = _second_difference(offs, vals, f0)
     loose = np.flatnonzero((SAFETY * R > target) & (target > 0) & np.isfinite(R) & (np.abs(second) < 100.0 * sigma))
     if problem.eps is None and loose.size:
         grow = np.minimum(SAFETY * R[loose] / target[loose], R_FACTOR ** MAX_LEVELS)
         h[loose] = h[loose] * R_FACTOR ** np.ceil(np.log(grow) / np.log(R_FACTOR))
-        D2, heff2, vals2, actual2 = _first_step(problem, scheme, offs, h, loose)
+        D2, heff2, vals2, actual2 = _first_step(problem, scheme, offs, h[loose], idx[loose])
         D[loose], heff[loose] = D2, heff2
         vals[:, loose], actual[:, loose] = vals2, actual2
         R = scheme.weight_norm * sigma / heff
-    numeric = D
-    err = R.copy()
-    verdict = np.full(n, PASS, dtype=np.int8)
+    n = problem.n
+    numeric = np.full(n, np.nan)
+    err = np.full(n, np.nan)
+    verdict = np.full(n, INCONCLUSIVE, dtype=np.int8)
+    numeric[idx], err[idx], verdict[idx] = D, R, PASS
     reasons: dict[int, str] = {}
-    tol = judge.tol_vec(numeric, err)
-    todo = np.flatnonzero(~(np.abs(numeric - a) <= tol))
-    onesided = _onesided(offs, vals, actual, f0, need_center)
-    for i in todo:
-        res = _refine(problem, judge, scheme, int(i), h[i], D[i], onesided[0][i], onesided[1][i], sigma)
-        numeric[i], err[i], verdict[i], why = res
+    tol = judge.tol_vec(numeric, err)[idx]
+    todo = np.flatnonzero(~(np.abs(D - a) <= tol))
+    fwd, bwd = _onesided(offs, vals, actual, f0, scheme.uses_center)
+    for c in todo:
+        i = int(idx[c])
+        numeric[i], err[i], verdict[i], why = _refine(problem, judge, scheme, i, h[c], D[c], fwd[c], bwd[c], sigma)
         if why:
-            reasons[int(i)] = why
+            reasons[i] = why
     return numeric, err, verdict, reasons
 
 
 def _first_step(problem, scheme, offs, h, idx):
-    """Stage A for entries ``idx`` at steps h[idx]: estimates, steps taken, raw values."""
+    """Stage A for entries ``idx`` at steps ``h`` (aligned with idx): estimates, steps taken, raw values."""
     ev, x0 = problem.ev, problem.x0
     vals = np.empty((len(offs), idx.size))
     actual = np.empty((len(offs), idx.size))
@@ -466,7 +522,7 @@ def _first_step(problem, scheme, offs, h, idx):
             m = lof == k
             if m.any():
                 xi = x0[idx[m]]
-                actual[t, m] = (xi + o * h[idx[m]]).astype(dt).astype(np.float64) - xi
+                actual[t, m] = (xi + o * h[m]).astype(dt).astype(np.float64) - xi
     if problem.batched is not None:
         _stage_a_batched(problem, offs, actual, vals, idx)
     else:
@@ -797,7 +853,7 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
         tol = judge.tol_vec(numeric, err)
         diff = np.abs(a - numeric)
         ratio = np.where(tol > 0, diff / tol, np.where(diff == 0, 0.0, np.inf))
-        denom = np.maximum(np.maximum(np.abs(a), np.abs(numeric)), problem.grad_rms)
+        denom = np.maximum(np.maximum(np.abs(a), np.abs(numeric)), problem.grad_scale)
         rel = np.where(denom > 0, diff / denom, 0.0)
     m = checked & np.isfinite(diff)
     counts = {"pass": int(((verdict == PASS) & checked).sum()), "fail": int(((verdict == FAIL) & checked).sum()),
