@@ -189,3 +189,41 @@ def test_records_are_plain_json():
     record = make_record("t.py::test_x", "check", 0.25, result)
     assert json.loads(json.dumps(record, allow_nan=False)) == record
     assert record["result"]["status"] == "fail" and record["result"]["leaves"][0]["shape"] == [2, 3]
+
+
+def test_vector_and_second_order_checks_through_the_fixture(pytester):
+    """The real checkers (exported from pytest_gradcheck, or taken from the numerics
+    while they are not yet) behind gradcheck.vjp/.jvp/.jacobian/.hessian."""
+    pytester.makepyfile("""
+import numpy as np
+import pytest
+import pytest_gradcheck
+from pytest_gradcheck.numerics import second_order, vector
+
+@pytest.fixture(autouse=True)
+def exported(monkeypatch):
+    for mod, name in [(vector, "check_vjp"), (vector, "check_jvp"), (vector, "check_jacobian"),
+                      (second_order, "check_hessian")]:
+        if not hasattr(pytest_gradcheck, name):
+            monkeypatch.setattr(pytest_gradcheck, name, getattr(mod, name), raising=False)
+
+X = np.array([0.3, -0.7, 1.1])
+f = lambda x: 2 * np.sin(x)
+
+@pytest.mark.gradcheck(seed=2)
+def test_vector(gradcheck):
+    assert gradcheck.vjp(f, X, lambda x, c: 2 * np.cos(x) * c).kind == "vjp"
+    assert gradcheck.jvp(f, X, lambda x, t: 2 * np.cos(x) * t).kind == "jvp"
+    assert gradcheck.jacobian(f, X, lambda x: np.diag(2 * np.cos(x))).kind == "jacobian"
+    assert gradcheck.hessian(lambda x: float(np.sum(x ** 3)), X, hess=lambda x: np.diag(6 * x)).passed
+
+def test_wrong_vjp_fails(gradcheck):
+    gradcheck.vjp(f, X, lambda x, c: 2.2 * np.cos(x) * c, label="bad-vjp")
+""")
+    reprec = pytester.inline_run()
+    reprec.assertoutcome(passed=1, failed=1)
+    records = _records(reprec)
+    assert [(r["label"], r["result"]["kind"], r["result"]["status"]) for r in records] == [
+        ("check", "vjp", "pass"), ("check-2", "jvp", "pass"), ("check-3", "jacobian", "pass"),
+        ("check-4", "hessian", "pass"), ("bad-vjp", "vjp", "fail")]
+    assert all(r["result"]["seed"] == 2 for r in records[:4])
