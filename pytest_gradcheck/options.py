@@ -33,7 +33,8 @@ SUMMARY_CHOICES = ("all", "failures", "none")
 DEFAULT_SUMMARY = "all"
 #: marker signature, shown by ``pytest --markers``
 MARKER_HELP = (
-    "gradcheck(atol=None, rtol=None, eps=None, method='central', mode='full', seed=0): "
+    f"gradcheck(atol=None, rtol=None, eps=None, method={DEFAULT_METHOD!r}, mode={DEFAULT_MODE!r}, "
+    f"seed={DEFAULT_SEED}): "
     "options for the gradient checks of this test, class or module (the gradcheck and "
     "gradcheck_model fixtures); keyword arguments only. None means the error-model rule."
 )

@@ -40,7 +40,7 @@ def test_help_shows_the_gradcheck_group(pytester):
 
 def test_marker_is_registered_with_its_signature(pytester):
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.gradcheck(atol=None, rtol=None, eps=None, method='central', mode='full', seed=0)*"])
+    result.stdout.fnmatch_lines([f"@pytest.mark.gradcheck(atol=None, rtol=None, eps=None, method='central', mode={opts.DEFAULT_MODE!r}, seed=0)*"])
     pytester.makepyfile("import pytest\n@pytest.mark.gradcheck(atol=1e-6)\ndef test_x(): pass\n")
     pytester.runpytest("--strict-markers").assert_outcomes(passed=1)
 
@@ -73,7 +73,7 @@ def test_report_header_shows_active_defaults(pytester):
     pytester.makeini("[pytest]\ngradcheck_rtol = 1e-4\n")
     pytester.makepyfile("def test_x(): pass")
     result = pytester.runpytest("--gradcheck-method=forward")
-    result.stdout.fnmatch_lines(["gradcheck: method=forward mode=full seed=0 atol=model rtol=0.0001 eps=auto"])
+    result.stdout.fnmatch_lines([f"gradcheck: method=forward mode={opts.DEFAULT_MODE} seed=0 atol=model rtol=0.0001 eps=auto"])
 
 
 def test_precedence_chain(pytester):
