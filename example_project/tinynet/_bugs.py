@@ -11,7 +11,7 @@ import os
 
 #: every bug name, with the code it breaks
 BUGS = {
-    "transpose": "two_layer.backward: dW1 computed as X @ dz1.T (its transpose; W1 is square)",
+    "transpose": "two_layer.backward: dW1 returned transposed (row-major habit; W1 is square, so the shape fits)",
     "sign": "two_layer.backward: db2 with its sign flipped",
     "relu": "two_layer.backward: ReLU derivative taken as 1 everywhere (mask forgotten)",
     "scale": "two_layer.backward: the 1/m of the mean loss forgotten in dz2",

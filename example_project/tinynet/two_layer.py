@@ -91,14 +91,15 @@ def backward(cache) -> dict:
         dz1 = da1  # the ReLU's mask forgotten: derivative 1 everywhere
     else:
         dz1 = da1 * (z1 > 0)
-    if _bugs.active("transpose"):
-        dW1 = X @ dz1.T  # (d, h): the transpose of dW1, same shape since d == h
-    else:
-        dW1 = dz1 @ X.T
+    dW1 = dz1 @ X.T
     db1 = dz1.sum(axis=1, keepdims=True)
     if not _bugs.active("missing-reg"):
         dW1 = dW1 + reg * W1
         dW2 = dW2 + reg * W2
+    if _bugs.active("transpose"):
+        # the row-major (CS231n) convention W1: (d, h) mixed into column-major code;
+        # with d == h the shape is right and only the values are wrong
+        dW1 = dW1.T
     return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
 
 
