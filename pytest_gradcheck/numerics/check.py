@@ -49,6 +49,9 @@ MAX_LEVELS = 8
 #: a first step is "too small" when roundoff alone forces a tolerance above
 #: RHO_TARGET times the scheme's best relative accuracy eps^(p/(p+1))
 RHO_TARGET = 1e3
+#: a refined entry passes early only once its tolerance is below this fraction
+#: of its scale (|a_i| + typical |a| in the leaf); coarse passes wait for the last step
+PASS_RESOLUTION = 1e-3
 MODES = ("full", "fast", "auto")
 
 PASS, FAIL, INCONCLUSIVE = 0, 1, 2
@@ -507,7 +510,26 @@ def entry_estimates(problem: Problem, judge: Judge, idx: np.ndarray):
         numeric[i], err[i], verdict[i], why = _refine(problem, judge, scheme, i, h[c], D[c], fwd[c], bwd[c], sigma)
         if why:
             reasons[i] = why
+    _mark_unresolved(problem, judge, idx, numeric, err, verdict, reasons)
     return numeric, err, verdict, reasons
+
+
+def _mark_unresolved(problem, judge, idx, numeric, err, verdict, reasons):
+    """A pass that a sign flip would also get is no verification: inconclusive.
+
+    Only for entries above the analytic floor (below it, an entry is zero to
+    the precision of its dtype, and agreeing with ~0 is the right answer)."""
+    if judge.explicit:
+        return
+    a = problem.analytic[idx]
+    fd_bound = SAFETY * err[idx]
+    weak = (verdict[idx] == PASS) & (np.abs(a) > problem.floor[idx]) & (fd_bound >= np.abs(a))
+    for c in np.flatnonzero(weak):
+        i = int(idx[c])
+        verdict[i] = INCONCLUSIVE
+        reasons[i] = (f"unresolved: finite differences pin this entry down only to +-{fd_bound[c]:.2g}, more than "
+                      f"its value {a[c]:.3g} (f's noise is {getattr(problem, 'sigma', 0.0):.2g}); even a sign "
+                      f"error would go unnoticed. Try method='complex', a larger eps, or float64")
 
 
 def _first_step(problem, scheme, offs, h, idx):
@@ -685,9 +707,12 @@ class _Chain:
         self.judge, self.i, self.sigma = judge, i, sigma
         self.a = problem.analytic[i]
         self.floor = problem.floor[i]
+        # an early pass must be informative: a tolerance within PASS_RESOLUTION of the
+        # entry's scale (else refine on; when the steps run out, any pass counts)
+        self.informative = PASS_RESOLUTION * (abs(self.a) + problem.grad_scale[i]) + self.floor
         self.rp = R_FACTOR ** scheme.order
         self.wnorm = scheme.weight_norm
-        self.prev_D = self.prev_N = self.prev_fb = None
+        self.prev_D = self.prev_N = self.prev_fb = self.prev_diff = None
         self.best, self.best_err = math.nan, math.inf
         self.streak = 0
         self.state = "unsettled"
@@ -704,6 +729,7 @@ class _Chain:
         judge, i, a, sigma = self.judge, self.i, self.a, self.sigma
         if not finite or not np.isfinite(D):
             self.state, self.prev_D, self.prev_N, self.prev_fb, self.streak = "nonfinite", None, None, None, 0
+            self.prev_diff = None
             return None
         R = self.wnorm * sigma / heff
         noise1 = SAFETY * math.sqrt(2.0) * sigma / heff + self.floor
@@ -719,9 +745,9 @@ class _Chain:
         if kinky:
             widen = judge.tol(i, max(abs(fwd), abs(bwd)), R)
             lo, hi = min(fwd, bwd) - widen, max(fwd, bwd) + widen
-            self.kink = (min(fwd, bwd), max(fwd, bwd), heff)
+            self.kink = (min(fwd, bwd), max(fwd, bwd), heff, R)
             self.state = "kink-in" if lo <= a <= hi else "kink-out"
-            self.prev_D, self.prev_N, self.streak = None, None, 0
+            self.prev_D, self.prev_N, self.prev_diff, self.streak = None, None, None, 0
             self.best, self.best_err = D, math.inf
             return None
         if self.prev_D is None:
@@ -731,6 +757,12 @@ class _Chain:
                 return D, R, PASS
             return None
         rp = self.rp
+        diff = abs(D - self.prev_D)
+        # converged: the estimates settle as the scheme's order says (each difference
+        # r^p/4 times smaller than the last) or differ by noise only.  Far from the
+        # asymptotic regime (a step far above f's scale) they do neither.
+        converged = diff <= SAFETY * 2.0 * R or (self.prev_diff is not None and diff <= self.prev_diff * 4.0 / rp)
+        self.prev_diff = diff
         N = D + (D - self.prev_D) / (rp - 1.0)
         cands = [(D, abs(D - self.prev_D) / (rp - 1.0) + R, abs(D - self.prev_D) + R)]
         if self.prev_N is not None:
@@ -740,9 +772,10 @@ class _Chain:
         for est, e, _ in cands:
             if e < self.best_err:
                 self.best, self.best_err = est, e
-        if abs(self.best - a) <= judge.tol(i, self.best, self.best_err):
+        t = judge.tol(i, self.best, self.best_err)
+        if abs(self.best - a) <= t and t <= self.informative:
             return self.best, self.best_err, PASS
-        if any(abs(est - a) > judge.tol(i, est, e_cons) for est, _, e_cons in cands):
+        if converged and any(abs(est - a) > judge.tol(i, est, e_cons) for est, _, e_cons in cands):
             self.state = "disagree"
             self.streak += 1
             if self.streak >= 2:
@@ -754,6 +787,19 @@ class _Chain:
     def final(self):
         """Verdict when the steps run out: (estimate, error, verdict, reason)."""
         b, e = self.best, self.best_err
+        if self.state in ("unsettled", "disagree") and math.isfinite(e) and \
+                abs(b - self.a) <= self.judge.tol(self.i, b, e):
+            return b, e, PASS, ""
+        if self.state in ("kink-in", "kink-out"):
+            # Report against the nearer one-sided derivative, with the one-sided roundoff as
+            # the error, so that ratio > 1 means "outside the subgradient interval".
+            k = self.kink
+            b = k[0] if abs(self.a - k[0]) <= abs(self.a - k[1]) else k[1]
+            e = k[3]
+            if self.state == "kink-in" and not k[0] <= self.a <= k[1]:
+                e = max(e, abs(self.a - b) / SAFETY)
+            elif self.state == "kink-in":
+                b = self.a
         if self.state == "kink-in":
             k = self.kink
             return b, e, INCONCLUSIVE, (
@@ -779,7 +825,8 @@ def _refine(problem, judge, scheme, i, h0, D0, fwd0, bwd0, sigma):
     chain = _Chain(problem, judge, scheme, i, sigma)
     chain.start(D0, fwd0, bwd0)
     h = h0
-    for _ in range(MAX_LEVELS):
+    # an explicit first step may sit far above f's scale: allow twice the levels
+    for _ in range(MAX_LEVELS if problem.eps is None else 2 * MAX_LEVELS):
         h = h / R_FACTOR
         if h < hmin:
             break
@@ -787,7 +834,7 @@ def _refine(problem, judge, scheme, i, h0, D0, fwd0, bwd0, sigma):
         if got is not None:
             return (*got, "")
     first = chain.final()
-    if chain.state != "unsettled" or problem.eps is not None:
+    if chain.state != "unsettled":
         return first
     up = _Chain(problem, judge, scheme, i, sigma)
     up.start(*_level(problem, scheme, i, h0 * R_FACTOR**2)[:3])
