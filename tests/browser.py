@@ -221,13 +221,20 @@ class Page:
 
     def click(self, selector: str) -> None:
         """A real mouse click (press + release) at the centre of the first element matching ``selector``."""
+        # scroll, let two frames pass (rows with content-visibility get their real size), then make
+        # sure the point really hits the element before clicking it
         box = self.evaluate(
             f"(function(){{var e=document.querySelector({json.dumps(selector)}); if(!e) return null;"
-            "e.scrollIntoView({block:'center'}); var r=e.getBoundingClientRect();"
-            "return [r.left + r.width/2, r.top + r.height/2];})()")
+            "e.scrollIntoView({block:'center'});"
+            "return new Promise(function(done){requestAnimationFrame(function(){requestAnimationFrame(function(){"
+            "var r=e.getBoundingClientRect(), x=r.left+Math.min(r.width/2, 40), y=r.top+r.height/2;"
+            "var hit=document.elementFromPoint(x, y);"
+            "done([x, y, !!hit && (hit===e || e.contains(hit))]);});});});})()")
         if box is None:
             raise CDPError(f"no element matches {selector!r}")
-        x, y = box
+        x, y, hits = box
+        if not hits:
+            raise CDPError(f"the element {selector!r} is covered at its click point")
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
 

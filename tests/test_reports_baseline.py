@@ -281,3 +281,18 @@ def test_regression_gate_under_xdist(pytester, monkeypatch):
     rep = json.loads((pytester.path / "r.json").read_text())
     assert [c["key"] for c in rep["regressions"]] == ["test_m.py::test_quad::check"]
     assert rep["baseline"]["path"].endswith("baseline.json") and rep["baseline"]["compared"] is True
+
+
+def test_context_mismatch_is_a_warning_not_a_failure(pytester):
+    pytester.makepyfile(test_m=TEST_FILE)
+    assert pytester.runpytest(*RUN, "--gradcheck-update-baseline").ret == 0
+    path = pytester.path / ".gradcheck" / "baseline.json"
+    data = json.loads(path.read_text())
+    data["context"]["numpy"] = "1.0.0"
+    path.write_text(json.dumps(data))
+    res = pytester.runpytest(*RUN, "--gradcheck-baseline", "--gradcheck-json=r.json")
+    assert res.ret == 0
+    res.stdout.fnmatch_lines(["  warning: baseline recorded with numpy 1.0.0, this run has *"])
+    rep = json.loads((pytester.path / "r.json").read_text())
+    assert rep["baseline"]["context_warnings"] == [l.strip()[len("warning: "):] for l in res.outlines
+                                                   if l.strip().startswith("warning: baseline")]
