@@ -46,6 +46,8 @@ border-bottom:1px solid var(--border)}
 .arrow{color:var(--accent);font-size:11px;margin-left:3px}
 .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 #rows>.row{content-visibility:auto;contain-intrinsic-size:auto 46px}
+@media (max-width:1150px){.grow{grid-template-columns:104px minmax(0,1fr) 84px 144px 96px 96px 58px}
+.grow>div:nth-child(n+8){display:none}body{padding:16px 14px 40px}}
 .mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
 .nodeid{word-break:break-all}
 .row{cursor:pointer}.row>div:nth-child(3){white-space:nowrap}.row .badge{margin:0 3px 3px 0}
@@ -240,10 +242,11 @@ function renderChanges() {
   ((base && base.context_warnings) || []).forEach(function (w) { box.appendChild(el("div", {cls: "note", text: w})); });
   if (regs.length) box.appendChild(changeTable(regs, "regressions"));
   else box.appendChild(el("p", {text: "No regressions."}));
-  [["improvements", "improvements"], ["new", "new checks"], ["changed", "other status changes"]].forEach(function (p) {
+  [["improvements", "improvement", "improvements"], ["new", "new check", "new checks"],
+   ["changed", "other status change", "other status changes"]].forEach(function (p) {
     var list = DATA[p[0]] || [];
     if (!list.length) return;
-    var d = el("details", {cls: "changes"}, [el("summary", {text: list.length + " " + p[1]})]);
+    var d = el("details", {cls: "changes"}, [el("summary", {text: list.length + " " + (list.length === 1 ? p[1] : p[2])})]);
     d.appendChild(changeTable(list, p[0]));
     box.appendChild(d);
   });
