@@ -15,7 +15,8 @@ Imported only once the user has imported jax (see registry._load_optional).
 * ``gradient``: grad=None is ``jax.grad(fun)`` at the params' own dtypes
   (custom_vjp / custom_jvp rules included), outside the x64 context.
 * ``batched``: ``jax.jit(jax.vmap(fun))`` over a leading axis of every leaf,
-  with chunk sizes rounded up to powers of two to bound recompilation.
+  every chunk padded to one power-of-two batch size so XLA compiles once
+  per function (compiled evaluators are cached per function and tree structure).
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ _WIDE = (np.dtype(np.float64), np.dtype(np.complex128))
 #: below this many parameters vmap is not tried (compiling the batched function
 #: costs more than 2n calls of a small problem)
 MIN_BATCH_PARAMS = 64
-#: points per batched call are capped (a power of two) so that one call's inputs stay
-#: near this many float64 numbers; chunk sizes are padded to powers of two so that
-#: only a few batch shapes are ever compiled
+#: points per batched call: a power of two chosen so that one call's inputs stay near
+#: this many float64 numbers; every chunk (the core's check of the base point too) is
+#: padded to it, so that XLA compiles one batch shape per function
 SUB_BATCH_FLOATS = 2**20
 
 
@@ -164,7 +165,7 @@ class JaxAdapter(Adapter):
                 evaluate = jax.jit(jax.vmap(g, in_axes=(0,) * nleaves))
                 per_fun[key] = evaluate
 
-        cap = 1 << max(3, (SUB_BATCH_FLOATS // max(spec.size, 1)).bit_length() - 1)
+        cap = 1 << min(10, max(3, (SUB_BATCH_FLOATS // max(spec.size, 1)).bit_length() - 1))
 
         def run(points):
             if points.shape[0] > cap and not vectorized:
@@ -173,7 +174,7 @@ class JaxAdapter(Adapter):
 
         def run_chunk(points):
             B = points.shape[0]
-            P = B if vectorized else 1 << max(0, (B - 1).bit_length())  # pad to a power of two
+            P = B if vectorized else cap  # one batch shape per check: XLA compiles once
             if P != B:
                 points = np.concatenate([points, np.repeat(points[-1:], P - B, axis=0)])
             blocks = [np.ascontiguousarray(points[:, leaf.slice], dtype=dtypes[k]).reshape((P,) + shapes[k])
