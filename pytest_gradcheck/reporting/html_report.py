@@ -739,9 +739,10 @@ SIDE_DIGITS = 10
 _SIDE_KEYS = frozenset({"analytic", "numeric"})
 
 
-def compact(obj, digits: int = DIGITS):
+def compact(obj, digits: int = DIGITS, packed: bool = False):
     """``json_safe(obj)`` with floats rounded to ``digits`` significant digits (``SIDE_DIGITS``
-    for ``analytic``/``numeric``): a smaller page, same structure."""
+    for ``analytic``/``numeric``): a smaller page, same structure.  With ``packed``, lists are
+    also :func:`pack`-ed in the same pass."""
     fmt_d, fmt_side = f".{digits}g", f".{SIDE_DIGITS}g"
 
     def walk(o, f):
@@ -749,9 +750,11 @@ def compact(obj, digits: int = DIGITS):
         if t is float:
             return float(format(o, f)) if o - o == 0.0 else json_safe(o)
         if t is dict:
-            return {(k if type(k) is str else str(k)): walk(v, fmt_side if k in _SIDE_KEYS else fmt_d) for k, v in o.items()}
+            return {(k if type(k) is str else str(k)): walk(v, fmt_side if k in _SIDE_KEYS else fmt_d)
+                    for k, v in o.items()}
         if t is list:
-            return [walk(v, f) for v in o]
+            items = [walk(v, f) for v in o]
+            return _pack_list(items) if packed else items
         if o is None or t is str or t is int or t is bool:
             return o
         return walk(json_safe(o), f)
@@ -768,15 +771,18 @@ def pack(obj):
     per item (the page script and :func:`unpack` restore them)."""
     t = type(obj)
     if t is list:
-        items = [pack(v) for v in obj]
-        if len(items) >= 3 and type(items[0]) is dict:
-            keys = list(items[0])
-            if all(type(v) is dict and list(v) == keys for v in items[1:]):
-                return {_COLS: keys, _ROWS: [[v[k] for k in keys] for v in items]}
-        return items
+        return _pack_list([pack(v) for v in obj])
     if t is dict:
         return {k: pack(v) for k, v in obj.items()}
     return obj
+
+
+def _pack_list(items: list):
+    if len(items) >= 3 and type(items[0]) is dict:
+        keys = list(items[0])
+        if all(type(v) is dict and list(v) == keys for v in items[1:]):
+            return {_COLS: keys, _ROWS: [[v[k] for k in keys] for v in items]}
+    return items
 
 
 def unpack(obj):
@@ -795,7 +801,7 @@ def embed_json(data: dict) -> str:
     """JSON text safe inside a ``<script>`` element: ``</`` -> ``<\\/``, ``<!--`` escaped.
 
     The data is :func:`compact` (rounded) and :func:`pack` (columnar lists)."""
-    text = json.dumps(pack(compact(data)), separators=(",", ":"), allow_nan=False)
+    text = json.dumps(compact(data, packed=True), separators=(",", ":"), allow_nan=False)
     return text.replace("</", "<\\/").replace("<!--", "<\\u0021--")
 
 
