@@ -87,6 +87,10 @@ def test_clean_run_passes_and_writes_the_reports(runs):
             "logistic_regression"} <= labels
     assert report["summary"]["counts"]["fail"] == 0
     assert report["summary"]["total"] >= 15
+    # the committed baseline knows every check of the run (update it when adding checks:
+    # python -m pytest example_project --gradcheck-update-baseline)
+    baseline = json.loads((EXAMPLE / ".gradcheck" / "baseline.json").read_text())
+    assert {c["key"] for c in report["checks"]} <= set(baseline["checks"])
     page = html.read_text(encoding="utf-8")
     assert page.lstrip().lower().startswith("<!doctype html")
     assert "softmax_regression" in page
