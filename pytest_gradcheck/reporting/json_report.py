@@ -253,7 +253,10 @@ def dumps(report: dict, indent: int | None = None) -> str:
     pure-Python encoder (about 3x slower on a report of 1,000 checks).
     """
     seps = (",", ":") if indent is None else (",", ": ")
-    return json.dumps(json_safe(report), indent=indent, separators=seps, allow_nan=False)
+    try:  # a report from build_report is already JSON-safe: skip the extra walk
+        return json.dumps(report, indent=indent, separators=seps, allow_nan=False)
+    except (TypeError, ValueError):
+        return json.dumps(json_safe(report), indent=indent, separators=seps, allow_nan=False)
 
 
 def write_json(path: str | os.PathLike, report: dict) -> str:
