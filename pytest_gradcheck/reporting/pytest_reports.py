@@ -22,7 +22,11 @@ in the ``gradcheck`` group:
     10, must be > 1).
 
 A baseline that cannot be read (missing when comparing, not JSON, wrong
-version) is a usage error (exit code 4) raised before any test runs.
+version) is a usage error (exit code 4) raised before any test runs.  A
+report that cannot be written is an error line in the summary and exit code 1.
+
+With pytest-html installed and ``--html`` given, its table gets a "gradcheck"
+column and each test's extras a table of its checks with the diagnosis.
 """
 
 from __future__ import annotations
