@@ -89,7 +89,8 @@ def test_corpus_kinks_are_where_they_should_be():
 
 
 def test_corpus_float32_models_compute_in_float32():
-    for name in ("linreg_mse_f32", "softmax_xent_f32", "tanh_mlp_f32", "attention_f32"):
+    for name in ("linreg_mse_f32", "softmax_xent_f32", "tanh_mlp_f32", "attention_f32",
+                 "linreg_f32_near_optimum", "softmax_f32_trained"):
         c = BY_NAME[name]
         p = c.params()
         assert np.asarray(c.fun(p)).dtype == np.float32, name
@@ -102,7 +103,7 @@ def test_corpus_float32_models_compute_in_float32():
 
 
 def _assert_correct_ok(case, r):
-    if case.kink:
+    if case.kink or case.inconclusive_ok:
         assert r.status in ("pass", "inconclusive"), f"{case.name}: {r}"
     else:
         assert r.status == "pass", f"{case.name} is a correct gradient:\n{r}"

@@ -13,6 +13,9 @@ that returns fresh parameters from ``np.random.default_rng(<fixed seed>)``.
   ``gross`` marks bugs of at least ~1% in some entry, which every scheme must
   catch; ``subtle`` ones (1e-3 relative) are only required to fail with the
   default and the higher-order schemes.
+* ``inconclusive_ok=True``: a correct gradient at a point where the analytic
+  side is itself mostly rounding error (float32 at an exact optimum), so
+  "inconclusive" is acceptable; "fail" is not.
 * ``analytic=True``: the model is complex-analytic code (no abs, max,
   comparisons or conjugation on the differentiated path), so the complex step
   applies.
@@ -38,6 +41,7 @@ class Case:
     gross: bool = True               # bug of >= ~1% somewhere (bugs)
     analytic: bool = False           # complex-step safe code
     kink: bool = False               # deliberate near-kink case (correct)
+    inconclusive_ok: bool = False    # correct case where "inconclusive" is acceptable
     tags: frozenset = field(default_factory=frozenset)
     note: str = ""
 

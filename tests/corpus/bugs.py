@@ -26,7 +26,7 @@ def _bug(model: str, bug: str | None, name: str, leaves=(), gross=True, patch=No
     else:
         def grad(p, _g=m.grad, _patch=patch):
             return _patch(_map_leaves(lambda a: np.array(a, copy=True), _g(p)))
-    tags = {"float32"} if model.endswith("_f32") else set()
+    tags = {"float32"} if (model.endswith("_f32") or "_f32_" in model) else set()
     if model.endswith("_tiny"):
         tags.add("tiny")
     if model.endswith("_huge"):
@@ -101,4 +101,6 @@ BUGS = [
     _bug("softmax_xent_huge", None, "softmax_huge_one_entry_1e-3", leaves=("W",), gross=False,
          patch=_scale_entry(["W"], (0, 1), 1.001)),
     _bug("attention_f32", "missing_scale", "attention_f32_missing_sqrt_d", leaves=("Wq", "Wk")),
+    _bug("linreg_f32_near_optimum", "sign_flip", "linreg_f32_near_optimum_sign_flip"),
+    _bug("softmax_f32_trained", "missing_l2", "softmax_f32_trained_missing_l2", leaves=("W",)),
 ]
