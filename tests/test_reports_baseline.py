@@ -10,7 +10,7 @@ from pytest_gradcheck.reporting import baseline as bl
 from pytest_gradcheck.reporting.json_report import record_key
 
 pytest_plugins = ["pytester"]
-RUN = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+RUN = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark")
 
 
 def rec(nodeid, status="pass", ratio=0.02, label="check", dtype="float64", method="central"):

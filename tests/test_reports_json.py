@@ -13,9 +13,9 @@ from pytest_gradcheck.reporting import html_report, json_report
 from pytest_gradcheck.reporting.baseline import compare, merge_baseline
 
 pytest_plugins = ["pytester"]
-#: hypothesis's pytest plugin imports hypothesis (under assertion rewriting) in its terminal summary:
-#: seconds per fresh process, irrelevant here
-RUN = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+#: inner runs without two unrelated plugins: hypothesis's imports hypothesis (under assertion
+#: rewriting, seconds per fresh process) in its terminal summary; pytest-benchmark warns under xdist
+RUN = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark")
 
 A = np.array([[2.0, 0.5], [0.5, 1.0]])
 X0 = np.array([0.3, -0.7])
