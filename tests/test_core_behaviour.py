@@ -221,7 +221,9 @@ def test_low_precision_fun_refusing_float64_falls_back(dtype):
     f, g, seen = _seen_dtypes_model(refuse_float64=True)
     p = {"x": np.random.default_rng(1).normal(size=5).astype(dtype)}
     r = check_gradient(f, p, g)
-    assert r.status == "pass", str(r)
+    # float16 finite differences resolve entries only to ~1e-2 of f: a small
+    # entry may be "inconclusive", never "fail"
+    assert r.status == "pass" if dtype == np.float32 else r.passed, str(r)
     assert np.dtype(dtype) in seen
     # numeric side in the params' dtype: float32 still resolves 30%, float16 a sign flip
     factor = 1.3 if dtype == np.float32 else -1.0
