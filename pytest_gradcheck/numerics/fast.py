@@ -222,7 +222,7 @@ class _Fast:
         (check._Chain) applied to t -> f(x0 + t d).  The analytic projection moves slightly from
         level to level (steps are rounded to the buffers' dtypes), so each level's estimates are
         shifted by P - P0 and judged against P0."""
-        shim = _Shim(P0, floor, self)
+        shim = _Shim(P0, floor, float(np.sqrt(np.sum((d * self.p.analytic) ** 2))), self)
         sch = self.scheme
 
         def level(h):
@@ -288,9 +288,11 @@ class _Shim:
     """A one-entry problem and judge for check._Chain: the analytic projection P0, its floor,
     and fast mode's probe tolerance."""
 
-    def __init__(self, P0, floor, fx):
+    def __init__(self, P0, floor, scale, fx):
         self.analytic = np.array([P0])
         self.floor = np.array([floor])
+        # the typical size of a projection (what grad_scale is for one entry)
+        self.grad_scale = self.grad_rms = np.array([scale])
         self._fx = fx
 
     def tol(self, i, numeric, err):

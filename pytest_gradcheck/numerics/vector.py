@@ -267,6 +267,7 @@ class _VecProblem:
         for leaf in spec.leaves:
             a = analytic[leaf.slice]
             self.grad_rms[leaf.slice] = float(np.sqrt(np.mean(a * a))) if a.size else 0.0
+        self.grad_scale = self.grad_rms  # the name check.assemble reads
         self.floor = KAPPA * eps_a * (np.abs(analytic) + self.grad_rms)
         self.x0 = np.zeros(self.n)
         self.L = np.ones(self.n)
