@@ -315,6 +315,8 @@ def test_nondeterministic_fun_is_not_passed():
         assert "nondeterministic" in str(e).lower()
     else:
         assert not r.passed, str(r)
+        assert "nondeterministic" in str(r).lower()
+        json.dumps(r.to_dict())
 
 
 def test_fun_modifying_its_input_is_an_error():
