@@ -318,3 +318,16 @@ def test_bad_arguments():
         check_jvp(np.sin, np.ones(3), lambda x, t: t, method="complex")
     with pytest.raises(GradcheckInputError, match="jvp raised"):
         check_jvp(np.sin, np.ones(3), lambda x, t: 1 / 0)
+
+
+def test_float32_layers():
+    # float32 inputs: fun is evaluated on float64 copies, the analytic side's floor follows float32
+    for name, (fun, vjp, make, bug, leaf) in LAYERS.items():
+        p = make()
+        p32 = {k: np.asarray(v, dtype=np.float32) for k, v in p.items()} if isinstance(p, dict) \
+            else p.astype(np.float32)
+        assert check_vjp(fun, p32, vjp, n_cotangents=1).status == "pass", name
+        assert check_vjp(fun, p32, lambda a, g: vjp(a, g, bug=bug), n_cotangents=1).status == "fail", name
+        if name in JVPS:
+            assert check_jvp(fun, p32, JVPS[name], n_tangents=1).status == "pass", name
+            assert check_jvp(fun, p32, lambda a, t: JVPS[name](a, t, bug=True), n_tangents=1).status == "fail", name

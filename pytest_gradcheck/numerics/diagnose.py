@@ -403,6 +403,12 @@ def _diagnose(problem, result):
     if result.mode == "fast":
         head += " (fast mode: random-direction probes, then the suspected entries one by one)"
     parts.append(head + f": {n_fail} disagree" + (f" and {n_inc} could not be judged" if n_inc else "") + ".")
+    if not bad and result.mode == "fast":
+        kind = "unsettled" if kind == "bug" and result.status != "fail" else kind
+        parts.append("A random-direction probe disagreed with the projection of the analytic gradient, but bisection "
+                     "found no single entry that disagrees on its own: the discrepancy is spread thinly over many "
+                     "entries (each below its tolerance), or it comes from a kink met along the probe direction. "
+                     "Next: run mode='full' to see every entry.")
     if bad:
         w = bad[0]
         parts.append(f"The worst is {w.where}: analytic {w.analytic:.6g}, numeric {w.numeric:.6g}, "

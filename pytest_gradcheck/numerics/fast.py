@@ -17,9 +17,10 @@ and the discrepancy is  P_k - D_k = sum_i s_i v_i,  v_i = L_i (a_i - a_true,i).
 Tolerance of a probe (it must not grow with n the way torch's atol*sum(u)*sum(v) does)
     T = SAFETY * E_dir + C_H * sqrt(sum_i (d_i F_i)^2)
 E_dir is the error estimate of the directional derivative (roundoff
-3*sum|w|*sigma/h with sigma the measured noise of f, plus the Richardson
-truncation estimate), exactly as for one entry in full mode: it does not
-depend on n.  F_i is full mode's analytic-precision floor of entry i.  Its
+sqrt(sum w_j^2)*sigma/h with sigma the measured noise of f, plus the
+Richardson truncation estimate; refinement is full mode's chain of levels,
+check._Chain, applied to t -> f(x0 + t d)), exactly as for one entry in full
+mode: it does not depend on n.  F_i is full mode's analytic-precision floor of entry i.  Its
 projection is taken as a root-sum-square, not as sum |d_i| F_i (which grows
 like n): whatever the signs of the analytic side's rounding errors e_i
 (|e_i| <= F_i), the signs s_i are independent of them, so by Hoeffding's
@@ -57,7 +58,7 @@ Localisation
 When a probe fails (or meets a kink), its direction is restricted to blocks:
 first split at leaf boundaries (leaf found first), then halves of the
 remaining range.  Each block is probed like the whole; failing blocks are
-split further, worst first (a priority queue on ratio), down to blocks of
+split further, smallest first (depth first; worst ratio among equals), down to blocks of
 BLOCK entries, whose entries are then checked one by one exactly as full mode
 does (same steps, refinement, kink logic).  One wrong entry costs
 O(log2 n) block probes; the search stops after MAX_FOUND confirmed failures or
@@ -94,6 +95,8 @@ C_H = 4.0
 BLOCK = 4
 #: stop localising after this many confirmed failing entries
 MAX_FOUND = 10
+#: localisation budget: LOCAL_BUDGET * (log2(n) + 4) evaluations of f
+LOCAL_BUDGET = 40
 #: draws for the escape-probability estimate of a found discrepancy
 ESCAPE_DRAWS = 4096
 
@@ -353,12 +356,15 @@ def check_fast(problem, n_probes: int | None = None):
     bad = sorted([k for k, pr in enumerate(probes) if pr.verdict != PASS], key=lambda k: -probes[k].ratio)
     block_probes = 0
     evals_before = problem.ev.n_evals
-    budget = 60 * (math.ceil(math.log2(max(n, 2))) + 4) * (2 if fx.complex else 6)
+    # O(log n) block probes per bad entry, a few evaluations each; far below full mode's 2n for large n
+    budget = LOCAL_BUDGET * (math.ceil(math.log2(max(n, 2))) + 4)
     for k in bad[:3]:
         if int((verdict[checked] == FAIL).sum()) >= MAX_FOUND:
             break
         s = signs[k]
-        heap = [(-probes[k].ratio, 0, n)]
+        # depth first: expand the smallest disagreeing block (worst ratio among equals), so that a
+        # spread bug reaches entries in log2(n) steps instead of probing the whole top of the tree
+        heap = [(n, -probes[k].ratio, 0, n)]
         while heap:
             if int((verdict[checked] == FAIL).sum()) >= MAX_FOUND:
                 break
@@ -367,7 +373,7 @@ def check_fast(problem, n_probes: int | None = None):
                                         "block was resolved; run mode='full' for the complete picture")
                 heap = []
                 break
-            _, lo, hi = heapq.heappop(heap)
+            _, _, lo, hi = heapq.heappop(heap)
             if hi - lo <= 2 * BLOCK:
                 todo = [i for i in range(lo, hi) if not checked[i]]
                 fx.check_entries(todo, numeric, err, verdict, reasons)
@@ -379,7 +385,7 @@ def check_fast(problem, n_probes: int | None = None):
                 bp = fx.probe(blo, bhi, s)
                 block_probes += 1
                 if bp.verdict != PASS:
-                    heapq.heappush(heap, (-bp.ratio, blo, bhi))
+                    heapq.heappush(heap, (bhi - blo, -bp.ratio, blo, bhi))
 
     where = problem.ev.modified_leaf()
     if where:
@@ -393,9 +399,14 @@ def check_fast(problem, n_probes: int | None = None):
         status = "inconclusive"
     T = float(np.median([pr.tol for pr in probes]))
     probe_word = "complex-step" if fx.complex else "central-difference"
-    msg = (f"fast mode: {K} random +-1 directions (scaled by each entry's magnitude), {probe_word} directional "
-           f"derivatives; worst probe |projection - estimate|/tolerance = {worst_probe.ratio:.3g}; "
-           f"{len(bad)} of {len(probes)} probes disagreed")
+    typical = float(np.sqrt(np.mean((fx.scale * problem.analytic) ** 2)))
+    msg = (f"fast mode: {len(probes)} of {K} random +-1 directions probed (scaled by each entry's magnitude; "
+           f"{probe_word} directional derivatives); worst |projection - estimate|/tolerance = "
+           f"{worst_probe.ratio:.3g}; {len(bad)} disagreed")
+    if not bad:
+        msg += (f". A single wrong entry j is caught with certainty when L_j*|error_j| > {T:.3g}"
+                + (f" ({T / typical:.2g} of the typical L_j*|gradient_j|)" if typical > 0 else "")
+                + f"; any error with one such entry escapes all {K} probes with probability <= 2^-{K}")
     if bad:
         msg += f", localised with {block_probes} block probes and {int(checked.sum())} entry-wise checks"
     problem.messages.append(msg)
