@@ -90,7 +90,7 @@ def test_corpus_kinks_are_where_they_should_be():
 
 def test_corpus_float32_models_compute_in_float32():
     for name in ("linreg_mse_f32", "softmax_xent_f32", "tanh_mlp_f32", "attention_f32",
-                 "linreg_f32_near_optimum", "softmax_f32_trained"):
+                 "linreg_f32_near_optimum", "softmax_f32_trained", "mlp_f32_trained_300"):
         c = BY_NAME[name]
         p = c.params()
         assert np.asarray(c.fun(p)).dtype == np.float32, name

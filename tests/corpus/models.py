@@ -847,6 +847,50 @@ def _softmax_trained():
                            note="float32 softmax regression after 25 GD steps (gradient ~1e-3)"))
 
 
+def _mlp_trained(steps):
+    """A float32 tanh MLP (32-16-10, 64 examples, cross-entropy) after ``steps``
+    of gradient descent done in float64: the common "check the gradient of my
+    trained model" situation."""
+    rng = np.random.default_rng(124)
+    d, h, k, m = 32, 16, 10, 64
+    X = rng.normal(size=(d, m))
+    labels = rng.integers(0, k, size=m)
+    Y = np.eye(k)[labels].T
+
+    def forward(p):
+        Xc = _cast(X, p["W1"])
+        A1 = np.tanh(p["W1"] @ Xc + p["b1"])
+        Z2 = p["W2"] @ A1 + p["b2"]
+        Z2 = Z2 - Z2.max(axis=0, keepdims=True)
+        E = np.exp(Z2)
+        return Xc, A1, E / E.sum(axis=0, keepdims=True)
+
+    def fun(p):
+        _, _, P = forward(p)
+        return -np.mean(np.log(P[labels, np.arange(m)]))
+
+    def grad(p, bug=None):
+        Xc, A1, P = forward(p)
+        dZ2 = (P - _cast(Y, P)) / m
+        dA1 = p["W2"].T @ dZ2
+        dZ1 = dA1 * (1 - A1) if bug == "tanh_derivative" else dA1 * (1 - A1**2)
+        return {"W1": dZ1 @ Xc.T, "b1": dZ1.sum(axis=1, keepdims=True),
+                "W2": dZ2 @ A1.T, "b2": dZ2.sum(axis=1, keepdims=True)}
+
+    p = {"W1": 0.3 * rng.normal(size=(h, d)), "b1": np.zeros((h, 1)),
+         "W2": 0.3 * rng.normal(size=(k, h)), "b2": np.zeros((k, 1))}
+    for _ in range(steps):
+        g = grad(p)
+        p = {key: p[key] - 0.5 * g[key] for key in p}
+    trained = p
+
+    def params():
+        return {key: v.astype(np.float32) for key, v in trained.items()}
+
+    return _register(Model(f"mlp_f32_trained_{steps}", fun, grad, params,
+                           note=f"float32 tanh MLP, 698 parameters, after {steps} GD steps"))
+
+
 # --------------------------------------------------------------------------
 # build everything, then the variants
 
@@ -860,6 +904,7 @@ _two_layer("two_layer_relu_near_kink", near_kink=True)
 _linreg_optimum("linreg_f32_at_optimum", 0.0)
 _linreg_optimum("linreg_f32_near_optimum", 1e-3)
 _softmax_trained()
+_mlp_trained(300)
 
 
 def _map_leaves(fn, tree):
