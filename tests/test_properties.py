@@ -45,11 +45,12 @@ SETTINGS = settings(max_examples=50, derandomize=True, deadline=None, database=N
 class Problem:
     """A random smooth loss over a random pytree (everything from one seed)."""
 
-    def __init__(self, seed, in_scale, out_scale, structure):
+    def __init__(self, seed, in_scale, out_scale, structure, dtype="float64"):
         rng = np.random.default_rng(seed)
+        self.dtype = np.dtype(dtype)
         nleaves = int(rng.integers(1, 4))
         shapes = [[(), (3,), (2, 3), (4,)][int(rng.integers(0, 4))] for _ in range(nleaves)]
-        leaves = [in_scale * rng.normal(size=s) for s in shapes]
+        leaves = [np.asarray(in_scale * rng.normal(size=s), dtype=self.dtype) for s in shapes]
         if structure == "dict":
             self.template = {f"p{i}": 0 for i in range(nleaves)}
         elif structure == "list":
@@ -72,6 +73,7 @@ class Problem:
         total = 0.0
         for i, inner, outer, a, b, w in self.terms:
             u = xs[i] / self.s
+            w = w.astype(xs[i].dtype)
             total = total + np.sum(w * PRIMS[outer][0](a * PRIMS[inner][0](b * u)))
         if self.cross:
             i, j, k = self.cross
@@ -80,9 +82,10 @@ class Problem:
 
     def grad(self, params):
         xs = [np.asarray(x) for x in leaves_of(params)]
-        gs = [np.zeros_like(x, dtype=float) for x in xs]
+        gs = [np.zeros_like(x) for x in xs]
         for i, inner, outer, a, b, w in self.terms:
             u = xs[i] / self.s
+            w = w.astype(xs[i].dtype)
             v = PRIMS[inner][0](b * u)
             gs[i] = gs[i] + w * PRIMS[outer][1](a * v) * a * PRIMS[inner][1](b * u) * b / self.s
         if self.cross:
@@ -90,7 +93,7 @@ class Problem:
             ti, sj = np.sum(np.tanh(xs[i] / self.s)), np.sum(np.sin(xs[j] / self.s))
             gs[i] = gs[i] + k * (1 - np.tanh(xs[i] / self.s) ** 2) / self.s * sj
             gs[j] = gs[j] + k * ti * np.cos(xs[j] / self.s) / self.s
-        return rebuild(self.template, iter([self.c * g for g in gs]))
+        return rebuild(self.template, iter([np.asarray(self.c * g, dtype=g.dtype) for g in gs]))
 
     def params(self):
         return copy.deepcopy(self.params0)
@@ -102,6 +105,7 @@ problems = st.builds(
     in_scale=st.sampled_from([1e-3, 1.0, 1e3]),
     out_scale=st.sampled_from([1e-8, 1.0, 1e6]),
     structure=st.sampled_from(["dict", "list", "nested"]),
+    dtype=st.sampled_from(["float64", "float64", "float32"]),
 )
 
 
