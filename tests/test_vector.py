@@ -331,3 +331,19 @@ def test_float32_layers():
         if name in JVPS:
             assert check_jvp(fun, p32, JVPS[name], n_tangents=1).status == "pass", name
             assert check_jvp(fun, p32, lambda a, t: JVPS[name](a, t, bug=True), n_tangents=1).status == "fail", name
+
+
+def test_torch_tensors():
+    torch = pytest.importorskip("torch")
+    x = torch.linspace(-1, 1, 12, dtype=torch.float64).reshape(3, 4)
+    fun = lambda v: torch.softmax(v, dim=1)  # noqa: E731
+
+    def vjp(v, c, bug=False):
+        y = torch.softmax(v, dim=1)
+        return y * c if bug else y * (c - (c * y).sum(1, keepdim=True))
+
+    assert check_vjp(fun, x, vjp).status == "pass"
+    assert check_vjp(fun, x, lambda v, c: vjp(v, c, True)).status == "fail"
+    assert check_vjp(fun, x.float(), vjp).status == "pass"
+    assert check_jacobian(fun, x, lambda v: torch.autograd.functional.jacobian(fun, v)).status == "pass"
+    assert check_jvp(fun, x, lambda v, t: vjp(v, t)).status == "pass"  # softmax's Jacobian is symmetric
