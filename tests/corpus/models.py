@@ -847,11 +847,11 @@ def _softmax_trained():
                            note="float32 softmax regression after 25 GD steps (gradient ~1e-3)"))
 
 
-def _mlp_trained(steps):
+def _mlp_trained(steps, seed=124):
     """A float32 tanh MLP (32-16-10, 64 examples, cross-entropy) after ``steps``
     of gradient descent done in float64: the common "check the gradient of my
     trained model" situation."""
-    rng = np.random.default_rng(124)
+    rng = np.random.default_rng(seed)
     d, h, k, m = 32, 16, 10, 64
     X = rng.normal(size=(d, m))
     labels = rng.integers(0, k, size=m)
@@ -887,7 +887,7 @@ def _mlp_trained(steps):
     def params():
         return {key: v.astype(np.float32) for key, v in trained.items()}
 
-    return _register(Model(f"mlp_f32_trained_{steps}", fun, grad, params,
+    return _register(Model(f"mlp_f32_trained_{steps}" + ("" if seed == 124 else f"_s{seed}"), fun, grad, params,
                            note=f"float32 tanh MLP, 698 parameters, after {steps} GD steps"))
 
 
@@ -905,6 +905,7 @@ _linreg_optimum("linreg_f32_at_optimum", 0.0)
 _linreg_optimum("linreg_f32_near_optimum", 1e-3)
 _softmax_trained()
 _mlp_trained(300)
+_mlp_trained(2000, seed=0)
 
 
 def _map_leaves(fn, tree):
