@@ -636,13 +636,34 @@ def test_hinge_with_a_margin_at_the_kink():
 
 
 def test_unresolvable_entry_is_not_reported_as_agreeing():
-    # f ~ 8e307: a term of size e (params[2]) is far below the roundoff of f, so
-    # finite differences cannot see it (numeric 0).  A 5% error there cannot be
-    # confirmed -- but "passed: all entries agree" with tolerance inf is wrong.
+    # f ~ 1e8: a leaf whose contribution (gradient 5e-13) is far below f's
+    # roundoff cannot be verified by finite differences, even in sign: that is
+    # "inconclusive", never "pass" -- and never a tolerance of inf.
+    def f(p):
+        return 1e8 * float(np.sum(np.sin(p["big"]))) + 1e-12 * float(np.sin(p["tiny"][0]))
+
+    def g(p, k=1.0):
+        return {"big": 1e8 * np.cos(p["big"]), "tiny": k * 1e-12 * np.cos(p["tiny"])}
+
+    p = {"big": np.array([0.3, 0.5]), "tiny": np.array([1.0])}
+    for k in (1.0, -1.0):   # the correct value and a sign flip: neither can be confirmed
+        r = check_gradient(f, p, lambda q: g(q, k))
+        assert r.status == "inconclusive", str(r)
+        bad = [e for e in r.worst if e.verdict == "inconclusive"]
+        assert bad and bad[0].leaf == "tiny" and "unresolved" in bad[0].reason
+        assert np.isfinite(r.entries["tolerance"]).all()
+
+
+def test_overflow_sized_gradients_keep_finite_tolerances():
+    # exp(709) ~ 8e307: squares overflow; tolerances and ratios must stay finite
     x = np.array([709.0, 700.0, 1.0])
     with np.errstate(over="ignore"):
-        r = check_gradient(lambda v: np.sum(np.exp(v)), x, lambda v: np.exp(v) * np.array([1, 1, 1.05]))
-    assert r.status != "pass", str(r)
+        r = check_gradient(lambda v: np.sum(np.exp(v)), x, lambda v: np.exp(v))
+    assert r.passed, str(r)
+    assert np.isfinite(r.entries["tolerance"]).all() and np.isfinite(r.max_ratio)
+    with np.errstate(over="ignore"):
+        r = check_gradient(lambda v: np.sum(np.exp(v)), x, lambda v: np.exp(v) * np.array([1.05, 1, 1]))
+    assert r.status == "fail" and r.worst[0].where == "params[0]", str(r)
 
 
 def _log_model(split):

@@ -39,6 +39,9 @@ from .stencils import COMPLEX_STEP, METHODS, SCHEMES
 from .trees import build, flatten, flatten_like, unravel
 
 SAFETY = 10.0
+#: two calls at the same point may differ by this many units of roundoff
+#: (eps*|f|) before the function counts as nondeterministic rather than noisy
+NONDET_ULPS = 1e3
 #: memory budget for batched evaluation (the (B, n) array of points, with room
 #: for the framework's own copies)
 BATCH_MEMORY = 256 * 2**20
@@ -93,38 +96,69 @@ class Problem:
         return build(self.spec, make)
 
     def _analytic(self, grad):
-        tree = self.native_tree()
         if grad is None:
-            g = None
-            for leaf in self.spec.leaves:
-                g = leaf.adapter.gradient(self.fun, tree)
-                if g is not None:
-                    break
-            if g is None:
+            adapters = [leaf.adapter for leaf in self.spec.leaves]
+
+            def gradient(tree):
+                for ad in adapters:
+                    g = ad.gradient(self.fun, tree)
+                    if g is not None:
+                        return g
                 raise GradcheckInputError(
                     "grad is required for plain numpy functions: pass grad=<function returning the gradient "
                     "of fun in the structure of params> (torch and jax can supply it by autodiff)")
-            g_again = None
         else:
             if not callable(grad):
                 raise GradcheckInputError(f"grad must be callable; got {type(grad).__name__}")
-            g = _call_user(grad, tree, "grad")
-            g_again = None
-        vec, dtypes = flatten_like(g, self.spec, "grad")
+
+            def gradient(tree):
+                return _call_user(grad, tree, "grad")
+        self._gradient = gradient
+        tree = self.native_tree()
+        vec, dtypes = flatten_like(gradient(tree), self.spec, "grad")
         where = _modified(self.spec, tree, self.x0)
         if where:
             raise GradcheckInputError(f"grad modified its input in place (leaf {where!r}); it must not change params")
-        if grad is not None:
-            g_again = _call_user(grad, self.native_tree(), "grad")
-            vec2, _ = flatten_like(g_again, self.spec, "grad")
-            self._grad_repeat = vec2
-        else:
-            self._grad_repeat = vec
+        self._grad_repeat = flatten_like(gradient(self.native_tree()), self.spec, "grad")[0] if grad is not None else vec
         eps_a = np.empty(self.n)
         for leaf, dt in zip(self.spec.leaves, dtypes):
             e = float(np.finfo(dt).eps) if np.issubdtype(dt, np.floating) else float(np.finfo(np.float64).eps)
             eps_a[leaf.slice] = max(e, leaf.eps if leaf.is_float else e)
         return vec, eps_a
+
+    def gradient_noise(self) -> np.ndarray:
+        """Per-entry noise of the analytic gradient, measured like f's (ECnoise).
+
+        Only where the gradient is computed in less than float64: there its
+        roundoff can exceed the kappa*eps floor, e.g. at an optimum, where
+        every entry is a sum of terms that cancel to ~0 and the float32 result
+        is pure roundoff.  8 extra calls of grad at points spaced far below the
+        gradient's own scale; zero for float64 gradients (no calls)."""
+        f64 = float(np.finfo(np.float64).eps)
+        if not (self.eps_a > f64).any():
+            return np.zeros(self.n)
+        rng = np.random.default_rng([self.seed, 7])
+        buf_eps = max(leaf.eps for leaf in self.spec.leaves)
+        u = rng.choice([-1.0, 1.0], size=self.n) * self.L * 4.0 * math.sqrt(buf_eps)
+        rows = [self.analytic]
+        for k in range(1, 9):
+            x = self.x0 + k * u
+
+            def make(kk, leaf, x=x):
+                buf = np.array(x[leaf.slice], dtype=leaf.dtype).reshape(leaf.shape)
+                return leaf.adapter.leaf_from_buffer(buf, leaf.original)
+            try:
+                rows.append(flatten_like(self._gradient(build(self.spec, make)), self.spec, "grad")[0])
+            except GradcheckInputError:
+                return np.zeros(self.n)  # not finite nearby: no noise estimate, keep the floor
+        d3 = np.diff(np.array(rows), 3, axis=0)
+        sig = np.median(np.abs(d3), axis=0) / (0.6745 * math.sqrt(20.0))
+        # six differences per entry give a rough estimate: pool each leaf's, so that no
+        # entry is judged by a spread below the leaf's 90th percentile
+        for leaf in self.spec.leaves:
+            sl = leaf.slice
+            sig[sl] = np.maximum(sig[sl], np.quantile(sig[sl], 0.9))
+        return sig
 
     # -- the numeric side ---------------------------------------------------
     def _evaluator(self):
@@ -211,12 +245,13 @@ class Problem:
             L[leaf.slice] = np.where(v != 0, np.abs(v), rms if rms > 0 else 1.0)
             self.grad_scale[leaf.slice] = _typical(self.analytic[leaf.slice])
         self.L = L
-        # The floor's scale: the entry, its leaf, and the whole gradient -- an exact zero
-        # (a bias before batch norm) is computed as a sum of terms of the gradient's size
-        # that cancel, leaving roundoff of that size, however small its own leaf is.
+        # The floor: kappa*eps_a on the entry's and its leaf's scale, plus ten times the
+        # gradient's measured noise -- an exact zero computed in float32 as a sum of terms
+        # that cancel (a bias before batch norm, any gradient at an optimum) is roundoff
+        # of the terms' size, which no scale of the gradient itself reveals.
         a = self.analytic
-        self.grad_scale_all = _typical(a)
-        self.floor = KAPPA * self.eps_a * (np.abs(a) + self.grad_scale + self.grad_scale_all)
+        self.grad_noise = self.gradient_noise()
+        self.floor = KAPPA * self.eps_a * (np.abs(a) + self.grad_scale) + SAFETY * self.grad_noise
         self.grad_rms = self.grad_scale  # the name fast.py and vector.py read
 
     def check_base(self):
@@ -224,7 +259,14 @@ class Problem:
         f0 = self.ev.f0
         f1 = self.ev.call()
         msgs = []
-        if f1 != f0:
+        self.repeat_noise = abs(f1 - f0) if np.isfinite(f1) else math.inf
+        eps_f = self.ev.eps_out or float(np.finfo(np.float64).eps)
+        if f1 != f0 and self.repeat_noise <= NONDET_ULPS * eps_f * abs(f0):
+            # summation order changing between calls (parallel reductions): roundoff-sized,
+            # so it is noise like any other -- measured, and folded into sigma
+            msgs.append(f"fun varies at the roundoff level between calls ({abs(f1 - f0):.2g} apart at the "
+                        f"same params); treated as noise")
+        elif f1 != f0:
             msgs.append(
                 f"fun is nondeterministic: two evaluations at the same params gave {f0!r} and {f1!r}. "
                 f"Finite differences need a deterministic function: seed its random number generator inside fun "
@@ -264,6 +306,7 @@ class Problem:
             v = ev.at_vector(self.x0 + k * u)
             vals.append(float(np.real(v)))
         vals = np.array(vals)
+        floor = max(floor, getattr(self, "repeat_noise", 0.0))
         if not np.isfinite(vals).all():
             return floor, eps_f
         d3 = np.diff(vals, 3)
@@ -491,7 +534,10 @@ def entry_estimates(problem: Problem, judge: Judge, idx: np.ndarray):
     loose = np.flatnonzero((SAFETY * R > target) & (target > 0) & np.isfinite(R) & (np.abs(second) < 100.0 * sigma))
     if problem.eps is None and loose.size:
         grow = np.minimum(SAFETY * R[loose] / target[loose], R_FACTOR ** MAX_LEVELS)
-        h[loose] = h[loose] * R_FACTOR ** np.ceil(np.log(grow) / np.log(R_FACTOR))
+        # never beyond the entry's own scale: far above it a difference quotient
+        # measures the far field (a plateau at 0 for anything bounded), not f'
+        h[loose] = np.minimum(h[loose] * R_FACTOR ** np.ceil(np.log(grow) / np.log(R_FACTOR)),
+                              np.maximum(problem.L[idx[loose]], h[loose]))
         D2, heff2, vals2, actual2 = _first_step(problem, scheme, offs, h[loose], idx[loose])
         D[loose], heff[loose] = D2, heff2
         vals[:, loose], actual[:, loose] = vals2, actual2
@@ -510,11 +556,28 @@ def entry_estimates(problem: Problem, judge: Judge, idx: np.ndarray):
         numeric[i], err[i], verdict[i], why = _refine(problem, judge, scheme, i, h[c], D[c], fwd[c], bwd[c], sigma)
         if why:
             reasons[i] = why
-    _mark_unresolved(problem, judge, idx, numeric, err, verdict, reasons)
+    _mark_unresolved(problem, judge, idx, h, numeric, err, verdict, reasons)
     return numeric, err, verdict, reasons
 
 
-def _mark_unresolved(problem, judge, idx, numeric, err, verdict, reasons):
+def _larger_steps(problem, judge, scheme, i, h):
+    """A chain from 256 h down to 4 h (at most the entry's scale L) for one entry:
+    (estimate, error, verdict) or None."""
+    sigma = problem.sigma
+    ks = [k for k in (4, 3, 2, 1) if h * R_FACTOR**k <= problem.L[i]]  # not beyond the entry's scale
+    if len(ks) < 2:
+        return None
+    chain = _Chain(problem, judge, scheme, i, sigma)
+    chain.informative = math.inf  # any pass will do here; resolution is judged by the caller
+    chain.start(*_level(problem, scheme, i, h * R_FACTOR**ks[0])[:3])
+    for k in ks[1:]:
+        got = chain.feed(*_level(problem, scheme, i, h * R_FACTOR**k))
+        if got is not None:
+            return got
+    return None
+
+
+def _mark_unresolved(problem, judge, idx, h, numeric, err, verdict, reasons):
     """A pass that a sign flip would also get is no verification: inconclusive.
 
     Only for entries above the analytic floor (below it, an entry is zero to
@@ -523,9 +586,19 @@ def _mark_unresolved(problem, judge, idx, numeric, err, verdict, reasons):
         return
     a = problem.analytic[idx]
     fd_bound = SAFETY * err[idx]
-    weak = (verdict[idx] == PASS) & (np.abs(a) > problem.floor[idx]) & (fd_bound >= np.abs(a))
+    tol = judge.tol_vec(numeric, err)[idx]
+    weak = (verdict[idx] == PASS) & (np.abs(a) > problem.floor[idx]) & (np.abs(-a - numeric[idx]) <= tol)
+    scheme = SCHEMES[problem.method]
     for c in np.flatnonzero(weak):
         i = int(idx[c])
+        # first try larger steps (less roundoff): a tiny |x_i| may have set too small a scale
+        got = _larger_steps(problem, judge, scheme, i, h[c])
+        if got is not None:
+            n_i, e_i, v_i = got
+            t_i = judge.tol(i, n_i, e_i)
+            if v_i == FAIL or abs(-problem.analytic[i] - n_i) > t_i:
+                numeric[i], err[i], verdict[i] = got
+                continue
         verdict[i] = INCONCLUSIVE
         reasons[i] = (f"unresolved: finite differences pin this entry down only to +-{fd_bound[c]:.2g}, more than "
                       f"its value {a[c]:.3g} (f's noise is {getattr(problem, 'sigma', 0.0):.2g}); even a sign "
@@ -834,7 +907,7 @@ def _refine(problem, judge, scheme, i, h0, D0, fwd0, bwd0, sigma):
         if got is not None:
             return (*got, "")
     first = chain.final()
-    if chain.state != "unsettled":
+    if chain.state != "unsettled" or h0 * R_FACTOR**2 > max(problem.L[i], h0):
         return first
     up = _Chain(problem, judge, scheme, i, sigma)
     up.start(*_level(problem, scheme, i, h0 * R_FACTOR**2)[:3])
