@@ -807,7 +807,8 @@ def _linreg_optimum(name, offset):
             g = -g
         return {"w": g}
 
-    return _register(Model(name, fun, grad, params, note=f"float32 least squares, w = w_opt + {offset}"))
+    return _register(Model(name, fun, grad, params, analytic=True,
+                           note=f"float32 least squares, w = w_opt + {offset}"))
 
 
 def _softmax_trained():
@@ -843,7 +844,7 @@ def _softmax_trained():
             gW = gW - lam * p["W"]
         return {"W": gW, "b": gb}
 
-    return _register(Model("softmax_f32_trained", fun, grad, params, analytic=False,
+    return _register(Model("softmax_f32_trained", fun, grad, params, analytic=True,
                            note="float32 softmax regression after 25 GD steps (gradient ~1e-3)"))
 
 
@@ -888,6 +889,7 @@ def _mlp_trained(steps, seed=124):
         return {key: v.astype(np.float32) for key, v in trained.items()}
 
     return _register(Model(f"mlp_f32_trained_{steps}" + ("" if seed == 124 else f"_s{seed}"), fun, grad, params,
+                           analytic=True,
                            note=f"float32 tanh MLP, 698 parameters, after {steps} GD steps"))
 
 
@@ -921,7 +923,7 @@ def float32_variant(base: str) -> Model:
     b = MODELS[base]
     m = Model(base + "_f32", b.fun, b.grad,
               lambda: _map_leaves(lambda a: np.asarray(a, dtype=np.float32), b.params()),
-              analytic=False)
+              analytic=b.analytic)
     return _register(m)
 
 
