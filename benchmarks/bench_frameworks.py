@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -27,22 +28,33 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# one thread per framework: stable timings on a shared machine, and every checker gets the same
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 import torch  # noqa: E402
 
 from pytest_gradcheck import check_gradient  # noqa: E402
 from pytest_gradcheck.frameworks.torch_function import check_function  # noqa: E402
 
-torch.set_num_threads(max(1, torch.get_num_threads()))
+torch.set_num_threads(1)  # stable timings on a shared machine; both sides get the same
 warnings.filterwarnings("ignore")
 
 
+#: CPU seconds of each timed call (the process's CPU clock is robust to other load on the machine;
+#: with one thread per framework it equals the wall time on an idle machine)
+CPU: dict = {}
+
+
 def timed(fn, repeat=1):
-    best, out = float("inf"), None
+    """Best wall time of ``repeat`` runs (its CPU time is kept in CPU[id(result)]) and the last result."""
+    best, best_cpu, out = float("inf"), float("inf"), None
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = fn()
         best = min(best, time.perf_counter() - t)
+        best_cpu = min(best_cpu, time.process_time() - c)
+    timed.last_cpu = best_cpu
     return best, out
 
 
@@ -57,8 +69,11 @@ class Counter:
 
 # ---------------------------------------------------------------------------
 # Part 1: speed on an MLP loss
+MLP_BATCH = 32
+
+
 def mlp_sizes(quick):
-    return (20, 60, 5, 16) if quick else (50, 150, 10, 32)  # in, hidden, out, batch
+    return (20, 60, 5, 16) if quick else (50, 150, 10, MLP_BATCH)  # in, hidden, out, batch
 
 
 def bench_torch_mlp(quick, has_fast):
@@ -78,21 +93,35 @@ def bench_torch_mlp(quick, has_fast):
     rows = []
     leaves = tuple(params[k].clone().requires_grad_(True) for k in names)
     f_t = Counter(lambda *ls: loss(dict(zip(names, ls))))
-    t, ok = timed(lambda: torch.autograd.gradcheck(f_t, leaves))
-    rows.append(("torch gradcheck (slow)", t, f_t.n, ok))
+    t, ok = timed(lambda: torch.autograd.gradcheck(f_t, leaves), repeat=2)
+    rows.append(("torch gradcheck (slow)", t, timed.last_cpu, f_t.n // 2, ok))
     f_t.n = 0
     t, ok = timed(lambda: torch.autograd.gradcheck(f_t, leaves, fast_mode=True), repeat=3)
-    rows.append(("torch gradcheck fast_mode", t, f_t.n // 3, ok))
+    rows.append(("torch gradcheck fast_mode", t, timed.last_cpu, f_t.n // 3, ok))
 
     f_c = Counter(loss)
-    t, r = timed(lambda: check_gradient(f_c, params))
-    rows.append(("check_gradient full (vmap batched)", t, r.n_evals, r.passed))
+    t, r = timed(lambda: check_gradient(f_c, params), repeat=2)
+    rows.append(("check_gradient full (default)", t, timed.last_cpu, r.n_evals, r.passed))
     t, r = timed(lambda: check_gradient(f_c, params, vectorized=False))
-    rows.append(("check_gradient full (one call per point)", t, r.n_evals, r.passed))
+    rows.append(("check_gradient full (vectorized=False)", t, timed.last_cpu, r.n_evals, r.passed))
+    if n >= 4096:  # the adapter does not vmap this large a problem by default; show what vmap would cost
+        t, r = timed(lambda: _forced_vmap(loss, params))
+        rows.append(("check_gradient full (forced torch.func.vmap)", t, timed.last_cpu, r.n_evals, r.passed))
     if has_fast:
         t, r = timed(lambda: check_gradient(f_c, params, mode="fast"), repeat=3)
-        rows.append(("check_gradient fast", t, r.n_evals, r.passed))
+        rows.append(("check_gradient fast", t, timed.last_cpu, r.n_evals, r.passed))
     return n, rows
+
+
+def _forced_vmap(loss, params):
+    from pytest_gradcheck.frameworks import torch_adapter
+
+    old = torch_adapter.MAX_BATCH_PARAMS, torch_adapter.PROBE_ROWS
+    torch_adapter.MAX_BATCH_PARAMS, torch_adapter.PROBE_ROWS = 10**12, 10**12
+    try:
+        return check_gradient(loss, params)
+    finally:
+        torch_adapter.MAX_BATCH_PARAMS, torch_adapter.PROBE_ROWS = old
 
 
 def bench_jax_mlp(quick, has_fast):
@@ -120,13 +149,16 @@ def bench_jax_mlp(quick, has_fast):
         n = sum(v.size for v in params.values())
         rows = []
         t, _ = timed(lambda: check_grads(loss, (params,), order=1, modes=("rev",)), repeat=3)
-        rows.append(("jax check_grads (order 1, rev)", t, None, True))
-        check_gradient(loss, params)  # compile the batched evaluator once
+        rows.append(("jax check_grads (order 1, rev)", t, timed.last_cpu, None, True))
         t, r = timed(lambda: check_gradient(loss, params))
-        rows.append(("check_gradient full (jax.vmap batched)", t, r.n_evals, r.passed))
+        rows.append(("check_gradient full (jit+vmap, incl. compile)", t, timed.last_cpu, r.n_evals, r.passed))
+        t, r = timed(lambda: check_gradient(loss, params))
+        rows.append(("check_gradient full (jit+vmap, compiled)", t, timed.last_cpu, r.n_evals, r.passed))
+        t, r = timed(lambda: check_gradient(loss, params, vectorized=False))
+        rows.append(("check_gradient full (vectorized=False)", t, timed.last_cpu, r.n_evals, r.passed))
         if has_fast:
             t, r = timed(lambda: check_gradient(loss, params, mode="fast"), repeat=3)
-            rows.append(("check_gradient fast", t, r.n_evals, r.passed))
+            rows.append(("check_gradient fast", t, timed.last_cpu, r.n_evals, r.passed))
     return n, rows
 
 
@@ -254,14 +286,14 @@ def jax_bug_table(has_fast):
 # ---------------------------------------------------------------------------
 def print_speed(title, n, rows, ref_names):
     print(f"\n== {title}: {n} parameters ==")
-    print(f"{'checker':44s} {'wall s':>9s} {'f evals':>9s} {'verdict':>8s}  ratio")
-    ref = {r[0]: r[1] for r in rows}
-    for name, t, ev, ok in rows:
+    print(f"{'checker':46s} {'wall s':>8s} {'CPU s':>8s} {'f evals':>8s} {'verdict':>7s}  ratio (wall, CPU)")
+    ref = {r[0]: r for r in rows}
+    for name, t, c, ev, ok in rows:
         ratio = ""
         for key, base in ref_names.items():
             if name.startswith(key) and base in ref:
-                ratio = f"{t / ref[base]:.3f} x {base}"
-        print(f"{name:44s} {t:9.3f} {ev if ev is not None else '-':>9} {'pass' if ok else 'FAIL':>8s}  {ratio}")
+                ratio = f"{t / ref[base][1]:.2f}, {c / ref[base][2]:.2f} x {base}"
+        print(f"{name:46s} {t:8.3f} {c:8.3f} {ev if ev is not None else '-':>8} {'pass' if ok else 'FAIL':>7s}  {ratio}")
 
 
 def print_bugs(title, table):
@@ -282,7 +314,13 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="smaller MLP (about 1.6k parameters)")
     ap.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     ap.add_argument("--no-jax", action="store_true")
+    ap.add_argument("--mlp-batch", type=int, default=32, metavar="B",
+                    help="examples in the MLP loss (default 32); smaller makes fun cheaper and the checkers' "
+                         "own overhead more visible")
+    ap.add_argument("--speed-only", action="store_true", help="skip the bug tables")
     args = ap.parse_args(argv)
+    global MLP_BATCH
+    MLP_BATCH = args.mlp_batch
     try:
         from pytest_gradcheck.numerics import fast  # noqa: F401
         has_fast = True
@@ -299,6 +337,8 @@ def main(argv=None):
             print_speed("jax, float64 MLP cross-entropy loss (jitted)", n, rows,
                         {"check_gradient": "jax check_grads (order 1, rev)"})
             out["jax_mlp"] = {"n": n, "rows": rows}
+    if args.speed_only:
+        return
     t = torch_bug_table(has_fast)
     print_bugs("custom torch.autograd.Function (linear layer)", t)
     out["torch_bugs"] = t
