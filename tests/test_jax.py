@@ -106,6 +106,13 @@ def test_finite_differences_run_in_float64_with_x64_off():
     assert jnp.zeros(2).dtype == jnp.float32  # still off afterwards
 
 
+def test_vectorized_true_uses_the_batch_axis_directly():
+    f = jax.jit(lambda x: jnp.sum(jnp.cos(x) * x, axis=-1))
+    x = _r((5,), 9)
+    res = check_gradient(f, x, lambda x: jnp.cos(x) - x * jnp.sin(x), vectorized=True)
+    assert res.status == "pass", str(res)
+
+
 def test_x64_unchanged_after_checks_and_errors():
     before = jax.config.jax_enable_x64
     with pytest.raises(GradcheckInputError):

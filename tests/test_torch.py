@@ -103,10 +103,18 @@ def test_module_fun_and_params_spelled_out_with_mse_and_a_bug():
     m = _mlp(3)
     x = _rand(8, 5, seed=3, dtype=torch.float32)
     y = _rand(8, 3, seed=4, dtype=torch.float32)
-    fun = module_fun(m, lambda out: F.mse_loss(out, y.to(out.dtype)), x)
+    seen = set()
+
+    def loss(out):
+        seen.add(out.dtype)
+        return F.mse_loss(out, y.to(out.dtype))
+
+    fun = module_fun(m, loss, x)
     params = module_params(m)
     assert list(params) == [n for n, _ in m.named_parameters()]
     assert check_gradient(fun, params).status == "pass"
+    # analytic side in the model's float32, finite differences in float64
+    assert seen == {torch.float32, torch.float64}
 
     def wrong(p):
         q = {k: v.detach().clone().requires_grad_() for k, v in p.items()}
@@ -225,6 +233,21 @@ def test_batched_path_is_used_and_gives_the_same_verdicts(probe_rows, monkeypatc
         assert a.status == b.status == ("pass" if ok else "fail")
         assert a.counts == b.counts
         np.testing.assert_allclose(a.entries["numeric"], b.entries["numeric"], rtol=1e-6, atol=1e-9)
+
+
+def test_vectorized_true_calls_fun_on_a_leading_batch_axis():
+    shapes = []
+
+    def fun(q):
+        shapes.append(tuple(q.shape))
+        return (torch.sin(q) * q).sum(dim=-1)
+
+    x = _rand(6, seed=2)
+    res = check_gradient(fun, x, lambda q: torch.sin(q) + q * torch.cos(q), vectorized=True)
+    assert res.status == "pass", str(res)
+    assert any(len(s) == 2 for s in shapes)  # (B, 6) batches
+    with pytest.raises(GradcheckInputError, match="vectorized=True"):
+        check_gradient(lambda q: (q ** 2).sum(), x, lambda q: 2 * q, vectorized=True)
 
 
 def test_small_problems_are_not_vmapped():

@@ -185,6 +185,10 @@ class JaxAdapter(Adapter):
             else:
                 out = np.asarray(evaluate(*[jnp.asarray(b) for b in blocks]))
             if out.size != P:
+                if vectorized:
+                    raise GradcheckInputError(
+                        f"vectorized=True: fun was given a batch of {P} points (a leading axis on every leaf) and "
+                        f"must return {P} values; it returned shape {out.shape}")
                 raise ValueError(f"batched fun returned shape {out.shape}; expected {P} values")
             out = out.reshape(P)[:B]
             if np.iscomplexobj(out):

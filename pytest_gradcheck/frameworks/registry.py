@@ -41,12 +41,24 @@ def _load_optional() -> None:
         _load_plugins()
     if not _TORCH_DONE and "torch" in sys.modules:
         _TORCH_DONE = True
-        from .torch_adapter import TorchAdapter
-        register_adapter(TorchAdapter())
+        _register_builtin("torch_adapter", "TorchAdapter")
     if not _JAX_DONE and "jax" in sys.modules:
         _JAX_DONE = True
-        from .jax_adapter import JaxAdapter
-        register_adapter(JaxAdapter())
+        _register_builtin("jax_adapter", "JaxAdapter")
+
+
+def _register_builtin(module: str, cls: str) -> None:
+    """Import and register a built-in optional adapter; a broken install warns instead of failing every lookup."""
+    import importlib
+
+    try:
+        register_adapter(getattr(importlib.import_module(f".{module}", __package__), cls)())
+    except Exception as e:  # noqa: BLE001 - e.g. a partially installed torch/jax
+        PLUGIN_ERRORS.append(f"{cls}: {type(e).__name__}: {e}")
+        import warnings
+
+        warnings.warn(f"pytest-gradcheck: the {cls} could not be loaded ({type(e).__name__}: {e}); leaves of that "
+                      f"framework are not supported in this process", RuntimeWarning, stacklevel=3)
 
 
 def _load_plugins() -> None:

@@ -249,6 +249,10 @@ class TorchAdapter(Adapter):
                 out = evaluate(*ts)
             if not isinstance(out, torch.Tensor) or out.numel() != B:
                 shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                if vectorized:
+                    raise GradcheckInputError(
+                        f"vectorized=True: fun was given a batch of {B} points (a leading axis on every leaf) and "
+                        f"must return {B} values; it returned {shape}")
                 raise ValueError(f"batched fun returned {shape}; expected {B} values")
             out = out.detach().reshape(B)
             if out.is_complex():
