@@ -70,6 +70,15 @@ def _eps_of(dtype) -> float:
 _JIT_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+class _Structure:
+    """The tree structure of a spec without its leaves (so cached evaluators hold no user arrays);
+    enough for trees.build, which only reads ``node`` and ``leaves[k]``."""
+
+    def __init__(self, spec):
+        self.node = spec.node
+        self.leaves = [None] * len(spec.leaves)
+
+
 class JaxAdapter(Adapter):
     name = "jax"
     aliases_buffer = False
@@ -156,12 +165,16 @@ class JaxAdapter(Adapter):
             key = (repr(spec.node), tuple(shapes))
             try:
                 per_fun = _JIT_CACHE.setdefault(fun, {})
+                fref = weakref.ref(fun)  # the cache must not keep fun (and its compiled code) alive
             except TypeError:
                 per_fun = {}
+                fref = lambda: fun  # noqa: E731 - not weak-referenceable: no cache, a plain reference
             evaluate = per_fun.get(key)
             if evaluate is None:
+                node = _Structure(spec)
+
                 def g(*ls):
-                    return fun(build(spec, lambda k, leaf: ls[k]))
+                    return fref()(build(node, lambda k, leaf: ls[k]))
                 evaluate = jax.jit(jax.vmap(g, in_axes=(0,) * nleaves))
                 per_fun[key] = evaluate
 
