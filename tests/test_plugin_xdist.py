@@ -62,7 +62,12 @@ def test_same_results_with_and_without_xdist(pytester, mode):
                                            "def lin_grad(x): return 3 * np.ones_like(x)\nlin_params = np.ones(4)\n"})
     # extra/ lies outside testpaths: its models join through pytest_collection_modifyitems
     pytester.makeini("[pytest]\ntestpaths = tests\ngradcheck_models = extra.models\n")
-    result = pytester.runpytest_subprocess(*mode, "--junitxml=junit.xml", "-p", "no:cacheprovider")
+    args = (*mode, "--junitxml=junit.xml", "-p", "no:cacheprovider")
+    if mode[0] == "-n":  # workers are processes anyway; spare them unrelated plugins' start-up (~2 s each)
+        result = pytester.runpytest_subprocess(*args, "-p", "no:hypothesispytest", "-p", "no:benchmark")
+    else:
+        pytester.syspathinsert()
+        result = pytester.runpytest(*args)
     # 4 x test_many, test_bad, 2 x test_models, 2 model items
     result.assert_outcomes(passed=8, failed=1)
     out = result.stdout.str()
