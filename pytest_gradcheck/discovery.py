@@ -83,6 +83,11 @@ def model(_fun=None, /, *, params=_MISSING, grad=None, name=None, **options):
         except _options.OptionError as exc:
             raise TypeError(str(exc)) from None
 
+    if name is not None and (not isinstance(name, str) or not name.strip()
+                             or any(bad in name for bad in ("::", "[", "]", "\n", "/"))):
+        raise ValueError(f"{where}: name={name!r} must be a non-empty string without '::', '[', ']', '/' "
+                         f"or newlines (it becomes the test id gradcheck[NAME])")
+
     def register(fun):
         if not callable(fun):
             raise TypeError(f"{where} decorates a function, got {fun!r}")

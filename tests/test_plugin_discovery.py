@@ -249,6 +249,8 @@ def test_decorator_misuse():
         model(lambda x: x)
     with pytest.raises(TypeError, match="unknown option 'tol'"):
         model(params=1.0, tol=1)
+    with pytest.raises(ValueError, match="becomes the test id"):
+        model(params=1.0, name="a::b")
 
     @model(params=1.0, grad=None, name="a")
     @model(params=2.0, grad=None, name="b")
