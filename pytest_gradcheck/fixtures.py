@@ -94,6 +94,25 @@ def _take_label(item, label) -> str:
     return label
 
 
+def _keyword_names(func) -> list:
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return []
+    return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _unaccepted(func, kwargs: dict) -> list:
+    """Keywords ``func`` does not take (none when it takes ``**kwargs``)."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return []
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return []
+    return [k for k in kwargs if k not in params]
+
+
 def _call_kwargs(func, resolved: dict, explicit: dict) -> dict:
     """Resolved options the checker accepts (None = its own default is left alone),
     then the call's explicit options."""
@@ -120,22 +139,24 @@ def execute(item, kind: str, args: tuple, kwargs: dict, label=None, *, extra_opt
 
     ``kwargs`` are the keywords of the call: option names among them override
     the resolved options (validated); other keywords go to the checker as they
-    are (the gradient check takes none).
+    are (e.g. ``vectorized=True``) when its signature takes them, else TypeError.
     """
     __tracebackhide__ = True
     from .errors import GradcheckError
 
+    where = "gradcheck() call" if kind == "gradient" else f"gradcheck.{kind}() call"
     explicit = {k: v for k, v in kwargs.items() if k in _options.OPTION_NAMES}
     other = {k: v for k, v in kwargs.items() if k not in _options.OPTION_NAMES}
-    if kind == "gradient" and other:
+    func = check_function(kind)
+    unknown = _unaccepted(func, other)
+    if unknown:
         raise TypeError(
-            f"gradcheck() got unexpected keyword argument(s) {', '.join(sorted(other))}; "
-            f"options are: {', '.join(_options.OPTION_NAMES)}, label"
+            f"{where}: unexpected keyword argument(s) {', '.join(sorted(unknown))}; "
+            f"{CHECK_FUNCTIONS[kind]} takes: {', '.join(_keyword_names(func))}, and label"
         )
-    explicit = _options.validate_all(explicit, f"gradcheck.{kind}() call" if kind != "gradient" else "gradcheck() call")
+    explicit = _options.validate_all(explicit, where)
     resolved = _options.merge(item_options(item), extra_options)
     label = _take_label(item, label)
-    func = check_function(kind)
     call_kwargs = _call_kwargs(func, resolved, explicit)
     call_kwargs.update(other)
     start = time.perf_counter()
@@ -154,7 +175,8 @@ class GradcheckFixture:
 
     ``gradcheck(fun, params, grad=None, *, label=None, **options)`` runs
     ``pytest_gradcheck.check_gradient`` with the test's resolved options (the
-    keywords given here win), records the result, fails the test with the
+    keywords given here win; other keywords of check_gradient, such as
+    ``vectorized``, pass through), records the result, fails the test with the
     readable report when the check fails, and returns the GradcheckResult.
     ``vjp``, ``jvp``, ``jacobian``, ``hessian`` and ``gradgrad`` do the same
     with ``check_vjp``, ``check_jvp``, ``check_jacobian``, ``check_hessian``

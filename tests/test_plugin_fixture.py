@@ -85,15 +85,19 @@ def test_default_label_skips_taken_ones(gradcheck):
 def test_unknown_keyword(gradcheck):
     gradcheck(quad, P, quad_grad, tolerance=1e-3)
 
+def test_checker_keyword_passes_through(gradcheck):
+    assert gradcheck(quad, P, quad_grad, vectorized=False).passed
+
 def test_bad_keyword_value(gradcheck):
     gradcheck(quad, P, quad_grad, method="sideways")
 """)
     reprec = pytester.inline_run()
-    reprec.assertoutcome(passed=1, failed=3)
+    reprec.assertoutcome(passed=2, failed=3)
     texts = {rep.nodeid.split("::")[1]: str(rep.longrepr) for rep in reprec.getreports("pytest_runtest_logreport")
              if rep.failed}
     assert "gradcheck label 'a' is already used" in texts["test_duplicate"]
-    assert "unexpected keyword argument(s) tolerance" in texts["test_unknown_keyword"]
+    assert "unexpected keyword argument(s) tolerance; check_gradient takes: fun, params, grad, method" \
+        in texts["test_unknown_keyword"]
     assert "method='sideways' must be one of" in texts["test_bad_keyword_value"]
     labels = [r["label"] for r in _records(reprec) if r["nodeid"].endswith("taken_ones")]
     assert labels == ["check-2", "check", "check-3"]
