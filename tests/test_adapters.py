@@ -122,8 +122,12 @@ def test_torch_and_jax_are_never_imported_by_us():
     assert out.stdout.strip() == "ok"
 
 
-def test_torch_adapter_registers_once_torch_is_imported():
+def test_torch_adapter_registers_once_torch_is_imported(monkeypatch):
     torch = pytest.importorskip("torch")
     a = adapter_for(torch.zeros(1))
     assert a is not None and a.name == "torch"
     assert sum(x.name == "torch" for x in registry.adapters()) == 1
+    # a registry restored by some test (torch imported meanwhile) gets the adapter back
+    monkeypatch.setattr(registry, "_ADAPTERS", [])
+    assert adapter_for(torch.zeros(1)) is a
+    assert [x.name for x in registry.adapters()].count("torch") == 1

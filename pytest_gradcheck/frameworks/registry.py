@@ -1,7 +1,7 @@
 """Which adapter owns a leaf.  numpy is built in; torch and jax are added lazily
 when their modules are already imported (we never import a framework the user
 did not), and third parties add theirs with :func:`register_adapter` or the
-``pytest_gradcheck.adapters`` entry point group (see frameworks/__init__.py)."""
+``pytest_gradcheck.adapters`` entry point group (see hookspecs.py)."""
 
 from __future__ import annotations
 
@@ -23,42 +23,47 @@ def register_adapter(adapter: Adapter, first: bool = True) -> None:
         _ADAPTERS.append(adapter)
 
 
-_TORCH_DONE = False
-_JAX_DONE = False
 _PLUGINS_DONE = False
 #: errors raised while loading third-party adapters (shown by diagnostics, never fatal)
 PLUGIN_ERRORS: list[str] = []
+#: optional built-in adapters: framework module -> (our module, class)
+_OPTIONAL = {"torch": ("torch_adapter", "TorchAdapter"), "jax": ("jax_adapter", "JaxAdapter")}
+#: framework module -> its adapter instance, or None when loading it failed (not retried)
+_LOADED: dict = {}
 
 
 def _load_optional() -> None:
     """Register the torch / jax adapters once their modules are imported by the
     user (we never import them ourselves), and third-party adapters from the
     ``pytest_gradcheck.adapters`` entry points (once).  Cheap: called on every
-    adapter lookup."""
-    global _TORCH_DONE, _JAX_DONE, _PLUGINS_DONE
+    adapter lookup.  An adapter dropped from the list (a test restoring the
+    registry) is registered again."""
+    global _PLUGINS_DONE
     if not _PLUGINS_DONE:
         _PLUGINS_DONE = True
         _load_plugins()
-    if not _TORCH_DONE and "torch" in sys.modules:
-        _TORCH_DONE = True
-        _register_builtin("torch_adapter", "TorchAdapter")
-    if not _JAX_DONE and "jax" in sys.modules:
-        _JAX_DONE = True
-        _register_builtin("jax_adapter", "JaxAdapter")
+    for mod, (ours, cls) in _OPTIONAL.items():
+        if mod in sys.modules:
+            adapter = _LOADED.get(mod, False)
+            if adapter is False:
+                adapter = _LOADED[mod] = _make_builtin(ours, cls)
+            if adapter is not None and adapter not in _ADAPTERS:
+                register_adapter(adapter)
 
 
-def _register_builtin(module: str, cls: str) -> None:
-    """Import and register a built-in optional adapter; a broken install warns instead of failing every lookup."""
+def _make_builtin(module: str, cls: str):
+    """An instance of a built-in optional adapter, or None (with a warning) when it cannot be loaded."""
     import importlib
 
     try:
-        register_adapter(getattr(importlib.import_module(f".{module}", __package__), cls)())
+        return getattr(importlib.import_module(f".{module}", __package__), cls)()
     except Exception as e:  # noqa: BLE001 - e.g. a partially installed torch/jax
         PLUGIN_ERRORS.append(f"{cls}: {type(e).__name__}: {e}")
         import warnings
 
         warnings.warn(f"pytest-gradcheck: the {cls} could not be loaded ({type(e).__name__}: {e}); leaves of that "
-                      f"framework are not supported in this process", RuntimeWarning, stacklevel=3)
+                      f"framework are not supported in this process", RuntimeWarning, stacklevel=4)
+        return None
 
 
 def _load_plugins() -> None:
