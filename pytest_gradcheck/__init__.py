@@ -1,13 +1,41 @@
-"""pytest-gradcheck: check hand-written gradients against finite differences."""
+"""pytest-gradcheck: check hand-written gradients against finite differences.
 
-from .errors import GradcheckError, GradcheckInputError
-from .numerics.result import GradcheckResult
-from .numerics.check import check_gradient
+Public names are imported lazily (PEP 562): the pytest entry point imports this
+package in every pytest run of an environment that has it installed, and that
+must not cost a numpy import or break when an optional part is broken.
+"""
 
-__all__ = [
-    "check_gradient",
-    "GradcheckResult",
-    "GradcheckError",
-    "GradcheckInputError",
-]
+from importlib import import_module
+
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "check_gradient": ".numerics.check",
+    "check_vjp": ".numerics.vector",
+    "check_jvp": ".numerics.vector",
+    "check_jacobian": ".numerics.vector",
+    "check_hessian": ".numerics.second_order",
+    "check_gradgrad": ".numerics.second_order",
+    "GradcheckResult": ".numerics.result",
+    "GradcheckError": ".errors",
+    "GradcheckInputError": ".errors",
+    "model": ".discovery",
+    "register_adapter": ".frameworks.registry",
+    "Adapter": ".frameworks.base",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    try:
+        module = _PUBLIC[name]
+    except KeyError:
+        raise AttributeError(f"module 'pytest_gradcheck' has no attribute {name!r}") from None
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))
