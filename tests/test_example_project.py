@@ -85,6 +85,7 @@ def test_clean_run_passes_and_writes_the_reports(runs):
     labels = {c["label"] for c in report["checks"]}
     assert {"5-5-3", "wide", "no-reg", "one-example", "softmax_regression", "batchnorm_net",
             "logistic_regression"} <= labels
+    assert {c["kind"] for c in report["checks"] if c["nodeid"].startswith("tests/test_layers.py")} == {"gradient", "vjp"}
     assert report["summary"]["counts"]["fail"] == 0
     assert report["summary"]["total"] >= 15
     # the committed baseline knows every check of the run (update it when adding checks:
