@@ -244,3 +244,29 @@ def test_fast_mode_reports_nondeterminism():
     r = check_gradient(fun, np.ones(3000), lambda w: 2 * w, mode="fast")
     assert r.status == "fail" and r.mode == "fast"
     assert "nondeterministic" in r.diagnosis["summary"]
+
+
+def test_fast_mode_uses_batched_evaluation_when_offered():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((8, 3000)) / 50
+    calls = []
+
+    def fun(w):  # accepts a leading batch axis
+        calls.append(np.ndim(w))
+        z = np.tanh(w @ A.T)
+        return np.sum(z ** 2, axis=-1) + 0.01 * np.sum(w ** 2, axis=-1)
+
+    def grad(w):
+        z = np.tanh(A @ w)
+        return A.T @ (2 * z * (1 - z ** 2)) + 0.02 * w
+
+    w = rng.standard_normal(3000)
+    plain = check_gradient(fun, w, grad, mode="fast")
+    n_plain = len(calls)
+    calls.clear()
+    batched = check_gradient(fun, w, grad, mode="fast", vectorized=True)
+    assert plain.passed and batched.passed
+    assert plain.n_evals == batched.n_evals
+    assert len(calls) < n_plain - 2 * fast.N_PROBES + 5  # the 2K probe points went in batched calls
+    bad = check_gradient(fun, w, _wrong_entry(grad, 2500, 1.05), mode="fast", vectorized=True)
+    assert bad.status == "fail" and bad.worst[0].index == (2500,)
