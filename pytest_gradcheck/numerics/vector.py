@@ -25,7 +25,9 @@ check_jvp(fun, inputs, jvp)
     random signs times each input entry's scale (the step full mode would take
     is the same fraction of every entry).  The numeric side is the central
     difference of the whole output along the tangent, output entry by output
-    entry, with the same error model as check_gradient: roundoff
+    entry (a few evaluations per tangent whatever the size, so ``mode`` is
+    accepted and validated but every mode is this one), with the same error
+    model as check_gradient: roundoff
     sqrt(sum w^2) sigma_r / h (sigma_r: the measured noise of output r, at
     least eps*|y_r|), Richardson refinement for entries that disagree, and a
     failure only on a confirmed plateau.
