@@ -757,3 +757,22 @@ def test_ulp_level_nondeterminism_is_noise_not_a_failure():
     assert r.passed, str(r)
     r = check_gradient(f, p, _scaled(g, "x", 7, 1.01))
     assert r.status == "fail" and r.worst[0].where == "x[7]", str(r)
+
+
+@pytest.mark.parametrize("x0", [1e-15, 1e-12, 1e-10])
+def test_tiny_entry_in_a_unit_scale_leaf_still_catches_one_percent(x0):
+    # one parameter happens to be ~0 (a bias after weight decay, an init of 0 plus
+    # noise) while f varies on the scale of 1 in it: a step from the entry's own
+    # magnitude is all roundoff; a 1% error in its O(1) gradient must still fail
+    x = np.array([x0, 1.0, 2.3, -0.7])
+
+    def f(v):
+        return np.sum(np.sin(v) + v**2)
+
+    def g(v):
+        return np.cos(v) + 2 * v
+
+    assert check_gradient(f, x, g).status == "pass"
+    r = check_gradient(f, x, lambda v: g(v) * np.array([1.01, 1, 1, 1]))
+    assert r.status == "fail", str(r)
+    assert r.worst[0].where == "params[0]"
