@@ -32,9 +32,9 @@ def __getattr__(name):
         module = _PUBLIC[name]
     except KeyError:
         raise AttributeError(f"module 'pytest_gradcheck' has no attribute {name!r}") from None
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+    # not cached in globals(): resolving through sys.modules each time keeps the
+    # names consistent when a host (pytester's in-process runs) re-imports modules
+    return getattr(import_module(module, __name__), name)
 
 
 def __dir__():
