@@ -103,6 +103,8 @@ BUGS = [
     _bug("attention_f32", "missing_scale", "attention_f32_missing_sqrt_d", leaves=("Wq", "Wk")),
     _bug("linreg_f32_near_optimum", "sign_flip", "linreg_f32_near_optimum_sign_flip"),
     _bug("softmax_f32_trained", "missing_l2", "softmax_f32_trained_missing_l2", leaves=("W",)),
+    _bug("logreg_bias_near_zero", None, "logreg_bias_near_zero_b_2pct", leaves=("b",),
+         patch=_scale_entry(["b"], 0, 1.02)),
     _bug("mlp_f32_trained_300", "tanh_derivative", "mlp_f32_trained_wrong_tanh_derivative",
          leaves=("W1", "b1")),
 ]

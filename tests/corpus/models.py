@@ -943,6 +943,26 @@ def scaled_variant(base: str, scale: float, suffix: str) -> Model:
 
 for _b in ("linreg_mse", "softmax_xent", "tanh_mlp", "attention"):
     float32_variant(_b)
+
+
+def _with_params(base: str, name: str, edit, note: str) -> Model:
+    """The same model at other parameter values (``edit`` changes a fresh copy)."""
+    b = MODELS[base]
+
+    def params():
+        p = b.params()
+        edit(p)
+        return p
+
+    return _register(Model(name, b.fun, b.grad, params, analytic=b.analytic, note=note))
+
+
+def _tiny_bias(p):
+    p["b"][0] = 1e-13
+
+
+_with_params("logreg", "logreg_bias_near_zero", _tiny_bias,
+             "bias 1e-13 (e.g. zero init plus a rounding-sized update): f varies on the scale of 1 in it")
 scaled_variant("logreg", 1e-10, "_tiny")
 scaled_variant("softmax_xent", 1e8, "_huge")
 scaled_variant("tanh_mlp", 1e-10, "_tiny")
