@@ -776,3 +776,36 @@ def test_tiny_entry_in_a_unit_scale_leaf_still_catches_one_percent(x0):
     r = check_gradient(f, x, lambda v: g(v) * np.array([1.01, 1, 1, 1]))
     assert r.status == "fail", str(r)
     assert r.worst[0].where == "params[0]"
+
+
+def _layouts():
+    base = np.arange(24.0).reshape(4, 6) / 10
+    ro = np.linspace(-1, 1, 6)
+    ro.flags.writeable = False
+    return {
+        "non-contiguous-view": base[::2, ::3],
+        "fortran-order": np.asfortranarray(np.random.default_rng(0).normal(size=(3, 4))),
+        "read-only": ro,
+        "broadcast-0-stride": np.broadcast_to(np.array([0.5]), (3,)),
+        "transposed-view": np.random.default_rng(1).normal(size=(3, 5)).T,
+        "big-endian": np.linspace(-1, 1, 5).astype(">f8"),
+        "longdouble": np.linspace(-1, 1, 3).astype(np.longdouble),
+    }
+
+
+@pytest.mark.parametrize("layout", list(_layouts()))
+def test_array_layouts(layout):
+    x = _layouts()[layout]
+    before = np.array(x, copy=True)
+
+    def f(p):
+        w = np.asarray(p["W"])
+        return float(np.sum(np.sin(w) * w))
+
+    def g(p):
+        w = np.asarray(p["W"])
+        return {"W": np.cos(w) * w + np.sin(w)}
+
+    assert check_gradient(f, {"W": x}, g).status == "pass"
+    assert check_gradient(f, {"W": x}, lambda p: {"W": g(p)["W"] * 1.05}).status == "fail"
+    assert np.array_equal(before, x) and before.dtype == x.dtype
