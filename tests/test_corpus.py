@@ -243,3 +243,30 @@ def test_explicit_first_step(name, eps, method):
         assert r.passed, f"{name} with eps={eps}:\n{r}"
     else:
         assert r.status == "fail", f"{name} with eps={eps}:\n{r}"
+
+
+# ---------------------------------------------------------------- float32 models that refuse float64
+#
+# Some models only run in float32 (a framework op, a kernel): the numeric side
+# must then be computed in float32 too.  Correct gradients must not fail (small
+# entries may be inconclusive), bugs must still fail with central differences.
+
+
+def _float32_only(fun):
+    def f(p):
+        if any(np.asarray(x).dtype == np.float64 for x in leaves_of(p)):
+            raise TypeError("this model runs in float32 only")
+        return fun(p)
+    return f
+
+
+@pytest.mark.parametrize("case", [c for c in CORRECT + BUGS if "float32" in c.tags], ids=lambda c: c.name)
+def test_float32_only_models(case):
+    r = check_gradient(_float32_only(case.fun), case.params(), case.grad)
+    assert any("float64" in m for m in r.messages), r.messages
+    if case.kind == "correct":
+        assert r.passed, f"{case.name}:\n{r}"
+    else:
+        assert r.status == "fail", f"{case.name}:\n{r}"
+        if case.bug_leaves:
+            assert r.worst[0].leaf in case.bug_leaves
