@@ -377,3 +377,22 @@ def test_find_functions_convention():
     assert len(sample_inputs(ScaledMul, mod)) == 3
     with pytest.raises(GradcheckInputError, match="sample_inputs"):
         sample_inputs(ScaledMulNoneForW, mod)
+
+
+class BigAndSmall(torch.autograd.Function):
+    """Two outputs of very different magnitudes: 1e6 * x and 1e-3 * sin(x); backward wrong on the small one."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return 1e6 * x, 1e-3 * torch.sin(x)
+
+    @staticmethod
+    def backward(ctx, g_big, g_small):
+        (x,) = ctx.saved_tensors
+        return 1e6 * g_big + 1e-3 * torch.cos(x) * g_small * 1.05  # 5% wrong on the small output
+
+
+def test_outputs_of_different_magnitudes_weigh_alike():
+    res = check_function(BigAndSmall, _rand(5, seed=7).requires_grad_(True))
+    assert res.status == "fail", str(res)

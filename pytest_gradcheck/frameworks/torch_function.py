@@ -147,7 +147,7 @@ def check_function(fn_cls, *inputs, seed: int = 0, **check_options):
     keys = [names[i] for i in diff]
     params = {k: inputs[i].detach().clone() for k, i in zip(keys, diff)}
 
-    def args_with(p, requires_grad=False):
+    def args_with(p):
         args = list(inputs)
         for k, i in zip(keys, diff):
             args[i] = p[k]
@@ -167,7 +167,14 @@ def check_function(fn_cls, *inputs, seed: int = 0, **check_options):
             f"check_function({fn_cls.__name__}): no output requires grad (is every output marked "
             f"non-differentiable, or does forward return non-float values?)")
     gen = torch.Generator().manual_seed(int(seed))
-    cot = {j: torch.randn(tuple(outs0[j].shape), generator=gen, dtype=torch.float64) for j in live}
+    cot = {}
+    for j in live:
+        # each output's cotangent is scaled by 1/rms(output), so outputs of very different magnitudes
+        # weigh alike in sum_j <out_j, c_j> (else the largest drowns the others' roundoff budget)
+        c = torch.randn(tuple(outs0[j].shape), generator=gen, dtype=torch.float64)
+        o = outs0[j].detach().to(device="cpu", dtype=torch.float64)
+        rms = float(o.pow(2).mean().sqrt()) if o.numel() else 0.0
+        cot[j] = c / rms if rms > 0 and np.isfinite(rms) else c
     cot_dev = {j: c.to(outs0[j].device) for j, c in cot.items()}
 
     def fun(p):
