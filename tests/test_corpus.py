@@ -272,3 +272,15 @@ def test_float32_only_models(case):
         assert r.status == "fail", f"{case.name}:\n{r}"
         if case.bug_leaves:
             assert r.worst[0].leaf in case.bug_leaves
+
+
+SEED_CASES = ["two_layer_relu_near_kink", "mixed_scales", "large_offsets", "softmax_xent_f32",
+              "mlp_f32_trained_300", "bug:logreg_one_entry_1e-3", "bug:softmax_huge_one_entry_1e-3",
+              "bug:logreg_tiny_sign_flip", "bug:linreg_f32_one_entry_x1.01"]
+
+
+@pytest.mark.parametrize("name", SEED_CASES)
+def test_verdict_does_not_depend_on_seed(name):
+    case = BY_NAME[name]
+    statuses = {check_gradient(case.fun, case.params(), case.grad, seed=s).status for s in (0, 1, 7, 12345)}
+    assert len(statuses) == 1, statuses
