@@ -38,13 +38,12 @@ RUNS = {
 }
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """name -> (returncode, stdout+stderr, json report, html path) for every run in RUNS."""
-    out = tmp_path_factory.mktemp("example_project")
+def start_runs(out: Path) -> dict:
+    """Start every run in RUNS at once; name -> (returncode, stdout+stderr, json report, html path)."""
     procs = {}
     for name, (bug, extra) in RUNS.items():
-        env = {k: v for k, v in os.environ.items() if k not in ("EXAMPLE_BUG", "PYTEST_ADDOPTS")}
+        env = {k: v for k, v in os.environ.items()  # a clean child: no bug, no options or xdist state of ours
+               if k not in ("EXAMPLE_BUG", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST") and not k.startswith("PYTEST_XDIST")}
         if bug:
             env["EXAMPLE_BUG"] = bug
         html, js = out / f"{name}-gradcheck-report.html", out / f"{name}.json"
@@ -72,9 +71,17 @@ def _failing_leaves(report, label):
     return {leaf["path"] for c in checks for leaf in c["leaves"] if leaf["counts"]["fail"]}
 
 
-def test_clean_run_passes_and_writes_the_reports(runs):
-    code, text, report, html = runs["clean"]
-    assert code == 0, text[-4000:]
+def test_example_project(tmp_path):
+    """One test, so that under pytest-xdist the three subprocess runs happen once (not once
+    per worker holding a test of this module)."""
+    runs = start_runs(tmp_path)
+    check_clean_run(*runs["clean"])
+    check_sign_bug(*runs["sign"])
+    check_missing_reg_bug(*runs["missing-reg"])
+
+
+def check_clean_run(code, text, report, html):
+    assert code == 0, f"clean run exited {code}:\n{text[-4000:]}"
     assert "= gradcheck =" in text  # the terminal section
     assert "0 failed" in text
     # every kind of check ran: fixture, marker-configured class, model items, discovery fixture
@@ -97,9 +104,8 @@ def test_clean_run_passes_and_writes_the_reports(runs):
     assert "softmax_regression" in page
 
 
-def test_sign_bug_fails_and_names_b2(runs):
-    code, text, report, _ = runs["sign"]
-    assert code == 1, text[-4000:]
+def check_sign_bug(code, text, report, html):
+    assert code == 1, f"EXAMPLE_BUG=sign run exited {code}:\n{text[-4000:]}"
     assert "b2[" in text and "sign flip" in text
     # the discovered model (naming convention in tinynet.two_layer) fails only in b2
     assert _failing_leaves(report, "loss") == {"b2"}
@@ -110,8 +116,7 @@ def test_sign_bug_fails_and_names_b2(runs):
     assert "FAILED example_project/tinynet/two_layer.py::gradcheck[loss]" in text
 
 
-def test_missing_reg_bug_fails_in_the_weights_only(runs):
-    code, text, report, _ = runs["missing-reg"]
-    assert code == 1, text[-4000:]
+def check_missing_reg_bug(code, text, report, html):
+    assert code == 1, f"EXAMPLE_BUG=missing-reg run exited {code}:\n{text[-4000:]}"
     assert _failing_leaves(report, "loss") == {"W1", "W2"}
     assert "regularisation" in text
