@@ -102,10 +102,10 @@ def bench_torch_mlp(quick, has_fast):
     f_c = Counter(loss)
     t, r = timed(lambda: check_gradient(f_c, params), repeat=2)
     rows.append(("check_gradient full (default)", t, timed.last_cpu, r.n_evals, r.passed))
-    t, r = timed(lambda: check_gradient(f_c, params, vectorized=False))
+    t, r = timed(lambda: check_gradient(f_c, params, vectorized=False), repeat=2)
     rows.append(("check_gradient full (vectorized=False)", t, timed.last_cpu, r.n_evals, r.passed))
     if n >= 4096:  # the adapter does not vmap this large a problem by default; show what vmap would cost
-        t, r = timed(lambda: _forced_vmap(loss, params))
+        t, r = timed(lambda: _forced_vmap(loss, params), repeat=2)
         rows.append(("check_gradient full (forced torch.func.vmap)", t, timed.last_cpu, r.n_evals, r.passed))
     if has_fast:
         t, r = timed(lambda: check_gradient(f_c, params, mode="fast"), repeat=3)
