@@ -396,3 +396,13 @@ class BigAndSmall(torch.autograd.Function):
 def test_outputs_of_different_magnitudes_weigh_alike():
     res = check_function(BigAndSmall, _rand(5, seed=7).requires_grad_(True))
     assert res.status == "fail", str(res)
+
+
+def test_bias_before_batchnorm_has_zero_gradient_and_no_false_failure():
+    # the Linear bias right before a BatchNorm has an exactly-zero gradient; float32 autograd returns
+    # roundoff (~1e-8) there, which must not be called a bug
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    m.train()
+    res = check_module(m, lambda o: (o ** 2).mean(), _rand(6, 3, seed=0, dtype=torch.float32))
+    assert res.status == "pass", str(res)
