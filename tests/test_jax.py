@@ -226,3 +226,27 @@ def test_non_scalar_and_non_traceable_funs_get_clear_errors():
         check_gradient(lambda p: p * 2.0, _r((3,), 1))
     with pytest.raises(GradcheckInputError, match="jax.grad"):
         check_gradient(lambda p: float(jnp.sum(p)), _r((3,), 1))
+
+
+def test_fast_mode_never_compiles_a_batched_evaluator_and_full_mode_does():
+    kinds = []
+
+    def f(p):
+        kinds.append(type(p).__name__)
+        return jnp.sum(jnp.sin(p) * p)
+
+    x = _r((80,), 30)
+    assert check_gradient(f, x, mode="fast").status == "pass"
+    assert not any("Batch" in k for k in kinds)
+    kinds.clear()
+    assert check_gradient(f, x).status == "pass"
+    assert any("Batch" in k for k in kinds)
+
+
+def test_fun_that_cannot_be_vmapped_falls_back_to_plain_calls():
+    def f(p):  # float() of a traced value: neither jit nor vmap can run it
+        return jnp.sum(p ** 2) * float(p[0] > -10.0)
+
+    x = _r((70,), 31)
+    res = check_gradient(f, x, lambda p: 2.0 * p)
+    assert res.status == "pass", str(res)

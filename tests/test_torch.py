@@ -406,3 +406,18 @@ def test_bias_before_batchnorm_has_zero_gradient_and_no_false_failure():
     m.train()
     res = check_module(m, lambda o: (o ** 2).mean(), _rand(6, 3, seed=0, dtype=torch.float32))
     assert res.status == "pass", str(res)
+
+
+def test_fast_mode_does_not_use_vmap():
+    batched = []
+
+    def fun(q):
+        batched.append(torch._C._functorch.is_batchedtensor(q))
+        return (torch.sin(q) * q).sum()
+
+    x = _rand(100, seed=8)
+    assert check_gradient(fun, x, mode="fast").status == "pass"
+    assert not any(batched)
+    batched.clear()
+    assert check_gradient(fun, x).status == "pass"
+    assert any(batched)  # full mode: the first chunk is probed with vmap

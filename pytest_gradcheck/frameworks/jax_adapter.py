@@ -35,6 +35,9 @@ _WIDE = (np.dtype(np.float64), np.dtype(np.complex128))
 #: below this many parameters vmap is not tried (compiling the batched function
 #: costs more than 2n calls of a small problem)
 MIN_BATCH_PARAMS = 64
+#: until the batched evaluator has proved itself, chunks of fewer points than this are
+#: evaluated by plain calls (the core's check of the base point, fast mode's few probes)
+MIN_BATCH_ROWS = 64
 #: points per batched call: a power of two chosen so that one call's inputs stay near
 #: this many float64 numbers; every chunk (the core's check of the base point too) is
 #: padded to it, so that XLA compiles one batch shape per function
@@ -63,6 +66,12 @@ def _eps_of(dtype) -> float:
     except Exception:  # noqa: BLE001
         pass
     return _F64_EPS
+
+
+def _agree(batched_value, plain_value) -> bool:
+    """A batched evaluation reproduces the plain one (to float32-level accuracy, as the core asks)."""
+    return bool(np.isfinite(batched_value)) and abs(batched_value - plain_value) <= \
+        1e3 * float(np.finfo(np.float32).eps) * max(abs(plain_value), 1e-300)
 
 
 #: jitted batch evaluators per (fun, tree structure), so that repeated checks of
@@ -180,10 +189,51 @@ class JaxAdapter(Adapter):
 
         cap = 1 << min(10, max(3, (SUB_BATCH_FLOATS // max(spec.size, 1)).bit_length() - 1))
 
+        # small batches (the core's check of the base point, fast mode's ~20 probe points) are
+        # answered by plain calls, so they never pay an XLA compile; the first chunk of at least
+        # MIN_BATCH_ROWS points is checked against a plain call, and a fun that vmap/jit cannot run
+        # gets plain calls
+        state = {"mode": "batched" if vectorized else None}
+
         def run(points):
+            B = points.shape[0]
+            mode = state["mode"]
+            if B == 0:
+                return np.zeros(0)
+            if mode == "single" or (mode is None and B < MIN_BATCH_ROWS):
+                return run_single(points)
+            if mode is None:
+                try:
+                    out = run_batched(points)
+                    ok = _agree(out[0], run_single(points[:1])[0])
+                except GradcheckInputError:
+                    raise
+                except Exception:  # noqa: BLE001 - not vmappable / jittable
+                    ok = False
+                state["mode"] = "batched" if ok else "single"
+                return out if ok else run_single(points)
+            return run_batched(points)
+
+        def run_batched(points):
             if points.shape[0] > cap and not vectorized:
                 return np.concatenate([run_chunk(points[s:s + cap]) for s in range(0, points.shape[0], cap)])
             return run_chunk(points)
+
+        def run_single(points):
+            from ..numerics.evaluate import scalar_of
+
+            vals = np.empty(points.shape[0])
+            for r in range(points.shape[0]):
+                row = points[r]
+                tree = build(spec, lambda k, leaf: self.leaf_from_buffer(
+                    np.array(row[leaf.slice], dtype=dtypes[k]), leaf.original))
+                if wide:
+                    with _x64():
+                        v, _ = scalar_of(fun(tree))
+                else:
+                    v, _ = scalar_of(fun(tree))
+                vals[r] = v.real if isinstance(v, complex) else v
+            return vals
 
         def run_chunk(points):
             B = points.shape[0]

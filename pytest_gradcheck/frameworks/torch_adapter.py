@@ -29,6 +29,9 @@ _EPS_CACHE: dict = {}
 #: below this many parameters vmap is not tried (its first call in a process costs
 #: ~1-2 s of functorch set-up; 2n plain calls of a small problem cost less)
 MIN_BATCH_PARAMS = 64
+#: until the batched evaluator has proved itself, chunks of fewer points than this are
+#: evaluated by plain calls (the core's check of the base point, fast mode's few probes)
+MIN_BATCH_ROWS = 64
 #: from this many parameters on, vmap is not tried either: every batched point is a full
 #: copy of the n parameters (O(n) per point on top of fun), while the core's own loop
 #: perturbs one aliased entry in O(1), and fun's cost (also O(n)) dwarfs the Python
@@ -56,6 +59,12 @@ def _eps_of(dtype) -> float:
         e = float(torch.finfo(dtype).eps) if (dtype.is_floating_point or dtype.is_complex) else _F64_EPS
         _EPS_CACHE[dtype] = e
     return e
+
+
+def _agree(batched_value, plain_value) -> bool:
+    """A batched evaluation reproduces the plain one (to float32-level accuracy, as the core asks)."""
+    return bool(np.isfinite(batched_value)) and abs(batched_value - plain_value) <= \
+        1e3 * float(np.finfo(np.float32).eps) * max(abs(plain_value), 1e-300)
 
 
 def tree_leaves(tree):
@@ -192,25 +201,41 @@ class TorchAdapter(Adapter):
         sub = max(8, SUB_BATCH_FLOATS // max(spec.size, 1))
         shapes = [tuple(leaf.shape) for leaf in spec.leaves]
         # vmap over per-sample parameters turns matrix products into batched products, which can be
-        # slower per point than plain calls (a 10^4-parameter MLP: 2x slower); the first large chunk
-        # times both on PROBE rows each and the faster one evaluates the rest of this check
+        # slower per point than plain calls (a 10^4-parameter MLP: 2x slower).  The first real chunk
+        # times both on PROBE_ROWS rows each, checks the vmapped value against a plain call, and the
+        # faster one evaluates the rest of this check; a fun that vmap cannot run gets plain calls.
+        # Chunks below MIN_BATCH_ROWS points (the core's check of the base point, fast mode's probes)
+        # get plain calls until then, so they never pay vmap's one-time set-up (~1-2 s per process)
         state = {"mode": "batched" if vectorized else None}
 
         def run(points):
             B = points.shape[0]
-            if state["mode"] is None and B >= 2 * PROBE_ROWS:
-                t0 = time.perf_counter()
-                head = run_batched(points[:PROBE_ROWS])
-                t1 = time.perf_counter()
-                mid = run_single(points[PROBE_ROWS:2 * PROBE_ROWS])
-                t2 = time.perf_counter()
-                state["mode"] = "batched" if t1 - t0 <= t2 - t1 else "single"
-                return np.concatenate([head, mid, run(points[2 * PROBE_ROWS:])])
+            mode = state["mode"]
             if B == 0:
                 return np.zeros(0)
-            if state["mode"] == "single":
+            if mode == "single" or (mode is None and B < MIN_BATCH_ROWS):
                 return run_single(points)
-            return run_batched(points)
+            if mode == "batched":
+                return run_batched(points)
+            k = min(PROBE_ROWS, B)
+            t0 = time.perf_counter()
+            try:
+                head = run_batched(points[:k])
+            except GradcheckInputError:
+                raise
+            except Exception:  # noqa: BLE001 - not vmappable: one call per point
+                state["mode"] = "single"
+                return run_single(points)
+            t1 = time.perf_counter()
+            mid = run_single(points[k:2 * k])
+            t2 = time.perf_counter()
+            ref = run_single(points[:1])[0]
+            if not _agree(head[0], ref):  # vmap changes fun's value: do not trust it
+                state["mode"] = "single"
+                return np.concatenate([run_single(points[:k]), mid, run_single(points[2 * k:])])
+            if mid.size == k:
+                state["mode"] = "batched" if (t1 - t0) <= (t2 - t1) else "single"
+            return np.concatenate([head, mid, run(points[2 * k:])])
 
         def run_batched(points):
             if points.shape[0] > sub and not vectorized:
