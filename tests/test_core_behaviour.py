@@ -809,3 +809,27 @@ def test_array_layouts(layout):
     assert check_gradient(f, {"W": x}, g).status == "pass"
     assert check_gradient(f, {"W": x}, lambda p: {"W": g(p)["W"] * 1.05}).status == "fail"
     assert np.array_equal(before, x) and before.dtype == x.dtype
+
+
+# ------------------------------------------------------------------ the words of a failure
+
+
+def test_nondeterministic_report_reads_right():
+    rng = np.random.default_rng(5)
+    r = check_gradient(lambda p: np.sum(p["x"] ** 2) * (1 + 1e-6 * rng.normal()), {"x": np.ones(3)},
+                       lambda p: {"x": 2 * p["x"]})
+    assert r.status == "fail"
+    text = str(r)
+    head = text.splitlines()[0]
+    # not "FAILED: 0 of 3 entries disagree": the entries were never judged
+    assert "0 of 3 entries disagree" not in head, head
+    assert "np.float64(" not in text, text   # plain numbers, not reprs
+
+
+def test_kink_bug_diagnosis_does_not_advise_accepting_it():
+    # analytic 2 for |x| at 0 lies outside [-1, 1]: a bug, not a kink artefact
+    f, g, p = _abs_model(2.0)
+    r = check_gradient(f, p, g)
+    assert r.status == "fail"
+    summary = (r.diagnosis or {}).get("summary", "")
+    assert "accept 'inconclusive'" not in summary, summary
