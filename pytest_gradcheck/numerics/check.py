@@ -236,6 +236,8 @@ class Problem:
         """Per-entry scale L (for steps) and per-leaf rms of the analytic gradient (for floors)."""
         x = self.x0
         L = np.empty(self.n)
+        room = np.empty(self.n)
+        rms_all = _rms(x)
         self.grad_scale = np.empty(self.n)
         for leaf in self.spec.leaves:
             v = x[leaf.slice]
@@ -243,8 +245,12 @@ class Problem:
             # an entry's own magnitude is its scale (log(x) at x = 1e-10 must not be
             # stepped by the leaf's 1e4); exact zeros borrow the leaf's
             L[leaf.slice] = np.where(v != 0, np.abs(v), rms if rms > 0 else 1.0)
+            # how far steps may grow: the largest of the entry's, its leaf's and all params'
+            # scale (a bias of 1e-13 beside unit weights needs steps far above its own size)
+            room[leaf.slice] = np.maximum(L[leaf.slice], max(rms, rms_all))
             self.grad_scale[leaf.slice] = _typical(self.analytic[leaf.slice])
         self.L = L
+        self.room = room
         # The floor: kappa*eps_a on the entry's and its leaf's scale, plus ten times the
         # gradient's measured noise -- an exact zero computed in float32 as a sum of terms
         # that cancel (a bias before batch norm, any gradient at an optimum) is roundoff
@@ -537,7 +543,7 @@ def entry_estimates(problem: Problem, judge: Judge, idx: np.ndarray):
         # never beyond the entry's own scale: far above it a difference quotient
         # measures the far field (a plateau at 0 for anything bounded), not f'
         h[loose] = np.minimum(h[loose] * R_FACTOR ** np.ceil(np.log(grow) / np.log(R_FACTOR)),
-                              np.maximum(problem.L[idx[loose]], h[loose]))
+                              np.maximum(problem.room[idx[loose]], h[loose]))
         D2, heff2, vals2, actual2 = _first_step(problem, scheme, offs, h[loose], idx[loose])
         D[loose], heff[loose] = D2, heff2
         vals[:, loose], actual[:, loose] = vals2, actual2
@@ -561,10 +567,10 @@ def entry_estimates(problem: Problem, judge: Judge, idx: np.ndarray):
 
 
 def _larger_steps(problem, judge, scheme, i, h):
-    """A chain from 256 h down to 4 h (at most the entry's scale L) for one entry:
+    """A chain from 256 h down to 4 h (at most the scale of the entry or its leaf) for one entry:
     (estimate, error, verdict) or None."""
     sigma = problem.sigma
-    ks = [k for k in (4, 3, 2, 1) if h * R_FACTOR**k <= problem.L[i]]  # not beyond the entry's scale
+    ks = [k for k in (4, 3, 2, 1) if h * R_FACTOR**k <= problem.room[i]]  # not beyond its leaf's scale
     if len(ks) < 2:
         return None
     chain = _Chain(problem, judge, scheme, i, sigma)
@@ -721,10 +727,11 @@ def _combine(scheme, values, actual):
 
 
 def _second_difference(offs, vals, f0):
-    """f(x+h) - 2 f(x) + f(x-h) where the stencil has both sides, else +inf (never "lost in noise")."""
+    """The evidence that a step is lost in noise: f(x+h) - 2 f(x) + f(x-h) where the
+    stencil has both sides; for one-sided schemes the first difference itself."""
     if -1.0 in offs and 1.0 in offs:
         return vals[offs.index(1.0)] - 2.0 * f0 + vals[offs.index(-1.0)]
-    return np.full(vals.shape[1], np.inf)
+    return vals[0] - f0
 
 
 def _onesided(offs, vals, actual, f0, need_center):
@@ -907,7 +914,7 @@ def _refine(problem, judge, scheme, i, h0, D0, fwd0, bwd0, sigma):
         if got is not None:
             return (*got, "")
     first = chain.final()
-    if chain.state != "unsettled" or h0 * R_FACTOR**2 > max(problem.L[i], h0):
+    if chain.state != "unsettled" or h0 * R_FACTOR**2 > max(problem.room[i], h0):
         return first
     up = _Chain(problem, judge, scheme, i, sigma)
     up.start(*_level(problem, scheme, i, h0 * R_FACTOR**2)[:3])
