@@ -941,7 +941,8 @@ def scaled_variant(base: str, scale: float, suffix: str) -> Model:
     return _register(Model(base + suffix, fun, grad, b.params, analytic=b.analytic))
 
 
-for _b in ("linreg_mse", "softmax_xent", "tanh_mlp", "attention"):
+for _b in ("linreg_mse", "softmax_xent", "tanh_mlp", "attention", "layer_norm", "batch_norm", "conv2d",
+           "rnn_3steps"):
     float32_variant(_b)
 
 
