@@ -250,3 +250,12 @@ def test_fun_that_cannot_be_vmapped_falls_back_to_plain_calls():
     x = _r((70,), 31)
     res = check_gradient(f, x, lambda p: 2.0 * p)
     assert res.status == "pass", str(res)
+
+
+def test_large_leaves_do_not_alias_the_checkers_buffers():
+    from pytest_gradcheck.frameworks.jax_adapter import JaxAdapter
+
+    buf = np.zeros(100_000)
+    leaf = JaxAdapter().leaf_from_buffer(buf, jnp.zeros(100_000))
+    buf[0] = 5.0  # the checker perturbs its buffer in place...
+    assert float(leaf[0]) == 0.0  # ...which must not change an existing jax array

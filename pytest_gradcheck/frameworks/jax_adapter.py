@@ -3,8 +3,9 @@
 Imported only once the user has imported jax (see registry._load_optional).
 
 * Leaves are immutable, so ``aliases_buffer`` is False: a perturbed leaf is a
-  new array (``jnp.asarray`` of the checker's buffer, on the original's
-  device when it was committed to one).
+  new array (``jnp.asarray`` of a private copy of the checker's buffer -- on CPU
+  jax may alias large numpy arrays -- on the original's device when it was
+  committed to one).
 * ``jax_enable_x64``: when it is off (jax's default), float64 buffers would be
   silently cast to float32.  The adapter builds float64 leaves and evaluates
   ``fun`` inside ``jax.enable_x64(True)`` (a thread-local context manager;
@@ -108,7 +109,9 @@ class JaxAdapter(Adapter):
         return _eps_of(leaf.dtype)
 
     def leaf_from_buffer(self, buffer, like):
-        buf = buffer.reshape(tuple(like.shape))
+        # a private copy: on CPU jax may alias a (large, aligned) numpy array instead of copying it,
+        # and the checker writes into its buffers; jax arrays must never change under jax's feet
+        buf = np.array(buffer, copy=True).reshape(tuple(like.shape))
         if buf.dtype in _WIDE and not _x64_on():
             with _x64():
                 return self._put(buf, like)
