@@ -6,7 +6,9 @@ Instead of n entry-wise differences, fast mode compares K directional
 derivatives of f with the matching projections of the analytic gradient a.
 Direction k is d = s (.) L: s has independent random signs (Rademacher +-1,
 never non-negative, so errors of opposite sign cannot systematically cancel)
-and L is each entry's scale (the same scale full mode steps by).  In these
+and L is each entry's scale (the same scale full mode steps by), raised for
+entries whose own magnitude is too small for a probe to see them (a bias of
+1e-13 beside unit weights: see _Fast._visible_scale).  In these
 scaled coordinates a probe sees
 
     D_k  ~ d . a_true   (central differences of t -> f(x0 + t d), Richardson-refined when needed)
@@ -95,6 +97,8 @@ C_H = 4.0
 BLOCK = 4
 #: stop localising after this many confirmed failing entries
 MAX_FOUND = 10
+#: an entry's probe scale is raised until a relative error of VISIBLE in it moves a probe by the tolerance
+VISIBLE = 1e-3
 #: localisation budget: LOCAL_BUDGET * (log2(n) + 4) evaluations of f
 LOCAL_BUDGET = 40
 #: draws for the escape-probability estimate of a found discrepancy
@@ -133,10 +137,39 @@ class _Fast:
             self.sigma, self.eps_eff = _check.noise_level(problem)
             self.eps_f = problem.ev.eps_out or float(np.finfo(np.float64).eps)
             self.h = self.scheme.base_step(self.eps_eff) if problem.eps is None else float(problem.eps)
+        self.n_raised = 0
         # probe directions are scaled by L unless the user fixed an absolute step
         self.scale = problem.L if (problem.eps is None or self.complex) else np.ones(problem.n)
+        if problem.eps is None and not self.complex:
+            self.scale = self._visible_scale(problem)
         self.budget = 0
         self._cache: dict = {}
+
+    def _visible_scale(self, problem):
+        """L, raised where an entry's own magnitude is too small for the probes to see it.
+
+        Entry j moves a probe by L_j * error_j.  A parameter far smaller than the
+        scale on which f varies in it (a bias of 1e-13 beside unit weights) would
+        need an error of many times its gradient to reach the probe tolerance T0.
+        Its scale is raised just enough that an error of VISIBLE * (|a_j| + the
+        leaf's typical gradient) moves the probe by T0, and at most to the room
+        full mode allows its steps (the largest of its own, its leaf's and all
+        params' scale)."""
+        L = problem.L
+        room = getattr(problem, "room", None)
+        if room is None:
+            return L
+        g = np.abs(problem.analytic) + problem.grad_scale
+        T0 = SAFETY * self.scheme.weight_norm * self.sigma / self.h + C_H * float(np.sqrt(np.sum((L * problem.floor) ** 2)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            need = np.where(g > 0, T0 / (VISIBLE * g), 0.0)
+        raised = (L < need) & np.isfinite(need)
+        if not raised.any():
+            return L
+        out = L.copy()
+        out[raised] = np.minimum(need[raised], room[raised])
+        self.n_raised = int(raised.sum())
+        return out
 
     # -- one directional derivative -------------------------------------
     def _round(self, x):
@@ -421,8 +454,9 @@ def check_fast(problem, n_probes: int | None = None):
     T = float(np.median([pr.tol for pr in probes]))
     probe_word = "complex-step" if fx.complex else "central-difference"
     typical = float(np.sqrt(np.mean((fx.scale * problem.analytic) ** 2)))
-    msg = (f"fast mode: {len(probes)} of {K} random +-1 directions probed (scaled by each entry's magnitude; "
-           f"{probe_word} directional derivatives); worst |projection - estimate|/tolerance = "
+    raised = (f", raised for {fx.n_raised} entries too small for the probes to see" if fx.n_raised else "")
+    msg = (f"fast mode: {len(probes)} of {K} random +-1 directions probed (scaled by each entry's magnitude"
+           f"{raised}; {probe_word} directional derivatives); worst |projection - estimate|/tolerance = "
            f"{worst_probe.ratio:.3g}; {len(bad)} disagreed")
     if not bad:
         msg += (f". A single wrong entry j is caught with certainty when L_j*|error_j| > {T:.3g}"
