@@ -833,3 +833,29 @@ def test_kink_bug_diagnosis_does_not_advise_accepting_it():
     assert r.status == "fail"
     summary = (r.diagnosis or {}).get("summary", "")
     assert "accept 'inconclusive'" not in summary, summary
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e6])
+def test_deterministic_fun_at_large_offsets_is_not_called_noisy(offset):
+    # f is exact to roundoff; it merely varies on the scale of 1 while the
+    # parameters are ~offset.  The noise probe must not mistake the smooth
+    # third differences for noise (that inflates every tolerance: a 1e-4
+    # error then passes with central4)
+    rng = np.random.default_rng(18)
+    c, t = rng.normal(size=5), rng.normal(size=5)
+
+    def f(p):
+        u = p["p"] - offset
+        return np.sum(c * np.cos(u)) + 0.5 * np.sum((u - t) ** 2)
+
+    def g(p):
+        u = p["p"] - offset
+        return {"p": -c * np.sin(u) + (u - t)}
+
+    p = {"p": offset + rng.normal(size=5)}
+    r = check_gradient(f, p, g)
+    assert r.status == "pass"
+    assert not any("noisy" in m for m in r.messages), r.messages
+    for method in ("central", "central4"):
+        r = check_gradient(f, p, _scaled(g, "p", 0, 1 + 1e-4), method=method)
+        assert r.status == "fail", f"{method}:\n{r}"

@@ -79,7 +79,7 @@ def test_corpus_bugs_are_bugs(bug):
     bad = flat_vector(bug.grad(p))
     # per entry, relative to the entry (entries near 0 relative to 1e-3 of the largest)
     rel = np.max(np.abs(bad - good) / np.maximum(np.abs(good), 1e-3 * np.max(np.abs(good))))
-    assert rel >= (1e-2 if bug.gross else 5e-4) * 0.5
+    assert rel >= (1e-2 if bug.gross else 1e-4) * 0.5
 
 
 def test_corpus_kinks_are_where_they_should_be():
