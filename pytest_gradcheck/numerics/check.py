@@ -274,7 +274,8 @@ class Problem:
                         f"same params); treated as noise")
         elif f1 != f0:
             msgs.append(
-                f"fun is nondeterministic: two evaluations at the same params gave {f0!r} and {f1!r}. "
+                f"fun is nondeterministic: two evaluations at the same params gave {float(np.real(f0)):.17g} and "
+                f"{float(np.real(f1)):.17g}. "
                 f"Finite differences need a deterministic function: seed its random number generator inside fun "
                 f"(e.g. np.random.default_rng(0)), or turn dropout/sampling off while checking")
         dg = np.abs(self._grad_repeat - self.analytic)

@@ -58,6 +58,7 @@ class Evaluator:
                         for leaf, dt in zip(spec.leaves, dtypes)]
         self.flat = [b.reshape(-1) for b in self.buffers]
         self.objs = [leaf.adapter.leaf_from_buffer(b, leaf.original) for leaf, b in zip(spec.leaves, self.buffers)]
+        self.base_objs = list(self.objs)  # put back after a perturbation instead of rebuilt
         self.alias = [self._aliases(k) for k in range(len(spec.leaves))]
         self.tree = build(spec, lambda k, leaf: self.objs[k])
         offsets = np.array([leaf.offset for leaf in spec.leaves], dtype=np.int64)
@@ -113,7 +114,7 @@ class Evaluator:
         finally:
             flat[j] = old
             if not self.alias[k]:
-                self._refresh(k)
+                self._put_back(k)
 
     def at_vector(self, x: np.ndarray):
         """fun at a whole new point ``x`` (all entries); restores the base point."""
@@ -126,11 +127,16 @@ class Evaluator:
         finally:
             self.restore()
 
+    def _put_back(self, k: int) -> None:
+        """The base-point leaf object again (no device copy for jax / CUDA leaves)."""
+        self.objs[k] = self.base_objs[k]
+        self.tree = build(self.spec, lambda kk, lf: self.objs[kk])
+
     def restore(self) -> None:
         for k, leaf in enumerate(self.spec.leaves):
             self.flat[k][:] = self.x0[leaf.slice]
             if not self.alias[k]:
-                self._refresh(k)
+                self._put_back(k)
 
     def modified_leaf(self) -> str | None:
         """Path of a leaf whose buffer no longer holds the base point (fun wrote into its input)."""

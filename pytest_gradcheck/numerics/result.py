@@ -232,7 +232,9 @@ def format_result(r: GradcheckResult) -> str:
     word = {"pass": "passed", "fail": "FAILED", "inconclusive": "inconclusive"}[r.status]
     what = f"{r.kind} check {word}"
     lines = []
-    if r.status == "fail":
+    if r.diagnosis and r.diagnosis.get("kind") == "nondeterministic":
+        head = f"{what}: fun is nondeterministic, so no entry could be judged"
+    elif r.status == "fail":
         head = f"{what}: {n_bad} of {r.n_checked} entries disagree"
     elif r.status == "inconclusive":
         head = f"{what}: {n_inc} of {r.n_checked} entries could not be judged, the rest agree"
