@@ -235,6 +235,49 @@ def bench_overhead(quick, out):
     out["overhead"] = {"rows": results, "fixed_s": float(intercept), "per_eval_s": float(slope)}
 
 
+def bench_resolution(out, methods=("central", "central4", "forward"), trials=3):
+    """Smallest error caught: one typical-size entry of each correct corpus
+    gradient multiplied by 1 + delta, for delta = 1e-2 ... 1e-6."""
+    from corpus.anchors import flat_vector, leaves_of, rebuild
+
+    print("\n## 4. Resolution: one entry off by a relative delta, share of checks that fail\n")
+    deltas = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+    print(f"{'method':<9} {'dtype':<8} " + " ".join(f"{d:>8.0e}" for d in deltas))
+    table = {}
+    for method in methods:
+        counts = {}
+        for c in CORRECT:
+            if c.kink or c.inconclusive_ok:
+                continue
+            p = c.params()
+            g0 = c.grad(c.params())
+            v0 = flat_vector(g0)
+            big = np.flatnonzero(np.abs(v0) >= 0.1 * np.max(np.abs(v0)))
+            rng = np.random.default_rng(0)
+            group = "float32" if "float32" in c.tags else "float64"
+            for delta in deltas:
+                for _ in range(trials):
+                    k = int(rng.choice(big))
+                    v = v0.copy()
+                    v[k] *= 1 + delta
+                    parts, off = [], 0
+                    for x in leaves_of(g0):
+                        size = int(np.prod(np.shape(x)))
+                        parts.append(v[off:off + size].reshape(np.shape(x)).astype(np.asarray(x).dtype))
+                        off += size
+                    bad = rebuild(g0, iter(parts))
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        r = check_gradient(c.fun, p, lambda q, bad=bad: bad, method=method)
+                    tot, fail = counts.get((group, delta), (0, 0))
+                    counts[(group, delta)] = (tot + 1, fail + (r.status == "fail"))
+        for group in ("float64", "float32"):
+            cells = [counts.get((group, d), (0, 0)) for d in deltas]
+            print(f"{method:<9} {group:<8} " + " ".join(f"{f / t:>8.0%}" if t else f"{'-':>8}" for t, f in cells))
+            table[f"{method}/{group}"] = {str(d): cells[i] for i, d in enumerate(deltas)}
+    out["resolution"] = table
+
+
 def warm_up():
     fun, grad, x = cheap_problem(5)
     check_gradient(fun, x, grad)
@@ -269,6 +312,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="stop at n=10^4, fewer repetitions")
     ap.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    ap.add_argument("--resolution", action="store_true",
+                    help="also measure the smallest error caught on the corpus (a minute or two)")
     ap.add_argument("--wall", action="store_true", help="time with the wall clock instead of process CPU time")
     ap.add_argument("--max-seconds", metavar="S", type=float, default=120.0,
                     help="above n=10^4, skip (and extrapolate) a full check expected to take longer (default 120)")
@@ -285,6 +330,8 @@ def main(argv=None):
     bench_cost(sizes, args.quick, out["cost"], args.max_seconds)
     bench_overhead(args.quick, out)
     bench_corpus(out)
+    if args.resolution:
+        bench_resolution(out)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=1, default=float)
