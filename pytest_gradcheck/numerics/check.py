@@ -53,8 +53,9 @@ MAX_LEVELS = 8
 #: RHO_TARGET times the scheme's best relative accuracy eps^(p/(p+1))
 RHO_TARGET = 1e3
 #: a refined entry passes early only once its tolerance is below this fraction
-#: of its scale (|a_i| + typical |a| in the leaf); coarse passes wait for the last step
-PASS_RESOLUTION = 1e-3
+#: of its scale (|a_i| + typical |a| in the leaf), or below 100x the scheme's
+#: reach eps_eff^(p/(p+1)) when f is noisier; coarse passes wait for the last step
+PASS_RESOLUTION = 1e-6
 MODES = ("full", "fast", "auto")
 
 PASS, FAIL, INCONCLUSIVE = 0, 1, 2
@@ -292,34 +293,42 @@ class Problem:
     def measure_noise(self):
         """Noise sigma of f near x0, measured (Moré & Wild's ECnoise, robust variant).
 
-        f is evaluated at 8 points x0 + k*delta*u (u: random signs times each
-        entry's scale), third differences of the 9 values are taken, and
+        f is evaluated at 8 points x0 + k*u (u: random signs times each entry's
+        scale times delta, rounded to a power of two), third differences of the 9 values are taken, and
         sigma = median|D3| / (0.6745*sqrt(20)) (D3 of i.i.d. noise has variance
-        20 sigma^2; the median ignores a kink crossed by a window).  delta is
-        small enough that the smooth part of D3, ~delta^3 |f'''|, is below
-        roundoff.  The result is at least eps_f*|f0|.
+        20 sigma^2; the median ignores a kink crossed by a window).
+
+        Two spacings: delta = 64 ulps, where the smooth part of D3 (about
+        delta^3 times the third derivative) is far below roundoff even when |x|
+        is no measure of f's scale (params ~1e4 in a function varying on the
+        scale of 1); and, only when f does not change over that probe (it rounds
+        its input to float32 internally, say), delta = 4 sqrt(eps), coarse enough
+        to see that rounding.  The result is at least eps_f*|f0| and the spread
+        of repeated calls.
         """
         ev = self.ev
         eps_f = ev.eps_out or float(np.finfo(np.float64).eps)
         f0 = float(np.real(ev.f0))
-        floor = eps_f * abs(f0)
+        floor = max(eps_f * abs(f0), getattr(self, "repeat_noise", 0.0))
         if self.method == "complex":
             return floor, eps_f
-        buf_eps = max(float(np.finfo(ev.buffer_dtype(i)).eps) for i in (0, self.n - 1))
-        delta = 4.0 * math.sqrt(buf_eps)
-        u = self.rng.choice([-1.0, 1.0], size=self.n) * self.L * delta
-        vals = [f0]
-        for k in range(1, 9):
-            v = ev.at_vector(self.x0 + k * u)
-            vals.append(float(np.real(v)))
-        vals = np.array(vals)
-        floor = max(floor, getattr(self, "repeat_noise", 0.0))
-        if not np.isfinite(vals).all():
-            return floor, eps_f
-        d3 = np.diff(vals, 3)
-        sigma = float(np.median(np.abs(d3))) / (0.6745 * math.sqrt(20.0))
+        buf_eps = max(float(np.finfo(f.dtype).eps) for f in ev.flat)
+        signs = self.rng.choice([-1.0, 1.0], size=self.n) * self.L
+        sigma = None
+        for delta in (64.0 * buf_eps, 4.0 * math.sqrt(buf_eps)):
+            # powers of two: x0 + k*u is then exact, so the points are equally spaced
+            # (unequal spacing of x ~ 1e4 would show up as 'noise' of size ulp(x) |f'|)
+            u = np.sign(signs) * np.exp2(np.round(np.log2(np.abs(signs) * delta)))
+            vals = np.array([f0] + [float(np.real(ev.at_vector(self.x0 + k * u))) for k in range(1, 9)])
+            if not np.isfinite(vals).all():
+                continue
+            if np.count_nonzero(vals[1:] != f0) < 4:
+                continue  # f does not resolve this spacing: no information about its noise
+            d3 = np.diff(vals, 3)
+            sigma = float(np.median(np.abs(d3))) / (0.6745 * math.sqrt(20.0))
+            break
         self.noise_raw = sigma
-        return max(sigma, floor), eps_f
+        return (floor if sigma is None else max(sigma, floor)), eps_f
 
 
 def _rms(v: np.ndarray) -> float:
@@ -789,8 +798,11 @@ class _Chain:
         self.a = problem.analytic[i]
         self.floor = problem.floor[i]
         # an early pass must be informative: a tolerance within PASS_RESOLUTION of the
-        # entry's scale (else refine on; when the steps run out, any pass counts)
-        self.informative = PASS_RESOLUTION * (abs(self.a) + problem.grad_scale[i]) + self.floor
+        # entry's scale, or 100x what the scheme can reach at f's noise if that is more
+        # (else refine on; when the steps run out, any pass counts)
+        eps_eff = getattr(problem, "eps_eff", None) or float(np.finfo(np.float64).eps)
+        reach = 100.0 * eps_eff ** (scheme.order / (scheme.order + 1.0))
+        self.informative = max(PASS_RESOLUTION, reach) * (abs(self.a) + problem.grad_scale[i]) + self.floor
         self.rp = R_FACTOR ** scheme.order
         self.wnorm = scheme.weight_norm
         self.prev_D = self.prev_N = self.prev_fb = self.prev_diff = None
