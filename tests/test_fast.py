@@ -270,3 +270,26 @@ def test_fast_mode_uses_batched_evaluation_when_offered():
     assert len(calls) < n_plain - 2 * fast.N_PROBES + 5  # the 2K probe points went in batched calls
     bad = check_gradient(fun, w, _wrong_entry(grad, 2500, 1.05), mode="fast", vectorized=True)
     assert bad.status == "fail" and bad.worst[0].index == (2500,)
+
+
+def test_wrong_entry_at_a_small_parameter_with_a_small_gradient_is_seen():
+    # w[333] = 0.0018 and its gradient is 1% of the typical one: scaled by its own magnitude the
+    # entry would barely move a probe; fast mode raises its probe scale (up to full mode's room)
+    rng = np.random.default_rng(0)
+    n = 1000
+    c = rng.uniform(0.5, 2.0, n)
+    w = rng.standard_normal(n)
+    w[333] = 0.0018
+
+    def fun(x):
+        s = np.sum(x)
+        return 0.5 * float(x @ (c * x)) + 0.25 * float(np.sum(x[:256] ** 4)) + 0.5 * s * s / n
+
+    def grad(x):
+        g = c * x + np.sum(x) / n
+        g[:256] += x[:256] ** 3
+        return g
+
+    assert check_gradient(fun, w, grad, mode="fast").passed
+    r = check_gradient(fun, w, _wrong_entry(grad, 333, 1.05), mode="fast")
+    assert r.status == "fail" and r.worst[0].index == (333,)

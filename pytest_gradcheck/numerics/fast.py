@@ -159,7 +159,8 @@ class _Fast:
         room = getattr(problem, "room", None)
         if room is None:
             return L
-        g = np.abs(problem.analytic) + problem.grad_scale
+        # the size an error in entry j is measured against: its own gradient (down to 1% of its leaf's)
+        g = np.maximum(np.abs(problem.analytic), 1e-2 * problem.grad_scale)
         T0 = SAFETY * self.scheme.weight_norm * self.sigma / self.h + C_H * float(np.sqrt(np.sum((L * problem.floor) ** 2)))
         with np.errstate(divide="ignore", invalid="ignore"):
             need = np.where(g > 0, T0 / (VISIBLE * g), 0.0)
