@@ -213,3 +213,12 @@ def test_small_bug_in_a_large_fast_check_is_a_plateau_not_roundoff():
     assert e["classification"] == "bug"
     errs = [p["error"] for p in e["sweep"]]
     assert max(errs) / min(errs) < 1.1
+
+
+def test_kink_with_an_invalid_subgradient_is_called_a_bug_at_the_kink():
+    c = np.array([0.3, -0.2, 0.5])
+    x = c + np.array([0.0, 0.4, -0.3])
+    r = check_gradient(lambda v: float(np.sum(np.abs(v - c))), x, lambda v: np.where(v == c, 2.0, np.sign(v - c)))
+    assert r.status == "fail"
+    s = r.diagnosis["summary"]
+    assert "not a valid subgradient" in s and "accept 'inconclusive'" not in s

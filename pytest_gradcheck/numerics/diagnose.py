@@ -325,8 +325,8 @@ _MEANING = {
     "correct": "the error falls with the step and then rises with roundoff (a V) and comes within the tolerance, so "
                "the gradient agrees with the finite differences at a suitable step; the disagreement was a step-size "
                "artefact",
-    "kink": "the error is large while the step is larger than some distance and drops sharply once it is smaller: "
-            "fun has a kink (ReLU, abs, max, a tie) that close to the point",
+    "kink": "the one-sided differences keep disagreeing as the step shrinks, or the error drops sharply once the "
+            "step is below some distance: fun has a kink (ReLU, abs, max, a tie) at or very near this point",
     "noise": "the error jumps up and down without a trend: fun is noisy or nondeterministic at this scale",
 }
 
@@ -428,7 +428,13 @@ def _diagnose(problem, result):
         first = next(iter(patterns))
         parts.append(f"Next: check the backward pass of {first!r} for exactly that.")
     elif entries:
-        parts.append(f"Next: {_NEXT[entries[0]['classification']]}.")
+        cls = entries[0]["classification"]
+        if cls == "kink" and bad and bad[0].verdict == "fail":
+            parts.append("The analytic value lies outside the one-sided derivatives, so it is not a valid "
+                         "subgradient: this is a bug at the kink. Next: check the derivative your code uses at the "
+                         "kink (the branch taken at a tie or at exactly 0).")
+        else:
+            parts.append(f"Next: {_NEXT[cls]}.")
     elif kind == "kink":
         parts.append("Next: " + _NEXT["kink"] + ".")
     elif result.status == "fail":
