@@ -24,7 +24,7 @@ METHODS = ("forward", "backward", "central", "central4", "complex")
 MODES = ("full", "fast", "auto")
 #: the one place the built-in defaults live
 DEFAULT_METHOD = "central"
-DEFAULT_MODE = "full"
+DEFAULT_MODE = "auto"
 DEFAULT_SEED = 0
 #: the options a check takes, in display order
 OPTION_NAMES = ("atol", "rtol", "eps", "method", "mode", "seed")

@@ -417,7 +417,7 @@ class Judge:
 
 # ---------------------------------------------------------------------------
 def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=None, rtol=None,
-                   mode="full", seed=0, vectorized=None, batch_memory=BATCH_MEMORY) -> GradcheckResult:
+                   mode="auto", seed=0, vectorized=None, batch_memory=BATCH_MEMORY) -> GradcheckResult:
     """Compare ``grad(params)`` with finite differences of ``fun`` at ``params``.
 
     fun(params) returns a scalar; params is an array, a number, or a dict / list /
@@ -427,7 +427,8 @@ def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=N
     complex-analytic code).  ``eps``: first step (absolute); by default one per
     entry from the error model.  ``atol``/``rtol``: switch from the error-model
     rule to |a - n| <= atol + rtol*|n|.  ``mode``: "full" (every entry),
-    "fast" (random directions, then localisation) or "auto".  ``vectorized``:
+    "fast" (random directions, then localisation) or "auto" (the default: full
+    up to 2000 parameters, fast above).  ``vectorized``:
     True when fun (numpy) accepts a leading batch axis on every leaf, so many
     perturbed points go in one call; None lets torch/jax use vmap when it works;
     False evaluates one point per call.  Never modifies
