@@ -239,7 +239,6 @@ class Problem:
         L = np.empty(self.n)
         room = np.empty(self.n)
         rms_all = _rms(x)
-        self.grad_scale = np.empty(self.n)
         for leaf in self.spec.leaves:
             v = x[leaf.slice]
             rms = _rms(v)
@@ -249,17 +248,10 @@ class Problem:
             # how far steps may grow: the largest of the entry's, its leaf's and all params'
             # scale (a bias of 1e-13 beside unit weights needs steps far above its own size)
             room[leaf.slice] = np.maximum(L[leaf.slice], max(rms, rms_all))
-            self.grad_scale[leaf.slice] = _typical(self.analytic[leaf.slice])
         self.L = L
         self.room = room
-        # The floor: kappa*eps_a on the entry's and its leaf's scale, plus ten times the
-        # gradient's measured noise -- an exact zero computed in float32 as a sum of terms
-        # that cancel (a bias before batch norm, any gradient at an optimum) is roundoff
-        # of the terms' size, which no scale of the gradient itself reveals.
-        a = self.analytic
         self.grad_noise = self.gradient_noise()
-        self.floor = KAPPA * self.eps_a * (np.abs(a) + self.grad_scale) + SAFETY * self.grad_noise
-        self.grad_rms = self.grad_scale  # the name fast.py and vector.py read
+        self.grad_scale, self.floor = analytic_floor(self.spec, self.analytic, self.eps_a, self.grad_noise)
 
     def check_base(self):
         """Repeat f at the base point and the gradient: nondeterminism fails the check."""
@@ -329,6 +321,20 @@ class Problem:
             break
         self.noise_raw = sigma
         return (floor if sigma is None else max(sigma, floor)), eps_f
+
+
+def analytic_floor(spec, analytic, eps_a, grad_noise=0.0):
+    """(typical |a| per entry's leaf, the floor F_i) for an analytic side in ``spec``'s layout.
+
+    F_i = KAPPA*eps_a*(|a_i| + typical |a| in the leaf) + SAFETY*noise_i: the
+    analytic side is computed in floating point too.  The measured noise term
+    matters where the gradient is a float32 sum of terms that cancel (a bias
+    before batch norm, any gradient at an optimum): roundoff of the terms'
+    size, which no scale of the gradient itself reveals."""
+    scale = np.empty(spec.size)
+    for leaf in spec.leaves:
+        scale[leaf.slice] = _typical(analytic[leaf.slice])
+    return scale, KAPPA * eps_a * (np.abs(analytic) + scale) + SAFETY * grad_noise
 
 
 def _rms(v: np.ndarray) -> float:

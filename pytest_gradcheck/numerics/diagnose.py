@@ -48,7 +48,6 @@ import math
 import numpy as np
 
 from .stencils import SCHEMES
-from .trees import unravel
 
 SWEEP_ENTRIES = 2
 DECADES = tuple(range(1, 11))
@@ -237,7 +236,6 @@ def _leaf_shape(leaf, a, n, x, full, dims):
                                        "term)"})
     if full and a.size >= 2:
         N = n.reshape(leaf.shape) if leaf.shape else n
-        A = a.reshape(N.shape)
         if N.ndim == 2 and N.shape[0] == N.shape[1]:
             offer(N.T.ravel(), {"pattern": "transposed", "label": "transposed",
                                 "explanation": "the analytic gradient is the transpose of the numeric one (a .T "

@@ -332,7 +332,7 @@ class _Fast:
             for i in idx:
                 v = p.ev.at(int(i), p.x0[i] + 1j * COMPLEX_STEP * p.L[i])
                 D = v.imag / (COMPLEX_STEP * p.L[i])
-                e = 16.0 * eps_f * (abs(D) + p.grad_rms[i])
+                e = 16.0 * eps_f * (abs(D) + p.grad_scale[i])
                 numeric[i], err[i] = D, e
                 verdict[i] = PASS if abs(a[i] - D) <= judge.tol(int(i), D, e) else FAIL
             return
@@ -349,7 +349,7 @@ class _Shim:
         self.analytic = np.array([P0])
         self.floor = np.array([floor])
         # the typical size of a projection (what grad_scale is for one entry)
-        self.grad_scale = self.grad_rms = np.array([scale])
+        self.grad_scale = np.array([scale])
         self._fx = fx
 
     def tol(self, i, numeric, err):

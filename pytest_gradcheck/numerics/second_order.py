@@ -43,10 +43,10 @@ import time
 import numpy as np
 
 from ..errors import GradcheckInputError
-from .check import KAPPA, PASS, FAIL, SAFETY, Judge, Problem, _validate, assemble, check_gradient, full_check
+from .check import PASS, FAIL, Judge, Problem, _validate, assemble, check_gradient, full_check
 from .result import GradcheckResult
 from .stencils import SCHEMES
-from .trees import TreeSpec, build, flatten, flatten_like
+from .trees import TreeSpec, build, flatten
 from .vector import (_VecEval, _VecProblem, _call, _combine_worst, _noise, _out_path, _result_leaf, check_jacobian,
                      check_jvp)
 

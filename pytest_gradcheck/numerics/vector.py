@@ -53,7 +53,7 @@ import time
 import numpy as np
 
 from ..errors import GradcheckInputError
-from .check import (FAIL, INCONCLUSIVE, KAPPA, MAX_LEVELS, PASS, R_FACTOR, SAFETY, Judge, Problem, _validate,
+from .check import (FAIL, INCONCLUSIVE, MAX_LEVELS, PASS, R_FACTOR, SAFETY, Judge, Problem, _validate, analytic_floor,
                     assemble, full_check)
 from .result import GradcheckResult
 from .stencils import SCHEMES
@@ -265,12 +265,7 @@ class _VecProblem:
         self.kind, self.method, self.seed, self.atol, self.rtol = kind, method, seed, atol, rtol
         self.spec, self.analytic, self.ev, self.messages, self.t0 = spec, analytic, ev, messages, t0
         self.n = spec.size
-        self.grad_rms = np.empty(self.n)
-        for leaf in spec.leaves:
-            a = analytic[leaf.slice]
-            self.grad_rms[leaf.slice] = float(np.sqrt(np.mean(a * a))) if a.size else 0.0
-        self.grad_scale = self.grad_rms  # the name check.assemble reads
-        self.floor = KAPPA * eps_a * (np.abs(analytic) + self.grad_rms)
+        self.grad_scale, self.floor = analytic_floor(spec, analytic, eps_a)
         self.x0 = np.zeros(self.n)
         self.L = np.ones(self.n)
 
