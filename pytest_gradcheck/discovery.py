@@ -6,7 +6,10 @@ A *model* is a scalar function with its hand-written gradient and parameters:
 * decorated: ``@pytest_gradcheck.model(params=..., grad=..., name=None, **options)``;
 * by convention: a module-level function ``NAME`` with siblings ``NAME_grad``
   (or ``grad_NAME``) and ``NAME_params``, none of them starting with ``_``
-  and ``NAME`` not starting with ``test``.
+  and ``NAME`` not starting with ``test``;
+* a ``torch.autograd.Function`` subclass with sample inputs (a
+  ``sample_inputs()`` static/class method or a module-level ``<Name>_inputs``),
+  in a module that imports torch itself: checked with ``check_function``.
 
 ``params`` is a pytree, a zero-argument factory, or a factory taking a
 ``numpy.random.Generator`` seeded from the ``seed`` option.
@@ -55,7 +58,7 @@ class ModelSpec:
     options: dict = field(default_factory=dict)
     #: name of the module the model is defined in
     module: str = ""
-    #: "decorator" or "convention"
+    #: "decorator", "convention" or "autograd.Function"
     origin: str = "decorator"
 
     @property
@@ -127,6 +130,7 @@ def module_models(module) -> list[ModelSpec]:
         params = ns.get(f"{attr}_params", _MISSING)
         if callable(grad) and params is not _MISSING and not _is_fixture(grad) and not _is_fixture(params):
             found.append(ModelSpec(name=attr, fun=obj, grad=grad, params=params, module=modname, origin="convention"))
+    found.extend(_autograd_functions(module))
     seen: dict = {}
     unique = []
     for spec in found:
@@ -136,6 +140,22 @@ def module_models(module) -> list[ModelSpec]:
             spec = ModelSpec(**{**spec.__dict__, "name": f"{spec.name}-{n}"})
         unique.append(spec)
     return unique
+
+
+def _autograd_functions(module) -> list[ModelSpec]:
+    """torch.autograd.Function subclasses defined in ``module`` that provide sample inputs
+    (a ``sample_inputs()`` static/class method or a module-level ``<Name>_inputs``).
+    Only when the module itself imported torch: discovery never imports it."""
+    import sys
+
+    if "torch" not in sys.modules or not any(getattr(v, "__name__", None) == "torch" for v in vars(module).values()):
+        return []
+    from .frameworks.torch_function import find_functions
+
+    modname = getattr(module, "__name__", "")
+    return [ModelSpec(name=cls.__name__, fun=cls, grad=None, params=None, module=modname, origin="autograd.Function")
+            for cls in find_functions(module)
+            if getattr(cls, "__module__", "") == modname and not cls.__name__.startswith("_")]
 
 
 def _is_fixture(obj) -> bool:
@@ -327,6 +347,9 @@ class GradcheckModelItem(pytest.Item):
     def runtest(self) -> None:
         from .fixtures import execute, item_options
 
+        if self.spec.origin == "autograd.Function":
+            execute(self, "function", (self.spec.fun,), {}, label=self.spec.name)
+            return
         opts = item_options(self)
         params = resolve_params(self.spec.params, opts["seed"])
         execute(self, "gradient", (self.spec.fun, params, self.spec.grad), {}, label=self.spec.name)

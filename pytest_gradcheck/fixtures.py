@@ -22,6 +22,7 @@ CHECK_FUNCTIONS = {
     "jacobian": "check_jacobian",
     "hessian": "check_hessian",
     "gradgrad": "check_gradgrad",
+    "function": "check_function",
 }
 
 _OPTIONS_KEY = pytest.StashKey[dict]()
@@ -32,6 +33,9 @@ def check_function(kind: str):
     monkeypatching ``pytest_gradcheck.check_vjp`` and the like reaches the fixture)."""
     import pytest_gradcheck  # lazy: numpy and the numerics load on first use
 
+    if kind == "function":  # torch's custom autograd.Function checker (imports torch)
+        from .frameworks.torch_function import check_function as checker
+        return checker
     return getattr(pytest_gradcheck, CHECK_FUNCTIONS[kind])
 
 
@@ -215,6 +219,13 @@ class GradcheckFixture:
         __tracebackhide__ = True
         return self._run("gradgrad", args, kwargs, label)
 
+    def function(self, fn_cls, *inputs, label=None, **kwargs):
+        """Check a custom ``torch.autograd.Function`` (backward against finite differences of
+        forward) with ``pytest_gradcheck.frameworks.torch_function.check_function``; without
+        inputs, the Function's sample inputs are used."""
+        __tracebackhide__ = True
+        return self._run("function", (fn_cls, *inputs), kwargs, label or getattr(fn_cls, "__name__", None))
+
     def _run(self, kind, args, kwargs, label):
         __tracebackhide__ = True
         try:
@@ -266,6 +277,8 @@ class ModelHandle:
         __tracebackhide__ = True
         from .discovery import resolve_params
 
+        if self.spec.origin == "autograd.Function":
+            return self._fixture.function(self.fun, label=label or self.name, **options)
         if "seed" in options:
             params = resolve_params(self.spec.params, _options.validate("seed", options["seed"]))
         else:
@@ -286,7 +299,8 @@ def gradcheck(request) -> GradcheckFixture:
     ini file < command line < ``@pytest.mark.gradcheck`` markers < the call's
     keywords.  Several checks per test are fine: each gets a label ("check",
     "check-2", ... unless ``label=`` is given; labels must be unique).  Also
-    ``gradcheck.vjp/.jvp/.jacobian/.hessian/.gradgrad(...)`` and ``gradcheck.options``.
+    ``gradcheck.vjp/.jvp/.jacobian/.hessian/.gradgrad(...)``, ``gradcheck.function(MyFunction)``
+    (a torch autograd.Function) and ``gradcheck.options``.
     """
     return GradcheckFixture(request.node)
 
