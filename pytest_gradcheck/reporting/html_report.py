@@ -49,6 +49,7 @@ border-bottom:1px solid var(--border)}
 @media (max-width:1150px){.grow{grid-template-columns:104px minmax(0,1fr) 84px 144px 96px 96px 58px}
 .grow>div:nth-child(n+8){display:none}body{padding:16px 14px 40px}}
 .mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
+.clip{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .nodeid{word-break:break-all}
 .row{cursor:pointer}.row>div:nth-child(3){white-space:nowrap}.row .badge{margin:0 3px 3px 0}
 .row:hover{background:var(--hover)}.row.open{background:var(--open)}
@@ -300,7 +301,7 @@ function getRow(i) {
   setAll(tr, null, [
     el("div", {}, [badge(c.status, c.regressed)]),
     el("div", {cls: "mono nodeid", text: c.nodeid}),
-    el("div", {cls: "mono", text: c.label}),
+    el("div", {cls: "mono clip", text: c.label, title: c.label}),
     ratioTd,
     el("div", {cls: "num", text: fmt(c.max_abs_error)}),
     el("div", {cls: "num", text: fmt(c.max_rel_error)}),
