@@ -19,6 +19,14 @@ from typing import Any, Callable
 import numpy as np
 
 
+def batched_agrees(batched_value, plain_value) -> bool:
+    """A batched evaluation reproduces the plain one: finite, and equal to float32-level
+    accuracy (1e3 float32 ulps; vmap may reorder reductions, a different function differs
+    grossly).  The one rule the core and every adapter use before trusting a batch."""
+    return bool(np.isfinite(batched_value)) and abs(batched_value - plain_value) <= \
+        1e3 * float(np.finfo(np.float32).eps) * max(abs(plain_value), 1e-300)
+
+
 class Adapter:
     """Base class; subclass it for a framework and register it (see registry.py)."""
 

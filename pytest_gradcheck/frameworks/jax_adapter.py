@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import GradcheckInputError
-from .base import Adapter
+from .base import Adapter, batched_agrees
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 _WIDE = (np.dtype(np.float64), np.dtype(np.complex128))
@@ -67,12 +67,6 @@ def _eps_of(dtype) -> float:
     except Exception:  # noqa: BLE001
         pass
     return _F64_EPS
-
-
-def _agree(batched_value, plain_value) -> bool:
-    """A batched evaluation reproduces the plain one (to float32-level accuracy, as the core asks)."""
-    return bool(np.isfinite(batched_value)) and abs(batched_value - plain_value) <= \
-        1e3 * float(np.finfo(np.float32).eps) * max(abs(plain_value), 1e-300)
 
 
 #: jitted batch evaluators per (fun, tree structure), so that repeated checks of
@@ -208,7 +202,7 @@ class JaxAdapter(Adapter):
             if mode is None:
                 try:
                     out = run_batched(points)
-                    ok = _agree(out[0], run_single(points[:1])[0])
+                    ok = batched_agrees(out[0], run_single(points[:1])[0])
                 except GradcheckInputError:
                     raise
                 except Exception:  # noqa: BLE001 - not vmappable / jittable

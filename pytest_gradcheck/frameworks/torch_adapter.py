@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import GradcheckInputError
-from .base import Adapter
+from .base import Adapter, batched_agrees
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 _EPS_CACHE: dict = {}
@@ -59,12 +59,6 @@ def _eps_of(dtype) -> float:
         e = float(torch.finfo(dtype).eps) if (dtype.is_floating_point or dtype.is_complex) else _F64_EPS
         _EPS_CACHE[dtype] = e
     return e
-
-
-def _agree(batched_value, plain_value) -> bool:
-    """A batched evaluation reproduces the plain one (to float32-level accuracy, as the core asks)."""
-    return bool(np.isfinite(batched_value)) and abs(batched_value - plain_value) <= \
-        1e3 * float(np.finfo(np.float32).eps) * max(abs(plain_value), 1e-300)
 
 
 def tree_leaves(tree):
@@ -230,7 +224,7 @@ class TorchAdapter(Adapter):
             mid = run_single(points[k:2 * k])
             t2 = time.perf_counter()
             ref = run_single(points[:1])[0]
-            if not _agree(head[0], ref):  # vmap changes fun's value: do not trust it
+            if not batched_agrees(head[0], ref):  # vmap changes fun's value: do not trust it
                 state["mode"] = "single"
                 return np.concatenate([run_single(points[:k]), mid, run_single(points[2 * k:])])
             if mid.size == k:

@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 from ..errors import GradcheckInputError
+from ..frameworks.base import batched_agrees
 from .evaluate import Evaluator, scalar_of
 from .result import (EntryReport, GradcheckResult, LeafSummary, MAX_WORST, ratio_grid,
                      ratio_histogram)
@@ -217,9 +218,8 @@ class Problem:
         if run is not None:
             try:
                 v = run(self.x0[None, :])
-                ok = v.shape == (1,) and np.isfinite(v[0])
                 ref = float(np.real(self.ev.f0))
-                ok = ok and abs(v[0] - ref) <= 1e3 * float(np.finfo(np.float32).eps) * max(abs(ref), 1e-300)
+                ok = v.shape == (1,) and batched_agrees(v[0], ref)
                 why = f"the batched value {v[0]!r} differs from fun's {ref!r}" if not ok else ""
             except Exception as e:  # noqa: BLE001
                 ok, why = False, f"{type(e).__name__}: {e}"
