@@ -37,7 +37,6 @@ check_gradgrad(fun, params, grad, hvp=None)
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -47,7 +46,7 @@ from .check import PASS, FAIL, Judge, Problem, _validate, assemble, check_gradie
 from .result import GradcheckResult
 from .stencils import SCHEMES
 from .trees import TreeSpec, build, flatten
-from .vector import (_VecEval, _VecProblem, _call, _combine_worst, _noise, _out_path, _result_leaf, check_jacobian,
+from .vector import (_VecEval, _VecProblem, _call, _combine_worst, _scales_and_noise, _out_path, _result_leaf, check_jacobian,
                      check_jvp)
 
 N_PROBES = 2
@@ -195,15 +194,7 @@ def _symmetry(grad, params, method, eps, atol, rtol, seed):
     if ev.ospec.size != n:
         raise GradcheckInputError(f"grad returned {ev.ospec.size} numbers for {n} parameters")
     scheme = SCHEMES[method]
-    x = ev.x0
-    L = np.empty(n)
-    for leaf in ev.spec.leaves:
-        v = x[leaf.slice]
-        rms = float(np.sqrt(np.mean(v * v))) if v.size else 0.0
-        L[leaf.slice] = np.maximum(np.abs(v), rms if rms > 0 else 1.0)
-    rng = np.random.default_rng([int(seed), 0x5E3])
-    buf_eps = max(float(np.finfo(dt).eps) for dt in ev.dtypes)
-    sigma = _noise(ev, rng, x, L, 4.0 * math.sqrt(buf_eps))
+    L, rng, sigma = _scales_and_noise(ev, seed, 0x5E3)
     eps_f = ev.eps_out
     y0 = ev.y0
     eps_eff = min(max(eps_f, float(np.median(sigma / np.maximum(np.abs(y0), 1e-300)))), 1e-2)

@@ -390,16 +390,22 @@ def _prepare_vec(fun, inputs, method, mode, eps, atol, rtol, seed):
     ev = _VecEval(fun, inputs)
     if ev.ospec.size == 0:
         raise GradcheckInputError("fun's output is empty: there is nothing to check")
+    L, rng, sigma = _scales_and_noise(ev, seed, 0x7A9)
+    return ev, L, rng, sigma
+
+
+def _scales_and_noise(ev, seed, stream):
+    """Per-input-entry scales L = max(|x|, leaf rms) (1 for an all-zero leaf), the seeded
+    generator (``stream`` keeps each checker's draws apart) and the output noise."""
     x = ev.x0
     L = np.empty(x.size)
     for leaf in ev.spec.leaves:
         v = x[leaf.slice]
         rms = float(np.sqrt(np.mean(v * v))) if v.size else 0.0
         L[leaf.slice] = np.maximum(np.abs(v), rms if rms > 0 else 1.0)
-    rng = np.random.default_rng([int(seed), 0x7A9])
+    rng = np.random.default_rng([int(seed), stream])
     buf_eps = max(float(np.finfo(dt).eps) for dt in ev.dtypes)
-    sigma = _noise(ev, rng, x, L, 4.0 * math.sqrt(buf_eps))
-    return ev, L, rng, sigma
+    return L, rng, _noise(ev, rng, x, L, 4.0 * math.sqrt(buf_eps))
 
 
 def _eps_of(dtypes):
