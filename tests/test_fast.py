@@ -168,6 +168,36 @@ def test_evaluation_counts_are_independent_of_n_and_localisation_is_logarithmic(
     assert counts[("bad", 100_000)] - counts[("bad", 1000)] <= 8 * 7 * 2
 
 
+def test_a_pass_at_the_least_noise_skips_the_noise_measurement():
+    # smooth float64 f: every probe agrees at its first step with the roundoff-only noise, so the
+    # check costs f0, the repeat and 2 per probe -- no ECnoise points
+    fun, grad, w = logistic(3000, seed=1)
+    r = check_gradient(fun, w, grad, mode="fast")
+    assert r.passed and r.n_evals == 2 + 2 * fast.N_PROBES
+    assert "noise taken as f's roundoff" in r.messages[-1]
+    # a wrong entry is still found: the round at the least noise is abandoned, the noise measured
+    rb = check_gradient(fun, w, _wrong_entry(grad, 7, 1.05), mode="fast")
+    assert rb.status == "fail" and rb.worst[0].index == (7,)
+    assert not any("noise taken as f's roundoff" in m for m in rb.messages)
+
+
+def test_a_function_noisier_than_its_roundoff_is_measured_before_it_is_judged():
+    # f computes in float32 inside but returns float64: its noise is ~1e7 x the float64 roundoff the
+    # first round assumes, so that round cannot settle; the measured noise sets steps and tolerances
+    fun64, grad, w = logistic(3000, seed=2)
+
+    def fun(v):
+        return float(np.float32(fun64(v.astype(np.float32).astype(np.float64))))
+
+    r = check_gradient(fun, w, grad, mode="fast")
+    assert r.passed, str(r)
+    assert r.n_evals > 2 + 2 * fast.N_PROBES
+    assert any("fun is noisy" in m for m in r.messages)
+    assert not any("noise taken as f's roundoff" in m for m in r.messages)
+    rb = check_gradient(fun, w, _wrong_entry(grad, 11, -1.0), mode="fast")
+    assert rb.status == "fail" and rb.worst[0].index == (11,)
+
+
 # ---------------------------------------------------------------- modes and options
 
 

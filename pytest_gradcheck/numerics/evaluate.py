@@ -57,6 +57,7 @@ class Evaluator:
         self.buffers = [np.array(x0[leaf.slice], dtype=dt).reshape(leaf.shape)
                         for leaf, dt in zip(spec.leaves, dtypes)]
         self.flat = [b.reshape(-1) for b in self.buffers]
+        self.base_flat = [f.copy() for f in self.flat]  # the base point in the buffers' dtypes
         self.objs = [leaf.adapter.leaf_from_buffer(b, leaf.original) for leaf, b in zip(spec.leaves, self.buffers)]
         self.base_objs = list(self.objs)  # put back after a perturbation instead of rebuilt
         self.alias = [self._aliases(k) for k in range(len(spec.leaves))]
@@ -141,6 +142,12 @@ class Evaluator:
     def modified_leaf(self) -> str | None:
         """Path of a leaf whose buffer no longer holds the base point (fun wrote into its input)."""
         for k, leaf in enumerate(self.spec.leaves):
+            obj = self.objs[k]
+            if self.alias[k] and tuple(getattr(obj, "shape", ())) == tuple(leaf.shape):
+                # the object views the buffer: compare the buffer itself, no copy out of the framework
+                if not np.array_equal(self.flat[k], self.base_flat[k]):
+                    return leaf.path
+                continue
             cur = np.asarray(leaf.adapter.to_numpy(self.objs[k]), dtype=np.complex128 if np.iscomplexobj(self.flat[k]) else np.float64).reshape(-1)
             base = self.x0[leaf.slice].astype(self.flat[k].dtype).astype(cur.dtype)
             if cur.shape != base.shape or not np.array_equal(cur, base):
