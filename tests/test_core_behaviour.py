@@ -533,6 +533,31 @@ def test_fun_computing_in_float32_internally():
     assert r.worst[0].where == "x[1]"
 
 
+def test_float32_result_that_is_insensitive_to_each_entry_is_measured_at_a_coarser_spacing():
+    # a float32 result (quantum ~6e-8 |f|) of a loss whose entries each move it by ~1e-3 |x|: at
+    # 64 ulps and at 4 sqrt(eps) of float64 f does not change at all, so its noise only shows at
+    # eps^(1/4); without that third spacing the noise read as float64 roundoff, the steps were
+    # far too small and every entry gave numeric 0 (a false failure of a correct gradient)
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((20, 3000)) / np.sqrt(3000)
+    y = (rng.random(20) < 0.5).astype(float)
+
+    def f(w):
+        z = X @ w
+        return float(np.float32(np.mean(np.logaddexp(0.0, z) - y * z)))
+
+    def g(w):
+        z = X @ w
+        return X.T @ (1.0 / (1.0 + np.exp(-z)) - y) / 20
+
+    w = rng.standard_normal(3000)
+    r = check_gradient(f, w, g)
+    assert r.status == "pass", str(r)
+    assert any("fun is noisy" in m for m in r.messages)
+    r = check_gradient(f, w, lambda v: g(v) * np.where(np.arange(3000) == 9, 1.3, 1.0))
+    assert r.status == "fail" and r.worst[0].index == (9,), str(r)
+
+
 def test_mixed_dtypes_in_one_tree():
     def f(p):
         return float(np.sum(np.sin(p["a"]))) + float(np.sum(p["b"] ** 3))

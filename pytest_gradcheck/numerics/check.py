@@ -290,13 +290,17 @@ class Problem:
         sigma = median|D3| / (0.6745*sqrt(20)) (D3 of i.i.d. noise has variance
         20 sigma^2; the median ignores a kink crossed by a window).
 
-        Two spacings: delta = 64 ulps, where the smooth part of D3 (about
-        delta^3 times the third derivative) is far below roundoff even when |x|
-        is no measure of f's scale (params ~1e4 in a function varying on the
-        scale of 1); and, only when f does not change over that probe (it rounds
-        its input to float32 internally, say), delta = 4 sqrt(eps), coarse enough
-        to see that rounding.  The result is at least eps_f*|f0| and the spread
-        of repeated calls.
+        Up to three spacings, each tried only when the one before saw nothing:
+        delta = 64 ulps, where the smooth part of D3 (about delta^3 times the
+        third derivative) is far below roundoff even when |x| is no measure of
+        f's scale (params ~1e4 in a function varying on the scale of 1); then
+        delta = 4 sqrt(eps), coarse enough to see f round its input to float32
+        internally; then delta = eps^(1/4), for a result quantised far above the
+        change one entry makes (a float32 loss of 3000 weak features moves by
+        less than its quantum over 4 sqrt(eps)).  "Saw nothing" is fewer than 4
+        of the 8 values differing from f0, or a median |D3| of exactly 0 (a
+        staircase: most windows lie on one step).  The result is at least
+        eps_f*|f0| and the spread of repeated calls.
         """
         ev = self.ev
         eps_f = ev.eps_out or float(np.finfo(np.float64).eps)
@@ -307,7 +311,7 @@ class Problem:
         buf_eps = max(float(np.finfo(f.dtype).eps) for f in ev.flat)
         signs = self.rng.choice([-1.0, 1.0], size=self.n) * self.L
         sigma = None
-        for delta in (64.0 * buf_eps, 4.0 * math.sqrt(buf_eps)):
+        for delta in (64.0 * buf_eps, 4.0 * math.sqrt(buf_eps), buf_eps ** 0.25):
             # powers of two: x0 + k*u is then exact, so the points are equally spaced
             # (unequal spacing of x ~ 1e4 would show up as 'noise' of size ulp(x) |f'|)
             u = np.sign(signs) * np.exp2(np.round(np.log2(np.abs(signs) * delta)))
@@ -316,8 +320,10 @@ class Problem:
                 continue
             if np.count_nonzero(vals[1:] != f0) < 4:
                 continue  # f does not resolve this spacing: no information about its noise
-            d3 = np.diff(vals, 3)
-            sigma = float(np.median(np.abs(d3))) / (0.6745 * math.sqrt(20.0))
+            med = float(np.median(np.abs(np.diff(vals, 3))))
+            if med == 0.0:
+                continue  # a quantised f seen on one step of its staircase: look coarser
+            sigma = med / (0.6745 * math.sqrt(20.0))
             break
         self.noise_raw = sigma
         return (floor if sigma is None else max(sigma, floor)), eps_f
@@ -341,6 +347,10 @@ def _rms(v: np.ndarray) -> float:
     """Root mean square without overflow (gradients near 1e308 exist: exp(709))."""
     if v.size == 0:
         return 0.0
+    with np.errstate(over="ignore", under="ignore"):
+        ss = float(np.dot(v, v))
+    if 1e-290 < ss < 1e300:  # the sum of squares neither overflowed nor lost precision to underflow
+        return math.sqrt(ss / v.size)
     m = float(np.max(np.abs(v)))
     if m == 0 or not math.isfinite(m):
         return m
@@ -355,8 +365,14 @@ def _typical(v: np.ndarray) -> float:
     if v.size == 0:
         return 0.0
     m = np.abs(v)
-    med = float(np.median(m))
-    return med if med > 0 else float(np.mean(m))
+    total = float(m.sum())
+    if not math.isfinite(total):
+        med = float(np.median(m))
+    else:  # np.median without its NaN handling (none here): one partition
+        k = m.size // 2
+        part = np.partition(m, (k - 1, k) if m.size % 2 == 0 and k > 0 else k)
+        med = float(part[k]) if m.size % 2 else 0.5 * (float(part[k - 1]) + float(part[k]))
+    return med if med > 0 else total / m.size
 
 
 def _call_user(f, arg, what):
@@ -1003,17 +1019,18 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
         denom = np.maximum(np.maximum(np.abs(a), np.abs(numeric)), problem.grad_scale)
         rel = np.where(denom > 0, diff / denom, 0.0)
     m = checked & np.isfinite(diff)
-    counts = {"pass": int(((verdict == PASS) & checked).sum()), "fail": int(((verdict == FAIL) & checked).sum()),
-              "inconclusive": int(((verdict == INCONCLUSIVE) & checked).sum())}
+    ci = np.flatnonzero(checked)  # fast mode checks few entries: work on those, not on all n
+    cv = verdict[ci]
+    counts = {"pass": int((cv == PASS).sum()), "fail": int((cv == FAIL).sum()),
+              "inconclusive": int((cv == INCONCLUSIVE).sum())}
     if status is None:
         status = "fail" if counts["fail"] else ("inconclusive" if counts["inconclusive"] else "pass")
-    order_key = np.where(checked, np.where(verdict == FAIL, 2.0, np.where(verdict == INCONCLUSIVE, 1.0, 0.0)), -1.0)
-    r = np.nan_to_num(np.where(checked, ratio, -1.0), nan=-1.0, posinf=1e308)
-    idx = np.lexsort((-r, -order_key))[:MAX_WORST]
+    # worst first: failures, then inconclusive, then passes; within each, by ratio
+    order_key = np.where(cv == FAIL, 2.0, np.where(cv == INCONCLUSIVE, 1.0, 0.0))
+    r = np.nan_to_num(ratio[ci], nan=-1.0, posinf=1e308)
+    idx = ci[np.lexsort((-r, -order_key))[:MAX_WORST]]
     worst = []
     for i in idx:
-        if not checked[i]:
-            continue
         path, index = unravel(problem.spec, int(i))
         worst.append(EntryReport(path, index, float(a[i]), float(numeric[i]), float(err[i]), float(tol[i]),
                                  _VERDICT[int(verdict[i])], reasons.get(int(i), "")))
@@ -1021,6 +1038,10 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
     for leaf in problem.spec.leaves:
         sl = leaf.slice
         c = checked[sl]
+        if c.size and not c.any():
+            leaves.append(LeafSummary(leaf.path, leaf.shape, leaf.dtype_name, 0.0,
+                                      {"pass": 0, "fail": 0, "inconclusive": 0}, None))
+            continue
         v = verdict[sl]
         lr = np.where(c, np.nan_to_num(ratio[sl], nan=0.0), 0.0)
         leaves.append(LeafSummary(leaf.path, leaf.shape, leaf.dtype_name,
