@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from pytest_gradcheck import check_gradient
+from pytest_gradcheck import GradcheckInputError, check_gradient
 from pytest_gradcheck.numerics import fast
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -179,6 +179,23 @@ def test_a_pass_at_the_least_noise_skips_the_noise_measurement():
     rb = check_gradient(fun, w, _wrong_entry(grad, 7, 1.05), mode="fast")
     assert rb.status == "fail" and rb.worst[0].index == (7,)
     assert not any("noise taken as f's roundoff" in m for m in rb.messages)
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_n_probes_trades_the_escape_bound_for_evaluations(k):
+    fun, grad, w = logistic(3000, seed=1)
+    r = check_gradient(fun, w, grad, mode="fast", n_probes=k)
+    assert r.passed and r.n_evals == 2 + 2 * k and r.escape_probability == 2.0 ** -k
+    # a single wrong entry is caught by any number of probes
+    rb = check_gradient(fun, w, _wrong_entry(grad, 5, 1.05), mode="fast", n_probes=k)
+    assert rb.status == "fail" and rb.worst[0].index == (5,) and rb.escape_probability == 0.0
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10"])
+def test_n_probes_must_be_a_positive_integer(bad):
+    fun, grad, w = logistic(50, seed=1)
+    with pytest.raises(GradcheckInputError, match="n_probes"):
+        check_gradient(fun, w, grad, mode="fast", n_probes=bad)
 
 
 def test_a_function_noisier_than_its_roundoff_is_measured_before_it_is_judged():

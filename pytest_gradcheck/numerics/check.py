@@ -439,7 +439,8 @@ class Judge:
 
 # ---------------------------------------------------------------------------
 def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=None, rtol=None,
-                   mode="auto", seed=0, vectorized=None, batch_memory=BATCH_MEMORY) -> GradcheckResult:
+                   mode="auto", seed=0, vectorized=None, batch_memory=BATCH_MEMORY,
+                   n_probes=None) -> GradcheckResult:
     """Compare ``grad(params)`` with finite differences of ``fun`` at ``params``.
 
     fun(params) returns a scalar; params is an array, a number, or a dict / list /
@@ -453,17 +454,24 @@ def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=N
     up to 2000 parameters, fast above).  ``vectorized``:
     True when fun (numpy) accepts a leading batch axis on every leaf, so many
     perturbed points go in one call; None lets torch/jax use vmap when it works;
-    False evaluates one point per call.  Never modifies
-    params; the same inputs and seed give the same result.
+    False evaluates one point per call.  ``n_probes``: random directions of
+    fast mode (default 10: any error with one entry above the threshold
+    escapes with probability <= 2^-10; a single wrong entry is caught by any
+    number of probes; each probe costs 2 evaluations with central differences).
+    Never modifies params; the same inputs and seed give the same result.
     """
     __tracebackhide__ = True
     _validate(fun, method, mode, eps, atol, rtol, seed)
+    if n_probes is not None and (isinstance(n_probes, bool) or not isinstance(n_probes, (int, np.integer))
+                                 or n_probes < 1):
+        raise GradcheckInputError(f"n_probes must be a positive integer (random directions of fast mode); "
+                                  f"got {n_probes!r}")
     problem = Problem(fun, params, grad, method, eps, atol, rtol, int(seed),
                       vectorized=vectorized, batch_memory=batch_memory)
     if mode != "full":
         from . import fast  # lazily: full mode does not need it
         if mode == "fast" or fast.prefers_fast(problem):
-            return fast.check_fast(problem)
+            return fast.check_fast(problem, n_probes)
     return full_check(problem)
 
 
@@ -727,7 +735,7 @@ def _real(ev, out):
     """A float from one output of fun (numpy or framework scalar); records its dtype's eps."""
     if type(out) is float:
         return out
-    value, eps = scalar_of(out)
+    value, eps = scalar_of(out, owners=ev.owners)
     if ev.eps_out is None or eps > ev.eps_out:
         ev.eps_out = eps
     return _real_value(value)
