@@ -34,6 +34,9 @@ class Adapter:
     name: str = "base"
     #: True when leaf_from_buffer returns a view of the buffer's memory
     aliases_buffer: bool = False
+    #: True when ``gradient`` never hands the given leaves to fun (it differentiates copies, or
+    #: leaves are immutable): the check that fun left params unchanged is then skipped there
+    gradient_copies_params: bool = False
 
     def owns(self, leaf: Any) -> bool:
         """True when ``leaf`` is an array or scalar of this framework."""

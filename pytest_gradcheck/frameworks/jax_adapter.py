@@ -86,6 +86,7 @@ class _Structure:
 class JaxAdapter(Adapter):
     name = "jax"
     aliases_buffer = False
+    gradient_copies_params = True  # jax arrays are immutable
 
     def owns(self, leaf):
         return isinstance(leaf, jax.Array) and not isinstance(leaf, jax.core.Tracer)

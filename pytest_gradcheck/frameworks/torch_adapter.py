@@ -97,6 +97,7 @@ def tree_leaves(tree):
 class TorchAdapter(Adapter):
     name = "torch"
     aliases_buffer = True  # on CPU; the evaluator tests each leaf, so CUDA copies are detected
+    gradient_copies_params = True  # autograd runs on detached clones
 
     def owns(self, leaf):
         return isinstance(leaf, torch.Tensor)
