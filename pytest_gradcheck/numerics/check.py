@@ -299,8 +299,10 @@ class Problem:
         internally; then delta = eps^(1/4), for a result quantised far above the
         change one entry makes (a float32 loss of 3000 weak features moves by
         less than its quantum over 4 sqrt(eps)).  "Saw nothing" is fewer than 4
-        of the 8 values differing from f0, or a median |D3| of exactly 0 (a
-        staircase: most windows lie on one step).  The result is at least
+        of the 8 values differing from f0, or a median |D3| of exactly 0 with
+        repeated values (a staircase: most windows lie on one step; distinct
+        values with D3 = 0 are a smooth f whose rounding is the same at points
+        this close, and keep the floor).  The result is at least
         eps_f*|f0| and the spread of repeated calls.
         """
         ev = self.ev
@@ -322,8 +324,8 @@ class Problem:
             if np.count_nonzero(vals[1:] != f0) < 4:
                 continue  # f does not resolve this spacing: no information about its noise
             med = float(np.median(np.abs(np.diff(vals, 3))))
-            if med == 0.0:
-                continue  # a quantised f seen on one step of its staircase: look coarser
+            if med == 0.0 and np.unique(vals).size < vals.size:
+                continue  # a quantised f, most windows on one step of its staircase: look coarser
             sigma = med / (0.6745 * math.sqrt(20.0))
             break
         self.noise_raw = sigma

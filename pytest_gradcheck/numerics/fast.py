@@ -50,10 +50,22 @@ Escape probability (the number reported as ``escape_probability``)
     power: 0 for a single wrong entry.
 
 Default K: the target "at most one in a thousand": 2^-K <= 1e-3 gives
-K = 10 probes, about 2K = 20 evaluations of f when they agree at the first
-step, plus the 8 of the noise measurement and 1 repeat: ~29 evaluations
-whatever n (full mode: 2n).  Gaussian probes would not give the exact
-single-entry property (a N(0,1) weight falls below 0.1 with probability 8%).
+K = 10 probes (``n_probes`` changes it).  Gaussian probes would not give the
+exact single-entry property (a N(0,1) weight falls below 0.1 with probability 8%).
+
+Noise, lazily
+-------------
+The tolerance needs sigma, the noise of f, which full mode measures with 8
+evaluations (Problem.measure_noise).  Fast mode first probes with the least
+noise f can have: its roundoff at params, eps_f |f0| (or the spread of the
+repeated call, if larger).  Every tolerance built on it is at most the one
+the measured sigma would give (sigma is never below that floor), so when all
+K probes agree at their first step the pass stands -- and is reported with
+that tighter threshold.  At the first probe that does not agree, the round is
+abandoned (at most 2K evaluations spent), the noise is measured, and the
+probes run again with steps and tolerances from it.  A passing check thus costs
+f0, the repeated f0 and 2K evaluations: 22 whatever n (full mode: 2n); torch's
+fast mode costs 2 per input tensor plus f0 and a backward pass.
 
 Localisation
 ------------
