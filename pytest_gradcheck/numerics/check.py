@@ -465,10 +465,9 @@ def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=N
     """
     __tracebackhide__ = True
     _validate(fun, method, mode, eps, atol, rtol, seed)
-    if n_probes is not None and (isinstance(n_probes, bool) or not isinstance(n_probes, (int, np.integer))
-                                 or n_probes < 1):
-        raise GradcheckInputError(f"n_probes must be a positive integer (random directions of fast mode); "
-                                  f"got {n_probes!r}")
+    if n_probes is not None:  # rejected before fun is first called
+        from .fast import probe_count
+        probe_count(n_probes)
     problem = Problem(fun, params, grad, method, eps, atol, rtol, int(seed),
                       vectorized=vectorized, batch_memory=batch_memory)
     if mode != "full":

@@ -411,8 +411,19 @@ def _escape_of(v, T, K, rng):
     return miss ** K
 
 
+def probe_count(n_probes) -> int:
+    """K from the ``n_probes`` argument (None: N_PROBES); GradcheckInputError unless a positive integer."""
+    if n_probes is None:
+        return N_PROBES
+    if isinstance(n_probes, bool) or not isinstance(n_probes, (int, np.integer)) or n_probes < 1:
+        raise GradcheckInputError(f"n_probes must be a positive integer (random directions of fast mode); "
+                                  f"got {n_probes!r}")
+    return int(n_probes)
+
+
 def check_fast(problem, n_probes: int | None = None):
     """Fast-mode check of a prepared Problem; returns a GradcheckResult (mode="fast")."""
+    K = probe_count(n_probes)
     judge = Judge(problem)
     base_msgs = problem.check_base()
     if any(m.startswith("fun is nondeterministic") for m in base_msgs):
@@ -420,9 +431,6 @@ def check_fast(problem, n_probes: int | None = None):
         res.mode = "fast"
         return res
     problem.messages.extend(base_msgs)
-    K = int(n_probes or N_PROBES)
-    if K < 1:
-        raise GradcheckInputError(f"n_probes must be at least 1; got {n_probes!r}")
     n = problem.n
     rng = np.random.default_rng([problem.seed, 0xFA57])
     signs = list(_rademacher(rng, K, n))
