@@ -198,6 +198,17 @@ def test_n_probes_must_be_a_positive_integer(bad):
         check_gradient(fun, w, grad, mode="fast", n_probes=bad)
 
 
+def test_a_probe_that_needs_refining_measures_the_noise_and_the_round_goes_on():
+    # a sum of 10^4 terms: its noise is ~its roundoff, but some probes need a refined estimate;
+    # the noise is measured at the first of them and the probes already taken stand (no restart:
+    # 2 + 2K + 8 for the noise + a few refinement levels; restarting cost 46)
+    x = np.random.default_rng(0).uniform(-2, 2, size=10_000)
+    r = check_gradient(lambda p: float(np.sum(np.sin(p) * p * p)), x,
+                       lambda p: np.cos(p) * p * p + 2 * p * np.sin(p), mode="fast")
+    assert r.passed and not any("noise taken as f's roundoff" in m for m in r.messages)
+    assert r.n_evals <= 2 + 2 * fast.N_PROBES + 8 + 8
+
+
 def test_a_function_noisier_than_its_roundoff_is_measured_before_it_is_judged():
     # f computes in float32 inside but returns float64: its noise is ~1e7 x the float64 roundoff the
     # first round assumes, so that round cannot settle; the measured noise sets steps and tolerances

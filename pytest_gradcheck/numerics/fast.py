@@ -61,11 +61,15 @@ noise f can have: its roundoff at params, eps_f |f0| (or the spread of the
 repeated call, if larger).  Every tolerance built on it is at most the one
 the measured sigma would give (sigma is never below that floor), so when all
 K probes agree at their first step the pass stands -- and is reported with
-that tighter threshold.  At the first probe that does not agree, the round is
-abandoned (at most 2K evaluations spent), the noise is measured, and the
-probes run again with steps and tolerances from it.  A passing check thus costs
-f0, the repeated f0 and 2K evaluations: 22 whatever n (full mode: 2n); torch's
-fast mode costs 2 per input tensor plus f0 and a backward pass.
+that tighter threshold.  At the first probe that does not agree, the noise is
+measured (8 evaluations).  If it leaves the probes' step within 25% and their
+scales unchanged (f's noise is near its roundoff, the probe merely needs
+refining), the round goes on with it and the probes already taken stand;
+otherwise (f is noisier: its steps must grow) the probes start again with
+steps and tolerances from the measured noise, at most 2K evaluations having
+been spent.  A passing check thus costs f0, the repeated f0 and 2K
+evaluations: 22 whatever n (full mode: 2n); torch's fast mode costs 2 per
+input tensor plus f0 and a backward pass.
 
 Localisation
 ------------
@@ -271,10 +275,15 @@ class _Fast:
         sch = self.scheme
         R0 = self.R0_unit * self.sigma / self.h
         D, P, fwd, bwd, finite = self._level(d, self.h)
-        if finite and abs(D - P) <= self._tol(R0, floor):
+        settled = finite and abs(D - P) <= self._tol(R0, floor)
+        if not settled and self.assumed_noise:
+            # not settled at the first step: measure the noise before judging any further
+            if not self._adopt_measured_noise():
+                return None  # the measured noise changes the probes' steps or scales: start again
+            R0 = self.R0_unit * self.sigma / self.h
+            settled = finite and abs(D - P) <= self._tol(R0, floor)
+        if settled:
             pr.D, pr.P, pr.err, pr.verdict, pr.reason = D, P, R0, PASS, ""
-        elif self.assumed_noise:
-            return None  # not settled at the first step: the noise must be measured before judging
         else:
             self._refine(pr, d, D, P, fwd, bwd, floor)
         pr.tol = self._tol(pr.err, floor)
@@ -283,6 +292,37 @@ class _Fast:
         if not math.isfinite(pr.ratio) and pr.verdict == PASS:
             pr.ratio = 0.0
         return pr
+
+    def _adopt_measured_noise(self) -> bool:
+        """Measure f's noise and judge from now on with it, keeping the probes' step h and scales
+        (so the probes already taken, which passed at a tighter tolerance, stand).  False when the
+        measured noise would move the step by more than 25% or change the scales: a fresh round
+        with the measured noise is then needed."""
+        sigma, eps_eff = _check.noise_level(self.p)
+        if self.p.eps is None:
+            if self.scheme.base_step(eps_eff) > 1.25 * self.h:
+                return False
+            self.sigma = sigma
+            if not np.array_equal(self._visible_scale(self.p), self.scale):
+                return False
+        self.sigma, self.eps_eff = sigma, eps_eff
+        self.assumed_noise = False
+        return True
+
+    def run(self, signs):
+        """The K probes along ``signs`` over all entries; stops at a confirmed failure (to localise
+        it).  None when a round at the assumed noise has to start again with the measured one."""
+        n = self.p.n
+        self.prefetch([s * self.scale for s in signs])
+        probes = []
+        for s in signs:
+            pr = self.probe(0, n, s)
+            if pr is None:
+                return None
+            probes.append(pr)
+            if pr.verdict == FAIL:
+                break  # a confirmed disagreement: the check fails; localise it rather than probe on
+        return probes
 
     def _complex_probe(self, pr, floor):
         p = self.p
@@ -437,26 +477,14 @@ def check_fast(problem, n_probes: int | None = None):
     probes = None
     if problem.method != "complex" and getattr(problem, "sigma", None) is None:
         # First round with the least noise f can have (its roundoff at f0): a tolerance built on it is
-        # the tightest, so probes that all agree at their first step are a valid pass and the 8
-        # evaluations of the noise measurement are saved.  At the first probe that does not agree the
-        # round is abandoned (at most 2K evaluations spent) and the noise is measured.
+        # the tightest, so probes that agree at their first step are a valid pass and, when all do,
+        # the 8 evaluations of the noise measurement are saved.  At the first probe that does not
+        # agree the noise is measured; the round goes on with it unless it moves the steps.
         fx = _Fast(problem, judge, K, assume_least_noise=True)
-        fx.prefetch([s * fx.scale for s in signs])
-        probes = []
-        for s in signs:
-            pr = fx.probe(0, n, s)
-            if pr is None:
-                probes = None
-                break
-            probes.append(pr)
+        probes = fx.run(signs)
     if probes is None:
         fx = _Fast(problem, judge, K)
-        fx.prefetch([s * fx.scale for s in signs])
-        probes = []
-        for s in signs:
-            probes.append(fx.probe(0, n, s))
-            if probes[-1].verdict == FAIL:
-                break  # a confirmed disagreement: the check fails; localise it rather than probe on
+        probes = fx.run(signs)
     if fx.complex:
         _check_complex_analytic(fx, signs[0], probes[0])
 
