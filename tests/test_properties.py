@@ -179,19 +179,12 @@ PINNED = [(s * 7919 + 3, i, o, s, 1.0 if s % 2 else -1.0)
                           (12, 1e-3, 1.0)]] + [(190, 1.0, 1e-8, 0, -1.0)]
 
 
-#: still open at the deadline: after a stage-A disagreement, central4's
-#: refinement settles on an estimate ~400x less precise than the first one
-#: (tolerance 1.1e-19 -> 4.8e-17 on an entry of 1.6e-9) and passes the entry
-KNOWN_CENTRAL4 = {(190, 1.0, 1e-8, 0, -1.0)}
-KNOWN_CENTRAL4_REASON = ("central4 refinement replaces the first estimate by a ~400x less precise one and "
-                         "passes a disagreement of 30x the first tolerance (2e-9 relative)")
-
-
+# (190, ...) with central4 once passed: after a stage-A disagreement, the chain from larger steps
+# settled on an estimate ~400x less precise than the first one and passed the entry (see
+# check._refine: such a pass must now resolve the stage-A disagreement)
 @pytest.mark.parametrize("method", ["central", "central4", "forward"])
 @pytest.mark.parametrize("seed,in_scale,out_scale,pick,sign", PINNED)
-def test_perturbation_beyond_tolerance_fails_pinned(seed, in_scale, out_scale, pick, sign, method, request):
-    if method == "central4" and (seed, in_scale, out_scale, pick, sign) in KNOWN_CENTRAL4:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_CENTRAL4_REASON))
+def test_perturbation_beyond_tolerance_fails_pinned(seed, in_scale, out_scale, pick, sign, method):
     prob = Problem(seed, in_scale, out_scale, "dict")
     r = check_gradient(prob.fun, prob.params(), prob.grad, method=method)
     assert r.status == "pass"

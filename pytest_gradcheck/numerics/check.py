@@ -840,6 +840,9 @@ class _Chain:
         self.wnorm = scheme.weight_norm
         self.prev_D = self.prev_N = self.prev_fb = self.prev_diff = None
         self.best, self.best_err = math.nan, math.inf
+        # a disagreement found at a smaller step that a pass of this chain must resolve (set for the
+        # chain from larger steps, whose estimates are less precise than stage A's): see _refine
+        self.disc0 = math.inf
         self.streak = 0
         self.state = "unsettled"
         self.kink = None
@@ -899,7 +902,7 @@ class _Chain:
             if e < self.best_err:
                 self.best, self.best_err = est, e
         t = judge.tol(i, self.best, self.best_err)
-        if abs(self.best - a) <= t and t <= self.informative:
+        if abs(self.best - a) <= t and t <= self.informative and t < self.disc0:
             return self.best, self.best_err, PASS
         if converged and any(abs(est - a) > judge.tol(i, est, e_cons) for est, _, e_cons in cands):
             self.state = "disagree"
@@ -964,6 +967,10 @@ def _refine(problem, judge, scheme, i, h0, D0, fwd0, bwd0, sigma):
         return first
     up = _Chain(problem, judge, scheme, i, sigma)
     up.start(*_level(problem, scheme, i, h0 * R_FACTOR**2)[:3])
+    # larger steps cost truncation: an early pass of theirs must be tighter than the disagreement
+    # stage A found at h0, or it would overrule a more precise estimate with a less precise one
+    # (central4 at a loss scale of 1e-8 passed an error of 30x its tolerance that way)
+    up.disc0 = abs(D0 - problem.analytic[i]) if np.isfinite(D0) else math.inf
     for lvl in (_level(problem, scheme, i, h0 * R_FACTOR), (D0, fwd0, bwd0, h0, bool(np.isfinite(D0)))):
         got = up.feed(*lvl)
         if got is not None:

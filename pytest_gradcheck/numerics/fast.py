@@ -369,6 +369,7 @@ class _Fast:
             if chain.state == "unsettled" and self.p.eps is None:
                 up = _check._Chain(shim, shim, sch, 0, self.sigma)
                 up.start(*level(self.h * R_FACTOR ** 2)[:3])
+                up.disc0 = abs(D0 - P0) if math.isfinite(D0) else math.inf  # see check._refine
                 for lv in (level(self.h * R_FACTOR), (D0, fwd0, bwd0, self.h, math.isfinite(D0))):
                     got = up.feed(*lv)
                     if got is not None:
