@@ -27,6 +27,33 @@ def batched_agrees(batched_value, plain_value) -> bool:
         1e3 * float(np.finfo(np.float32).eps) * max(abs(plain_value), 1e-300)
 
 
+#: until a batched evaluator has proved itself, chunks of fewer points than this are evaluated by
+#: plain calls (the core's check of the base point, fast mode's ~20 probe points), so they never pay
+#: a framework's one-time batching set-up (torch.func.vmap ~1-2 s per process, an XLA compile)
+MIN_BATCH_ROWS = 64
+
+
+def batch_dispatcher(vectorized, run_single, run_batched, decide):
+    """``run(points)`` for an adapter's ``batched``: plain calls for small chunks until decided,
+    then the mode ``decide(points)`` chose on the first chunk of at least MIN_BATCH_ROWS
+    points.  ``decide`` returns (mode, values): "batched" or "single", and the chunk's values.
+    ``vectorized=True`` (the user promises a batch axis) skips the decision."""
+    state = {"mode": "batched" if vectorized else None}
+
+    def run(points):
+        mode = state["mode"]
+        if points.shape[0] == 0:
+            return np.zeros(0)
+        if mode == "single" or (mode is None and points.shape[0] < MIN_BATCH_ROWS):
+            return run_single(points)
+        if mode == "batched":
+            return run_batched(points)
+        state["mode"], values = decide(points)
+        return values
+
+    return run
+
+
 class Adapter:
     """Base class; subclass it for a framework and register it (see registry.py)."""
 

@@ -29,16 +29,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import GradcheckInputError
-from .base import Adapter, batched_agrees
+from .base import Adapter, batch_dispatcher, batched_agrees
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 _WIDE = (np.dtype(np.float64), np.dtype(np.complex128))
 #: below this many parameters vmap is not tried (compiling the batched function
 #: costs more than 2n calls of a small problem)
 MIN_BATCH_PARAMS = 64
-#: until the batched evaluator has proved itself, chunks of fewer points than this are
-#: evaluated by plain calls (the core's check of the base point, fast mode's few probes)
-MIN_BATCH_ROWS = 64
 #: points per batched call: a power of two chosen so that one call's inputs stay near
 #: this many float64 numbers; every chunk (the core's check of the base point too) is
 #: padded to it, so that XLA compiles one batch shape per function
@@ -187,30 +184,17 @@ class JaxAdapter(Adapter):
 
         cap = 1 << min(10, max(3, (SUB_BATCH_FLOATS // max(spec.size, 1)).bit_length() - 1))
 
-        # small batches (the core's check of the base point, fast mode's ~20 probe points) are
-        # answered by plain calls, so they never pay an XLA compile; the first chunk of at least
-        # MIN_BATCH_ROWS points is checked against a plain call, and a fun that vmap/jit cannot run
-        # gets plain calls
-        state = {"mode": "batched" if vectorized else None}
-
-        def run(points):
-            B = points.shape[0]
-            mode = state["mode"]
-            if B == 0:
-                return np.zeros(0)
-            if mode == "single" or (mode is None and B < MIN_BATCH_ROWS):
-                return run_single(points)
-            if mode is None:
-                try:
-                    out = run_batched(points)
-                    ok = batched_agrees(out[0], run_single(points[:1])[0])
-                except GradcheckInputError:
-                    raise
-                except Exception:  # noqa: BLE001 - not vmappable / jittable
-                    ok = False
-                state["mode"] = "batched" if ok else "single"
-                return out if ok else run_single(points)
-            return run_batched(points)
+        # the first chunk of at least MIN_BATCH_ROWS points (base.batch_dispatcher; smaller ones never
+        # pay an XLA compile) is checked against a plain call; a fun that vmap/jit cannot run gets plain calls
+        def decide(points):
+            try:
+                out = run_batched(points)
+                ok = batched_agrees(out[0], run_single(points[:1])[0])
+            except GradcheckInputError:
+                raise
+            except Exception:  # noqa: BLE001 - not vmappable / jittable
+                ok = False
+            return ("batched", out) if ok else ("single", run_single(points))
 
         def run_batched(points):
             if points.shape[0] > cap and not vectorized:
@@ -258,4 +242,4 @@ class JaxAdapter(Adapter):
                 out = out.astype(np.float32)
             return out.astype(np.float64)
 
-        return run
+        return batch_dispatcher(vectorized, run_single, run_batched, decide)

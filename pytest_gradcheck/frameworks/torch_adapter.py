@@ -22,16 +22,13 @@ import numpy as np
 import torch
 
 from ..errors import GradcheckInputError
-from .base import Adapter, batched_agrees
+from .base import Adapter, batch_dispatcher, batched_agrees
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 _EPS_CACHE: dict = {}
 #: below this many parameters vmap is not tried (its first call in a process costs
 #: ~1-2 s of functorch set-up; 2n plain calls of a small problem cost less)
 MIN_BATCH_PARAMS = 64
-#: until the batched evaluator has proved itself, chunks of fewer points than this are
-#: evaluated by plain calls (the core's check of the base point, fast mode's few probes)
-MIN_BATCH_ROWS = 64
 #: from this many parameters on, vmap is not tried either: every batched point is a full
 #: copy of the n parameters (O(n) per point on top of fun), while the core's own loop
 #: perturbs one aliased entry in O(1), and fun's cost (also O(n)) dwarfs the Python
@@ -199,38 +196,25 @@ class TorchAdapter(Adapter):
         # slower per point than plain calls (a 10^4-parameter MLP: 2x slower).  The first real chunk
         # times both on PROBE_ROWS rows each, checks the vmapped value against a plain call, and the
         # faster one evaluates the rest of this check; a fun that vmap cannot run gets plain calls.
-        # Chunks below MIN_BATCH_ROWS points (the core's check of the base point, fast mode's probes)
-        # get plain calls until then, so they never pay vmap's one-time set-up (~1-2 s per process)
-        state = {"mode": "batched" if vectorized else None}
-
-        def run(points):
-            B = points.shape[0]
-            mode = state["mode"]
-            if B == 0:
-                return np.zeros(0)
-            if mode == "single" or (mode is None and B < MIN_BATCH_ROWS):
-                return run_single(points)
-            if mode == "batched":
-                return run_batched(points)
-            k = min(PROBE_ROWS, B)
+        def decide(points):
+            k = min(PROBE_ROWS, points.shape[0])
             t0 = time.perf_counter()
             try:
                 head = run_batched(points[:k])
             except GradcheckInputError:
                 raise
             except Exception:  # noqa: BLE001 - not vmappable: one call per point
-                state["mode"] = "single"
-                return run_single(points)
+                return "single", run_single(points)
             t1 = time.perf_counter()
             mid = run_single(points[k:2 * k])
             t2 = time.perf_counter()
-            ref = run_single(points[:1])[0]
-            if not batched_agrees(head[0], ref):  # vmap changes fun's value: do not trust it
-                state["mode"] = "single"
-                return np.concatenate([run_single(points[:k]), mid, run_single(points[2 * k:])])
-            if mid.size == k:
-                state["mode"] = "batched" if (t1 - t0) <= (t2 - t1) else "single"
-            return np.concatenate([head, mid, run(points[2 * k:])])
+            if not batched_agrees(head[0], run_single(points[:1])[0]):  # vmap changes fun's value
+                return "single", np.concatenate([run_single(points[:k]), mid, run_single(points[2 * k:])])
+            if mid.size < k:  # too few points to time both ways: decide on a later chunk
+                return None, np.concatenate([head, mid])
+            mode = "batched" if (t1 - t0) <= (t2 - t1) else "single"
+            rest = run_batched(points[2 * k:]) if mode == "batched" else run_single(points[2 * k:])
+            return mode, np.concatenate([head, mid, rest])
 
         def run_batched(points):
             if points.shape[0] > sub and not vectorized:
@@ -279,4 +263,4 @@ class TorchAdapter(Adapter):
                 out = out.real
             return out.to(device="cpu", dtype=torch.float64).numpy()
 
-        return run
+        return batch_dispatcher(vectorized, run_single, run_batched, decide)
