@@ -226,8 +226,9 @@ def test_batched_path_is_used_and_gives_the_same_verdicts(probe_rows, monkeypatc
             out[vec, g is None] = res
             if vec is None and probe_rows > 10**6:
                 assert len(calls) < res.n_evals  # many points per call
-            else:
+            elif vec is False:
                 assert len(calls) >= res.n_evals - 2
+            # (vec None with probe_rows=4 times both ways: which one wins depends on the machine's load)
     for ok in (True, False):
         a, b = out[None, ok], out[False, ok]
         assert a.status == b.status == ("pass" if ok else "fail")
