@@ -105,7 +105,10 @@ class TorchAdapter(Adapter):
             t = t.cpu()
         if t.dtype == torch.bfloat16 or (t.is_floating_point() and t.dtype not in (torch.float16, torch.float32, torch.float64)):
             t = t.to(torch.float32)  # bfloat16 / float8: no numpy dtype; float32 holds them exactly
-        t = t.resolve_conj().resolve_neg()
+        if t.is_conj():
+            t = t.resolve_conj()
+        if t.is_neg():
+            t = t.resolve_neg()
         return np.array(t.numpy(), copy=True)
 
     def native_dtype(self, leaf):

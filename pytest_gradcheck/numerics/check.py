@@ -429,10 +429,11 @@ class Judge:
             return self.atol + self.rtol * abs(numeric)
         return SAFETY * err + self.floor[i]
 
-    def tol_vec(self, numeric, err):
+    def tol_vec(self, numeric, err, idx=None):
+        """Tolerances of all entries, or of the entries ``idx`` (numeric and err then aligned with idx)."""
         if self.explicit:
             return self.atol + self.rtol * np.abs(numeric)
-        return SAFETY * err + self.floor
+        return SAFETY * err + (self.floor if idx is None else self.floor[idx])
 
     def describe(self):
         if self.explicit:
@@ -1029,14 +1030,23 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
     a = problem.analytic
     n = problem.n
     checked = np.ones(n, dtype=bool) if checked is None else checked
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tol = judge.tol_vec(numeric, err)
-        diff = np.abs(a - numeric)
-        ratio = np.where(tol > 0, diff / tol, np.where(diff == 0, 0.0, np.inf))
-        denom = np.maximum(np.maximum(np.abs(a), np.abs(numeric)), problem.grad_scale)
-        rel = np.where(denom > 0, diff / denom, 0.0)
-    m = checked & np.isfinite(diff)
     ci = np.flatnonzero(checked)  # fast mode checks few entries: work on those, not on all n
+    # per-entry numbers of the checked entries (NaN elsewhere: numeric is NaN there)
+    sub = None if ci.size == n else ci
+    tol, ratio, diff, rel = (np.full(n, np.nan) for _ in range(4)) if sub is not None else (None,) * 4
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a_c = a if sub is None else a[sub]
+        n_c = numeric if sub is None else numeric[sub]
+        t_c = judge.tol_vec(n_c, err if sub is None else err[sub], sub)
+        d_c = np.abs(a_c - n_c)
+        r_c = np.where(t_c > 0, d_c / t_c, np.where(d_c == 0, 0.0, np.inf))
+        denom = np.maximum(np.maximum(np.abs(a_c), np.abs(n_c)), problem.grad_scale if sub is None else problem.grad_scale[sub])
+        e_c = np.where(denom > 0, d_c / denom, 0.0)
+    if sub is None:
+        tol, diff, ratio, rel = t_c, d_c, r_c, e_c
+    else:
+        tol[sub], diff[sub], ratio[sub], rel[sub] = t_c, d_c, r_c, e_c
+    m = checked & np.isfinite(diff)
     cv = verdict[ci]
     counts = {"pass": int((cv == PASS).sum()), "fail": int((cv == FAIL).sum()),
               "inconclusive": int((cv == INCONCLUSIVE).sum())}

@@ -97,7 +97,7 @@ def flatten(params, name: str = "params") -> tuple[np.ndarray, TreeSpec]:
         leaf = Leaf(p, tuple(values.shape), offset, int(values.size), adapter, obj, values.dtype,
                     adapter.native_dtype(obj), adapter.eps(obj))
         leaves.append(leaf)
-        chunks.append(values.astype(np.float64).ravel())
+        chunks.append(values.astype(np.float64, copy=False).ravel())  # concatenate copies it
         offset += leaf.size
         return len(leaves) - 1
 
@@ -161,9 +161,9 @@ def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, 
                     hint = " (transposed?)" if tuple(v.shape) == tuple(reversed(leaf.shape)) and len(leaf.shape) == 2 else ""
                     raise GradcheckInputError(
                         f"{what} leaf {leaf.path!r} has shape {tuple(v.shape)} but params leaf has shape {leaf.shape}{hint}")
-            vals = v.astype(np.float64).ravel()
-            bad = ~np.isfinite(vals)
-            if bad.any():
+            vals = v.astype(np.float64, copy=False).ravel()
+            if not np.isfinite(vals).all():
+                bad = ~np.isfinite(vals)
                 j = int(np.flatnonzero(bad)[0])
                 idx = np.unravel_index(j, leaf.shape) if leaf.shape else ()
                 raise GradcheckInputError(
