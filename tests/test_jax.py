@@ -259,3 +259,50 @@ def test_large_leaves_do_not_alias_the_checkers_buffers():
     leaf = JaxAdapter().leaf_from_buffer(buf, jnp.zeros(100_000))
     buf[0] = 5.0  # the checker perturbs its buffer in place...
     assert float(leaf[0]) == 0.0  # ...which must not change an existing jax array
+
+
+def test_float64_params_checked_with_x64_off_have_no_false_failure():
+    # float64 leaves made in an x64 context, checked outside it: jax.grad would compute in float32
+    # precision and call the result float64, and a correct gradient failed at ~1e-7 relative
+    if jax.config.jax_enable_x64:
+        pytest.skip("x64 is globally on in this process")
+    with jax.enable_x64(True):
+        x = jnp.asarray(np.random.default_rng(32).standard_normal((4, 3)))
+        params = {"W": jnp.asarray(np.random.default_rng(33).standard_normal((3, 2)))}
+
+    @jax.jit
+    def loss(p):
+        return jnp.sum(jnp.tanh(x @ p["W"]))
+
+    for mode in ("full", "fast"):
+        res = check_gradient(loss, params, mode=mode)
+        assert res.status == "pass", str(res)
+    assert not jax.config.jax_enable_x64
+
+
+def test_jitted_fun_gets_the_checkers_buffers_and_the_same_verdicts():
+    # a jitted fun takes numpy arrays (its dispatch converts them): no jax array per evaluation
+    seen = []
+
+    def body(p):
+        seen.append(type(p["W"]).__name__)  # runs once per trace, with tracers
+        return jnp.sum(jnp.tanh(p["W"]) * p["b"])
+
+    jitted = jax.jit(body)
+    params = {"W": jnp.asarray(_r((6,), 40)), "b": jnp.asarray(_r((6,), 41))}
+    grad = jax.grad(body)
+    prob = _core.Problem(jitted, params, None, "central", None, None, None, 0)
+    assert prob.ev.numpy_leaves and all(prob.ev.alias)
+    assert not _core.Problem(body, params, None, "central", None, None, None, 0).ev.numpy_leaves  # not jitted
+    for mode in ("full", "fast"):
+        a = check_gradient(jitted, params, mode=mode, vectorized=False)
+        b = check_gradient(body, params, grad, mode=mode, vectorized=False)
+        assert a.status == b.status == "pass", str(a)
+
+    def wrong(p):
+        g = grad(p)
+        return {"W": g["W"].at[2].multiply(1.05), "b": g["b"]}
+
+    for mode in ("full", "fast"):
+        res = check_gradient(jitted, params, wrong, mode=mode, vectorized=False)
+        assert res.status == "fail" and res.worst[0].leaf == "W" and res.worst[0].index == (2,), str(res)

@@ -64,6 +64,10 @@ class Adapter:
     #: True when ``gradient`` never hands the given leaves to fun (it differentiates copies, or
     #: leaves are immutable): the check that fun left params unchanged is then skipped there
     gradient_copies_params: bool = False
+    #: True when ``batched`` (for vectorized=None) checks its batched values against plain calls
+    #: before relying on them (base.batch_dispatcher's ``decide``); the core then skips its own check
+    #: at the base point, which would cost one uncounted evaluation
+    validates_batches: bool = False
 
     def owns(self, leaf: Any) -> bool:
         """True when ``leaf`` is an array or scalar of this framework."""
@@ -116,6 +120,14 @@ class Adapter:
         """The gradient of ``fun`` at ``params`` by this framework's autodiff, in
         the structure of ``params``; None when the adapter cannot differentiate."""
         return None
+
+    def takes_numpy_leaves(self, fun: Callable, leaf: Any) -> bool:
+        """True when ``fun`` may be handed numpy arrays in place of this leaf on the numeric side
+        (a jitted jax function converts numpy arguments in its compiled dispatch, as it does its
+        own arrays).  The evaluator then passes views of its buffers: a perturbation is one write,
+        not a new framework array per evaluation.  It is confirmed at the base point (the value
+        must equal the one from framework leaves exactly) before it is used."""
+        return False
 
 
 class NumpyAdapter(Adapter):

@@ -14,7 +14,10 @@ Imported only once the user has imported jax (see registry._load_optional).
   A ``fun`` that casts to float32 internally stays float32; the core measures
   its noise and picks the steps from it.
 * ``gradient``: grad=None is ``jax.grad(fun)`` at the params' own dtypes
-  (custom_vjp / custom_jvp rules included), outside the x64 context.
+  (custom_vjp / custom_jvp rules included); inside the x64 context only when a
+  leaf is float64 (with x64 off jax would compute it in float32 precision and
+  call the result float64).  For a jitted fun, ``jax.jit(jax.grad(fun))`` is
+  cached per function, so it is traced once, not on every check.
 * ``batched``: ``jax.jit(jax.vmap(fun))`` over a leading axis of every leaf,
   every chunk padded to one power-of-two batch size so XLA compiles once
   per function (compiled evaluators are cached per function and tree structure).
@@ -71,6 +74,25 @@ def _eps_of(dtype) -> float:
 _JIT_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+#: jax.jit(jax.grad(fun)) per jitted fun: jax.grad traces fun on every call (~2 ms for a small MLP),
+#: a jitted gradient traces once per argument signature
+_GRAD_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _grad_of(fun):
+    """jax.grad(fun), jitted and cached when fun is itself jitted (then tracing it once is what its
+    author asked for: a jitted fun already ignores later changes to the Python state it closes over)."""
+    if not callable(getattr(fun, "lower", None)):
+        return jax.grad(fun)
+    try:
+        g = _GRAD_CACHE.get(fun)
+        if g is None:
+            g = _GRAD_CACHE[fun] = jax.jit(jax.grad(fun))
+        return g
+    except TypeError:  # not weak-referenceable
+        return jax.jit(jax.grad(fun))
+
+
 class _Structure:
     """The tree structure of a spec without its leaves (so cached evaluators hold no user arrays);
     enough for trees.build, which only reads ``node`` and ``leaves[k]``."""
@@ -84,6 +106,7 @@ class JaxAdapter(Adapter):
     name = "jax"
     aliases_buffer = False
     gradient_copies_params = True  # jax arrays are immutable
+    validates_batches = True  # decide() compares a batched value with a plain call
 
     def owns(self, leaf):
         return isinstance(leaf, jax.Array) and not isinstance(leaf, jax.core.Tracer)
@@ -141,10 +164,22 @@ class JaxAdapter(Adapter):
         in_x64.__wrapped__ = fun
         return in_x64
 
+    def takes_numpy_leaves(self, fun, leaf):
+        # a jitted function (it has .lower) turns numpy arguments into device arrays in its C++
+        # dispatch (~7 us a leaf; jnp.asarray from Python costs ~50 us) and runs the same compiled
+        # code for them; a leaf committed to a device must stay there, so it keeps jax arrays
+        return callable(getattr(fun, "lower", None)) and not getattr(leaf, "committed", False)
+
     # -- analytic side ----------------------------------------------------------
     def gradient(self, fun, params):
         try:
-            return jax.grad(fun)(params)
+            if not _x64_on() and any(np.dtype(leaf.dtype) in _WIDE for leaf in jax.tree_util.tree_leaves(params)):
+                # float64 leaves with x64 off: jax would compute the gradient in float32 precision and
+                # return it as float64, failing a correct rule at ~1e-7; the finite differences run in
+                # float64 (numeric_fun), so the gradient does too -- in this thread, for this call only
+                with _x64():
+                    return _grad_of(fun)(params)
+            return _grad_of(fun)(params)
         except GradcheckInputError:
             raise
         except Exception as e:  # noqa: BLE001

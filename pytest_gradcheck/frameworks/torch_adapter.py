@@ -95,6 +95,7 @@ class TorchAdapter(Adapter):
     name = "torch"
     aliases_buffer = True  # on CPU; the evaluator tests each leaf, so CUDA copies are detected
     gradient_copies_params = True  # autograd runs on detached clones
+    validates_batches = True  # decide() compares a batched value with a plain call
 
     def owns(self, leaf):
         return isinstance(leaf, torch.Tensor)

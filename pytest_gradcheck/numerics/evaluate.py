@@ -59,7 +59,7 @@ def scalar_of(out, what: str = "fun", owners: dict | None = None):
 class Evaluator:
     """Evaluates ``fun`` at the base point with single entries perturbed."""
 
-    def __init__(self, fun, spec: TreeSpec, x0: np.ndarray, dtypes: list):
+    def __init__(self, fun, spec: TreeSpec, x0: np.ndarray, dtypes: list, numpy_leaves: bool = False):
         self.fun = fun
         self.spec = spec
         self.x0 = x0
@@ -74,7 +74,10 @@ class Evaluator:
         # leaves whose buffers hold fewer digits than float64: a point written there is rounded
         self.narrow = [k for k, f in enumerate(self.flat) if f.dtype.kind == "f" and f.dtype != np.float64]
         self._work = None  # one n-vector reused by along()
-        self.objs = [leaf.adapter.leaf_from_buffer(b, leaf.original) for leaf, b in zip(spec.leaves, self.buffers)]
+        # numpy_leaves: fun takes the buffers themselves (Adapter.takes_numpy_leaves), so they alias
+        self.numpy_leaves = numpy_leaves
+        self.objs = [b if numpy_leaves else leaf.adapter.leaf_from_buffer(b, leaf.original)
+                     for leaf, b in zip(spec.leaves, self.buffers)]
         self.base_objs = list(self.objs)  # put back after a perturbation instead of rebuilt
         self.alias = [self._aliases(k) for k in range(len(spec.leaves))]
         self.tree = build(spec, lambda k, leaf: self.objs[k])
@@ -86,7 +89,7 @@ class Evaluator:
     def _aliases(self, k: int) -> bool:
         """Does the k-th leaf object see writes to its buffer?  Tested, not assumed."""
         leaf, flat = self.spec.leaves[k], self.flat[k]
-        if flat.size == 0 or not leaf.adapter.aliases_buffer:
+        if flat.size == 0 or not (self.numpy_leaves or leaf.adapter.aliases_buffer):
             return False
         old = flat[0]
         flat[0] = old * 0.5 if old != 0 else 1

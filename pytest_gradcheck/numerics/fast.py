@@ -101,6 +101,7 @@ from ..errors import GradcheckInputError
 from . import check as _check
 from .check import (FAIL, INCONCLUSIVE, MAX_LEVELS, PASS, R_FACTOR, SAFETY, Judge, _nondeterministic_result,
                     _real_value, assemble)
+from ..frameworks.base import MIN_BATCH_ROWS
 from .stencils import COMPLEX_STEP, SCHEMES
 
 #: mode="auto": full mode up to this many parameters (2n evaluations are then
@@ -228,6 +229,8 @@ class _Fast:
         p = self.p
         if p.batched is None or self.complex:
             return
+        if not p.vectorized and len(ds) * len(self._offsets()) < MIN_BATCH_ROWS:
+            return  # the batch evaluator would make plain calls of these few points (base.batch_dispatcher)
         pts = [self._round(p.x0 + (o * self.h) * d) for d in ds for o in self._offsets()]
         rows = max(1, p.batch_rows())
         vals = []
