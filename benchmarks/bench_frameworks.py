@@ -79,20 +79,27 @@ def mlp_sizes(quick):
     return (20, 60, 5, 16) if quick else (50, 150, 10, MLP_BATCH)  # in, hidden, out, batch
 
 
-def bench_torch_mlp(quick, has_fast):
-    d_in, d_h, d_out, batch = mlp_sizes(quick)
+def torch_mlp(quick, batch=None):
+    """(params, loss, leaf names) of the float64 one-hidden-layer MLP cross-entropy loss."""
+    d_in, d_h, d_out, default_batch = mlp_sizes(quick)
+    batch = batch or default_batch
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, d_in, generator=g, dtype=torch.float64)
     y = torch.randint(0, d_out, (batch,), generator=g)
     names = ["W1", "b1", "W2", "b2"]
     shapes = [(d_in, d_h), (d_h,), (d_h, d_out), (d_out,)]
     params = {n: 0.3 * torch.randn(*s, generator=g, dtype=torch.float64) for n, s in zip(names, shapes)}
-    n = sum(p.numel() for p in params.values())
 
     def loss(p):
         h = torch.tanh(x @ p["W1"] + p["b1"])
         return torch.nn.functional.cross_entropy(h @ p["W2"] + p["b2"], y)
 
+    return params, loss, names
+
+
+def bench_torch_mlp(quick, has_fast):
+    params, loss, names = torch_mlp(quick)
+    n = sum(p.numel() for p in params.values())
     rows = []
     leaves = tuple(params[k].clone().requires_grad_(True) for k in names)
     f_t = Counter(lambda *ls: loss(dict(zip(names, ls))))
@@ -129,18 +136,7 @@ def bench_full_by_cost(batches=FULL_BY_COST_BATCHES, quick=False):
     tends to ~0.8 (f without autograd vs f recording a graph) where the function dominates."""
     out = []
     for batch in batches:
-        d_in, d_h, d_out, _ = mlp_sizes(quick)
-        g = torch.Generator().manual_seed(0)
-        x = torch.randn(batch, d_in, generator=g, dtype=torch.float64)
-        y = torch.randint(0, d_out, (batch,), generator=g)
-        names = ["W1", "b1", "W2", "b2"]
-        shapes = [(d_in, d_h), (d_h,), (d_h, d_out), (d_out,)]
-        params = {k: 0.3 * torch.randn(*sh, generator=g, dtype=torch.float64) for k, sh in zip(names, shapes)}
-
-        def loss(p, x=x, y=y):
-            h = torch.tanh(x @ p["W1"] + p["b1"])
-            return torch.nn.functional.cross_entropy(h @ p["W2"] + p["b2"], y)
-
+        params, loss, names = torch_mlp(quick, batch)
         with torch.no_grad():
             t_f = min(timed(lambda: loss(params))[0] for _ in range(200))
         leaves = tuple(params[k].clone().requires_grad_(True) for k in names)
