@@ -428,3 +428,47 @@ def test_fast_mode_does_not_use_vmap():
     batched.clear()
     assert check_gradient(fun, x).status == "pass"
     assert any(batched)  # full mode: the first chunk is probed with vmap
+
+
+def _bf16_chain():
+    g = torch.Generator().manual_seed(0)
+    p = {k: (torch.randn(s, generator=g, dtype=torch.float64) * 0.4).to(torch.bfloat16)
+         for k, s in [("A", (5, 6)), ("B", (6, 6)), ("C", (6, 4))]}
+
+    def fun(q):
+        M = q["A"] @ q["B"] @ q["C"]
+        return (M * M).sum() + M.sum()
+
+    def autograd(q):
+        w = {k: v.detach().clone().requires_grad_(True) for k, v in q.items()}
+        return dict(zip(w, torch.autograd.grad(fun(w), list(w.values()))))
+
+    return p, fun, autograd
+
+
+def test_bfloat16_leaf_with_its_gradient_negated_fails():
+    # the gradient's noise was measured at points 35% of each entry's scale apart: its curvature read
+    # as noise larger than the gradient itself, every entry fell below the floor, and a sign error passed
+    p, fun, autograd = _bf16_chain()
+    assert check_gradient(fun, p, mode="full").status == "pass"
+
+    def negated(q):
+        g = autograd(q)
+        return {**g, "A": -g["A"]}
+
+    res = check_gradient(fun, p, negated, mode="full")
+    assert res.status == "fail" and res.worst[0].leaf == "A", str(res)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_fast_mode_says_inconclusive_where_it_cannot_see_single_entries(dtype):
+    # float16/bfloat16 gradients carry a rounding allowance that, projected on a probe, exceeds a
+    # typical entry: a pass would not have verified single entries
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    x = torch.randn(5, 8)
+    lo = check_module(m.to(dtype), lambda o: (o.float() ** 2).mean(), x.to(dtype), mode="fast")
+    assert lo.status == "inconclusive" and lo.passed, str(lo)
+    assert any("cannot see an error in one typical entry" in msg for msg in lo.messages)
+    hi = check_module(m.to(torch.float32), lambda o: (o ** 2).mean(), x, mode="fast")
+    assert hi.status == "pass", str(hi)

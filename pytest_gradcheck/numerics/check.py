@@ -135,14 +135,29 @@ class Problem:
         Only where the gradient is computed in less than float64: there its
         roundoff can exceed the kappa*eps floor, e.g. at an optimum, where
         every entry is a sum of terms that cancel to ~0 and the float32 result
-        is pure roundoff.  8 extra calls of grad at points spaced far below the
-        gradient's own scale; zero for float64 gradients (no calls)."""
+        is pure roundoff.  8 extra calls of grad at points x0 + k*u (k = 1..8,
+        u = random signs * L * spacing); zero for float64 gradients (no calls).
+
+        The spacing, sqrt(eps) of each entry's dtype times its scale L, sits
+        between two errors.  Far below it the points differ by a few quanta and
+        the gradient's rounding errors are nearly the same at all of them, so
+        their differences understate it (a float32 MLP at its optimum failed
+        at 4 eps).  Far above it third differences measure the gradient's
+        curvature, ~(spacing/L)^3 of its size, not its noise: at 4 sqrt(eps),
+        0.35 L for bfloat16, that exceeded the gradient itself and swallowed a
+        sign error.  At sqrt(eps) the points are 11 (bfloat16) to ~3000
+        (float32) quanta apart, and the curvature term is 10x (bfloat16) to
+        1000x below the dtype's eps.
+        """
         f64 = float(np.finfo(np.float64).eps)
         if not (self.eps_a > f64).any():
             return np.zeros(self.n)
         rng = np.random.default_rng([self.seed, 7])
-        buf_eps = max(leaf.eps for leaf in self.spec.leaves)
-        u = rng.choice([-1.0, 1.0], size=self.n) * self.L * 4.0 * math.sqrt(buf_eps)
+        leaf_eps = np.empty(self.n)
+        for leaf in self.spec.leaves:
+            leaf_eps[leaf.slice] = leaf.eps
+        signs = rng.choice([-1.0, 1.0], size=self.n) * self.L
+        u = signs * np.sqrt(leaf_eps)
         rows = [self.analytic]
         for k in range(1, 9):
             x = self.x0 + k * u
