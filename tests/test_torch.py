@@ -472,3 +472,27 @@ def test_fast_mode_says_inconclusive_where_it_cannot_see_single_entries(dtype):
     assert any("cannot see an error in one typical entry" in msg for msg in lo.messages)
     hi = check_module(m.to(torch.float32), lambda o: (o ** 2).mean(), x, mode="fast")
     assert hi.status == "pass", str(hi)
+
+
+def test_bfloat16_params_reach_grad_and_fun_as_bfloat16():
+    # numpy has no bfloat16: the leaf's values travel as float32, but fun and grad must get the
+    # params' own dtype back, or a fun mixing them with a bfloat16 constant cannot run at all
+    c = torch.linspace(-1, 1, 12, dtype=torch.bfloat16).reshape(4, 3)
+    W = (torch.randn(3, 4, generator=torch.Generator().manual_seed(0)) * 0.5).to(torch.bfloat16)
+    seen = []
+
+    def fun(p):
+        seen.append(p["W"].dtype)
+        return torch.tanh(p["W"].to(torch.bfloat16) @ c).sum()
+
+    def grad(p):
+        seen.append(p["W"].dtype)
+        w = p["W"].detach().clone().requires_grad_(True)
+        return {"W": torch.autograd.grad(torch.tanh(w @ c).sum(), w)[0]}
+
+    res = check_gradient(lambda p: torch.tanh(p["W"] @ c).sum(), {"W": W}, grad, mode="full")
+    assert res.status in ("pass", "inconclusive"), str(res)  # bf16 finite differences resolve little
+    assert seen == [torch.bfloat16] * len(seen) and seen  # grad saw bfloat16 (fun refused float64)
+    seen.clear()
+    assert check_gradient(fun, {"W": W}, grad, mode="full").status in ("pass", "inconclusive")
+    assert set(seen) == {torch.float64, torch.bfloat16}  # fun: float64 buffers; grad: the params' dtype

@@ -123,6 +123,11 @@ class TorchAdapter(Adapter):
         if not buf.flags.writeable or not buf.flags.c_contiguous:
             buf = np.ascontiguousarray(buf).copy()
         t = torch.from_numpy(buf)
+        if t.dtype == torch.float32 and like.dtype != torch.float32 and like.is_floating_point() \
+                and like.dtype not in (torch.float16, torch.float64):
+            # float32 is only numpy's stand-in for bfloat16 / float8 (to_numpy): the native-dtype
+            # side (grad, and fun when it refuses float64) gets the leaf's own dtype back (a copy)
+            t = t.to(like.dtype)
         if like.device.type != "cpu":
             t = t.to(like.device)
         if like.requires_grad and (t.is_floating_point() or t.is_complex()):
