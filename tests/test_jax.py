@@ -306,3 +306,19 @@ def test_jitted_fun_gets_the_checkers_buffers_and_the_same_verdicts():
     for mode in ("full", "fast"):
         res = check_gradient(jitted, params, wrong, mode=mode, vectorized=False)
         assert res.status == "fail" and res.worst[0].leaf == "W" and res.worst[0].index == (2,), str(res)
+
+
+def test_bfloat16_params_reach_the_gradient_as_bfloat16():
+    # numpy has no bfloat16: the values travel as float32, but jax.grad must trace the params' own
+    # dtype (the computation the user runs), not a float32 copy of it
+    c = jnp.linspace(-1, 1, 12, dtype=jnp.bfloat16).reshape(4, 3)
+    W = jnp.asarray(_r((3, 4), 42) * 0.5, dtype=jnp.bfloat16)
+    seen = []
+
+    def f(p):
+        seen.append(str(p["W"].dtype))
+        return jnp.sum(jnp.tanh(p["W"] @ c))
+
+    res = check_gradient(f, {"W": W}, mode="full")
+    assert res.status == "pass", str(res)
+    assert "bfloat16" in seen and "float32" not in seen  # grad: bfloat16; finite differences: float64

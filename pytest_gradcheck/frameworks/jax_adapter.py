@@ -60,6 +60,12 @@ def _x64():
     return enable_x64(True)
 
 
+def _stand_in(dtype) -> bool:
+    """True for a float dtype numpy does not have natively (bfloat16, float8: ml_dtypes), whose values
+    the checker holds as float32 (to_numpy)."""
+    return jnp.issubdtype(dtype, jnp.floating) and not np.issubdtype(np.dtype(dtype), np.floating)
+
+
 def _eps_of(dtype) -> float:
     try:
         if jnp.issubdtype(dtype, jnp.inexact):
@@ -127,6 +133,8 @@ class JaxAdapter(Adapter):
         # a private copy: on CPU jax may alias a (large, aligned) numpy array instead of copying it,
         # and the checker writes into its buffers; jax arrays must never change under jax's feet
         buf = np.array(buffer, copy=True).reshape(tuple(like.shape))
+        if buf.dtype == np.float32 and _stand_in(like.dtype):
+            buf = buf.astype(like.dtype)  # bfloat16 / float8 travel as float32; fun and grad get their own dtype
         if buf.dtype in _WIDE and not _x64_on():
             with _x64():
                 return self._put(buf, like)
@@ -168,7 +176,8 @@ class JaxAdapter(Adapter):
         # a jitted function (it has .lower) turns numpy arguments into device arrays in its C++
         # dispatch (~7 us a leaf; jnp.asarray from Python costs ~50 us) and runs the same compiled
         # code for them; a leaf committed to a device must stay there, so it keeps jax arrays
-        return callable(getattr(fun, "lower", None)) and not getattr(leaf, "committed", False)
+        return (callable(getattr(fun, "lower", None)) and not getattr(leaf, "committed", False)
+                and not _stand_in(leaf.dtype))  # a bfloat16 leaf's buffer holds float32 stand-ins
 
     # -- analytic side ----------------------------------------------------------
     def gradient(self, fun, params):
