@@ -884,3 +884,18 @@ def test_deterministic_fun_at_large_offsets_is_not_called_noisy(offset):
     for method in ("central", "central4"):
         r = check_gradient(f, p, _scaled(g, "p", 0, 1 + 1e-4), method=method)
         assert r.status == "fail", f"{method}:\n{r}"
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_fun_failing_at_a_perturbed_point_is_reported_as_such(mode):
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        if len(calls) > 3:
+            raise KeyError("a cache miss away from params")
+        return float(np.sum(x ** 2))
+
+    with pytest.raises(GradcheckInputError, match="fun raised KeyError at a point a finite-difference step away") as info:
+        check_gradient(f, np.ones(4), lambda x: 2 * x, mode=mode)
+    assert isinstance(info.value.__cause__, KeyError)  # the user's own traceback is kept

@@ -322,3 +322,21 @@ def test_bfloat16_params_reach_the_gradient_as_bfloat16():
     res = check_gradient(f, {"W": W}, mode="full")
     assert res.status == "pass", str(res)
     assert "bfloat16" in seen and "float32" not in seen  # grad: bfloat16; finite differences: float64
+
+
+def test_fun_that_fails_inside_the_x64_context_is_evaluated_in_its_own_dtypes():
+    # jax retraces a jitted fun inside jax.enable_x64(True); indexing with jnp.arange and a numpy int
+    # array then fails (int32 vs int64) although fun is valid in the user's setting: the check falls
+    # back to the params' own dtype, outside the context, instead of reporting fun as broken
+    if jax.config.jax_enable_x64:
+        pytest.skip("x64 is globally on in this process")
+    y = np.array([0, 2, 1, 0])
+
+    @jax.jit
+    def loss(p):
+        return -jnp.mean(jax.nn.log_softmax(p["W"])[jnp.arange(4), y])
+
+    p = {"W": jnp.asarray(np.linspace(-1, 1, 12).reshape(4, 3), dtype=jnp.float32)}
+    for mode in ("full", "fast"):
+        res = check_gradient(loss, p, mode=mode)
+        assert res.status == "pass", str(res)

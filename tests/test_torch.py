@@ -496,3 +496,13 @@ def test_bfloat16_params_reach_grad_and_fun_as_bfloat16():
     seen.clear()
     assert check_gradient(fun, {"W": W}, grad, mode="full").status in ("pass", "inconclusive")
     assert set(seen) == {torch.float64, torch.bfloat16}  # fun: float64 buffers; grad: the params' dtype
+
+
+def test_bfloat16_fun_refusing_float64_on_the_batched_path_gets_no_internal_error():
+    # n >= 64 takes the vmap path, which built float32 leaves for bfloat16 params: a raw RuntimeError
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(12, 8, generator=g).to(torch.bfloat16)
+    p = {"W": (torch.randn(8, 10, generator=g) * 0.3).to(torch.bfloat16)}
+    res = check_gradient(lambda q: torch.tanh(x @ q["W"]).pow(2).mean(), p, mode="full")
+    assert res.status in ("pass", "inconclusive"), str(res)  # bfloat16 finite differences resolve little
+    assert any("does not accept float64" in m for m in res.messages)

@@ -189,6 +189,8 @@ class TorchAdapter(Adapter):
         tdtypes = [_NP_TO_TORCH.get(np.dtype(d)) for d in dtypes]
         if any(t is None for t in tdtypes):
             return None
+        if any(t != leaf.original.dtype and t == torch.float32 for t, leaf in zip(tdtypes, spec.leaves)):
+            return None  # float32 stand-ins of bfloat16 leaves: plain calls rebuild them in their own dtype
         nleaves = len(spec.leaves)
 
         def call_on(leaf_tensors):

@@ -192,7 +192,10 @@ class Problem:
         numpy_ok = not complex_step and all(leaf.adapter.takes_numpy_leaves(self.fun, leaf.original)
                                                 for leaf in self.spec.leaves)
         for dtypes in tries:
-            ev = Evaluator(nfun, self.spec, self.x0, dtypes)
+            # the native attempt needs no x64-style wrapper unless some buffer is still wide (and a
+            # wrapper may be what fails: jax retraces fun inside its x64 context, which some funs do not survive)
+            wrapped = nfun if any(np.dtype(d) == np.dtype(wide) for d in dtypes) else self.fun
+            ev = Evaluator(wrapped, self.spec, self.x0, dtypes)
             try:
                 f0 = ev.call()
             except GradcheckInputError:
@@ -201,7 +204,7 @@ class Problem:
                 last_err = e
                 continue
             if numpy_ok:
-                ev = _numpy_leaf_evaluator(nfun, self.spec, self.x0, dtypes, f0) or ev
+                ev = _numpy_leaf_evaluator(wrapped, self.spec, self.x0, dtypes, f0) or ev
             if complex_step:
                 if not isinstance(f0, complex) and not np.iscomplexobj(f0):
                     raise GradcheckInputError(
@@ -217,6 +220,7 @@ class Problem:
                     f"fun does not accept float64 input ({type(last_err).__name__ if last_err else 'non-finite result'}); "
                     f"the numeric side is computed in the params' own dtypes")
             ev.f0 = f0
+            ev.past_base = True  # from now on fun failing is reported as such (Evaluator.call)
             return ev
         if complex_step and last_err is not None:
             raise GradcheckInputError(f"method='complex' needs fun to accept complex input; it raised "
@@ -768,7 +772,7 @@ def _stage_a_batched(problem, offs, actual, vals, idx):
             pts = np.repeat(x0[None, :], e - s, axis=0)
             sel = idx[s:e]
             pts[np.arange(e - s), sel] = x0[sel] + actual[t, s:e]
-            vals[t, s:e] = problem.batched(pts)
+            vals[t, s:e] = _call_user(problem.batched, pts, "fun (evaluated on a batch of steps from params)")
             problem.ev.n_evals += e - s
 
 

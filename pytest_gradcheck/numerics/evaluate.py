@@ -64,6 +64,7 @@ class Evaluator:
         self.spec = spec
         self.x0 = x0
         self.n_evals = 0
+        self.past_base = False  # set once fun has run at params (check._evaluator)
         self.eps_out = None
         self.owners: dict = {}  # output type -> the adapter that reads it (see scalar_of)
         self.buffers = [np.array(x0[leaf.slice], dtype=dt).reshape(leaf.shape)
@@ -111,7 +112,15 @@ class Evaluator:
     def call(self):
         """fun at the current buffers -> python scalar (float or complex)."""
         self.n_evals += 1
-        out = self.fun(self.tree)
+        try:
+            out = self.fun(self.tree)
+        except GradcheckInputError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            if not self.past_base:
+                raise  # the caller decides (e.g. fun refusing float64 is retried in the params' dtypes)
+            raise GradcheckInputError(f"fun raised {type(e).__name__} at a point a finite-difference step away "
+                                      f"from params (it ran at params): {e}") from e
         t = type(out)
         if t is float:
             return out
