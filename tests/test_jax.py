@@ -340,3 +340,20 @@ def test_fun_that_fails_inside_the_x64_context_is_evaluated_in_its_own_dtypes():
     for mode in ("full", "fast"):
         res = check_gradient(loss, p, mode=mode)
         assert res.status == "pass", str(res)
+
+
+def test_a_check_leaves_the_users_function_working_afterwards():
+    # jax 0.10 caches some traces without the x64 state: fun traced inside the checker's x64 context
+    # (here by the jitted vmap of n >= 64 params) then raised TypeError in the user's own later calls
+    if jax.config.jax_enable_x64:
+        pytest.skip("x64 is globally on in this process")
+    y = np.arange(16) % 5
+
+    def fun(p):
+        return -jnp.mean(jax.nn.log_softmax(p["W"])[jnp.arange(16), y])
+
+    p = {"W": jnp.asarray(np.linspace(-1, 1, 80).reshape(16, 5), dtype=jnp.float32)}
+    assert check_gradient(fun, p).status == "pass"
+    assert np.isfinite(float(fun(p)))  # raised TypeError (int64 vs int32) after the check
+    assert jax.grad(fun)(p)["W"].dtype == jnp.float32
+    assert check_gradient(fun, p).status == "pass"

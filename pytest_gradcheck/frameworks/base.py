@@ -121,6 +121,10 @@ class Adapter:
         the structure of ``params``; None when the adapter cannot differentiate."""
         return None
 
+    def end_check(self) -> None:
+        """Called after every public check (registry.ends_check): undo process state the check
+        left behind (jax: clears its caches after fun ran inside a thread-local x64 context)."""
+
     def takes_numpy_leaves(self, fun: Callable, leaf: Any) -> bool:
         """True when ``fun`` may be handed numpy arrays in place of this leaf on the numeric side
         (a jitted jax function converts numpy arguments in its compiled dispatch, as it does its

@@ -49,9 +49,15 @@ def _x64_on() -> bool:
     return bool(jax.config.jax_enable_x64)
 
 
+#: set when fun was traced or run inside the x64 context while x64 is off (see JaxAdapter.end_check)
+_ENTERED_X64 = {"yes": False}
+
+
 def _x64():
     """The context manager that turns x64 on for this thread only: ``jax.enable_x64(True)``
     (jax >= 0.7), ``jax.experimental.enable_x64()`` in older releases."""
+    if not _x64_on():
+        _ENTERED_X64["yes"] = True
     cm = getattr(jax, "enable_x64", None)
     if cm is not None:
         return cm(True)
@@ -171,6 +177,15 @@ class JaxAdapter(Adapter):
 
         in_x64.__wrapped__ = fun
         return in_x64
+
+    def end_check(self):
+        # jax 0.10 caches some traces without the x64 state: a fun indexing with a numpy int array,
+        # traced inside enable_x64 during the check, then raised TypeError (int64 vs int32) in the
+        # user's own later calls, eager ones included.  Clearing jax's caches after such a check
+        # costs the next jitted calls a compile, and leaves the process as the user had it.
+        if _ENTERED_X64["yes"]:
+            _ENTERED_X64["yes"] = False
+            jax.clear_caches()
 
     def takes_numpy_leaves(self, fun, leaf):
         # a jitted function (it has .lower) turns numpy arguments into device arrays in its C++

@@ -99,3 +99,20 @@ def adapter_for(leaf) -> Adapter | None:
         if a.owns(leaf):
             return a
     return None
+
+
+def ends_check(check):
+    """Decorator for the public checks: every adapter's ``end_check`` runs once the check is over,
+    however it ends (jax: caches that evaluating fun inside its x64 context may have left behind)."""
+    import functools
+
+    @functools.wraps(check)
+    def run(*args, **kwargs):
+        __tracebackhide__ = True
+        try:
+            return check(*args, **kwargs)
+        finally:
+            for a in _ADAPTERS:
+                a.end_check()
+
+    return run

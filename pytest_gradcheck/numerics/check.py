@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.base import batched_agrees
+from ..frameworks.registry import ends_check
 from .evaluate import Evaluator, scalar_of
 from .result import (EntryReport, GradcheckResult, LeafSummary, MAX_WORST, ratio_grid,
                      ratio_histogram)
@@ -484,6 +485,7 @@ class Judge:
 
 
 # ---------------------------------------------------------------------------
+@ends_check
 def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=None, rtol=None,
                    mode="auto", seed=0, vectorized=None, batch_memory=BATCH_MEMORY,
                    n_probes=None) -> GradcheckResult:

@@ -42,6 +42,7 @@ import time
 import numpy as np
 
 from ..errors import GradcheckInputError
+from ..frameworks.registry import ends_check
 from .check import PASS, FAIL, Judge, Problem, _validate, assemble, check_gradient, full_check
 from .result import GradcheckResult
 from .stencils import SCHEMES
@@ -61,6 +62,7 @@ def _as_tree(spec, vec):
     return build(spec, make)
 
 
+@ends_check
 def check_hessian(fun, params, hess=None, hvp=None, grad=None, *, method="central", eps=None, atol=None, rtol=None,
                   mode="full", seed=0, n_probes=N_PROBES) -> GradcheckResult:
     """Check an explicit Hessian or a Hessian-vector product; see the module docstring."""
@@ -153,6 +155,7 @@ def _scalar(out):
     return a.reshape(()).item()
 
 
+@ends_check
 def check_gradgrad(fun, params, grad, *, hvp=None, method="central", eps=None, atol=None, rtol=None, mode="full",
                    seed=0) -> GradcheckResult:
     """grad against fun, grad's Jacobian for symmetry, and hvp (if given) against grad; see the module docstring."""

@@ -53,6 +53,7 @@ import time
 import numpy as np
 
 from ..errors import GradcheckInputError
+from ..frameworks.registry import ends_check
 from .check import (FAIL, INCONCLUSIVE, MAX_LEVELS, PASS, R_FACTOR, SAFETY, Judge, Problem, _validate, analytic_floor,
                     assemble, full_check)
 from .result import GradcheckResult
@@ -137,6 +138,7 @@ def _combine_worst(results, kind):
 
 
 # ---------------------------------------------------------------- VJP
+@ends_check
 def check_vjp(fun, inputs, vjp, *, method="central", eps=None, atol=None, rtol=None, mode="full", seed=0,
               n_cotangents=N_COTANGENTS) -> GradcheckResult:
     """Check ``vjp(inputs, cotangent)`` (the gradient of <fun(inputs), cotangent>) against finite differences.
@@ -413,6 +415,7 @@ def _eps_of(dtypes):
                for dt in dtypes)
 
 
+@ends_check
 def check_jvp(fun, inputs, jvp, *, method="central", eps=None, atol=None, rtol=None, mode="full", seed=0,
               n_tangents=N_TANGENTS, _kind="jvp", _out="out") -> GradcheckResult:
     """Check ``jvp(inputs, tangent)`` (the derivative of fun's output along tangent) against
@@ -504,6 +507,7 @@ def _read_jacobian(J, ev):
     return out, [lf.dtype for lf in spec.leaves]
 
 
+@ends_check
 def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, rtol=None, mode="full", seed=0,
                    n_cotangents=N_COTANGENTS, _kind="jacobian", _out="out") -> GradcheckResult:
     """Check an explicit Jacobian ``jac(inputs)`` against finite differences of ``fun``;
