@@ -98,10 +98,10 @@ import statistics
 import numpy as np
 
 from ..errors import GradcheckInputError
+from ..frameworks.base import MIN_BATCH_ROWS
 from . import check as _check
 from .check import (FAIL, INCONCLUSIVE, MAX_LEVELS, PASS, R_FACTOR, SAFETY, Judge, _nondeterministic_result,
                     _real_value, assemble)
-from ..frameworks.base import MIN_BATCH_ROWS
 from .stencils import COMPLEX_STEP, SCHEMES
 
 #: mode="auto": full mode up to this many parameters (2n evaluations are then
@@ -576,9 +576,9 @@ def check_fast(problem, n_probes: int | None = None):
     if blind is not None:
         problem.messages.append(
             f"fast mode: the probes cannot see an error in one typical entry: flipping the sign of an entry of "
-            f"typical size moves a probe by 2 x {blind:.3g}, less than the detection threshold {T:.3g}, which the "
-            f"analytic side's own precision sets here (its rounding allowance, projected on the probe). Only errors "
-            f"spread over many entries were verified. Run mode='full' to judge every entry")
+            f"typical size moves a probe by 2 x {blind:.3g}, less than the detection threshold {T:.3g} (f's noise "
+            f"and the analytic side's rounding allowance, projected on the probe: float16/bfloat16 gradients set it "
+            f"high). Only errors spread over many entries were verified. Run mode='full' to judge every entry")
     elif status == "inconclusive":
         problem.messages.append(
             f"fast mode: {len(bad)} random-direction probe(s) disagreed (worst by {worst_probe.ratio:.3g}x its "
