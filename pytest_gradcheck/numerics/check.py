@@ -218,8 +218,11 @@ class Problem:
                 raise GradcheckInputError(f"fun returned {f0} at params; it must be finite there")
             if dtypes is not wide_all:
                 self.messages.append(
-                    f"fun does not accept float64 input ({type(last_err).__name__ if last_err else 'non-finite result'}); "
-                    f"the numeric side is computed in the params' own dtypes")
+                    f"fun did not run with float64 params ("
+                    + (f"{type(last_err).__name__}: {str(last_err)[:120]}" if last_err else "a non-finite result")
+                    + (" -- jax evaluates float64 inside jax.enable_x64, where some funs fail to trace"
+                       if any(leaf.adapter.name == "jax" for leaf in self.spec.leaves) else "")
+                    + "); the numeric side is computed in the params' own dtypes")
             ev.f0 = f0
             ev.past_base = True  # from now on fun failing is reported as such (Evaluator.call)
             return ev
