@@ -347,3 +347,39 @@ def test_torch_tensors():
     assert check_vjp(fun, x.float(), vjp).status == "pass"
     assert check_jacobian(fun, x, lambda v: torch.autograd.functional.jacobian(fun, v)).status == "pass"
     assert check_jvp(fun, x, lambda v, t: vjp(v, t)).status == "pass"  # softmax's Jacobian is symmetric
+
+
+def test_inputs_of_very_different_size_in_one_leaf_have_no_false_failure():
+    # each input was stepped by max(|x|, its leaf's rms): 2e-6 beside 3e3 moved by ~1e-2, where
+    # tanh(1e6 x) is flat, and a correct Jacobian failed; steps now follow each entry's own size
+    x0 = np.array([2e-6, 1.0, 3e3])
+    k = np.array([1e6, 1.0, 1e-3])
+
+    def fun(x):
+        return np.tanh(np.asarray(x) * k)
+
+    def jac(x):
+        return np.diag(k / np.cosh(np.asarray(x) * k) ** 2)
+
+    assert check_jacobian(fun, x0, jac).status == "pass"
+    assert check_jvp(fun, x0, lambda x, t: jac(x) @ np.asarray(t)).status == "pass"
+
+
+@pytest.mark.parametrize("bug", [0.05, -2.0])
+def test_jacobian_of_a_tiny_leaf_beside_unit_ones_is_checked(bug):
+    # a bias of ~1e-13 beside unit weights: a step of its own size is lost in roundoff, and a wrong
+    # column passed with a tolerance of its whole size; the step now grows while fun stays linear
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((4, 3))
+    x0 = {"W": rng.standard_normal(3), "b": np.array([1e-13, -2e-13, 0.0, 3e-13])}
+
+    def fun(p):
+        return np.tanh(A @ p["W"] + p["b"])
+
+    def jac(p, bug=0.0):
+        s = 1 / np.cosh(A @ p["W"] + p["b"]) ** 2
+        return {"W": s[:, None] * A, "b": np.diag(s) * (1 + bug)}
+
+    assert check_jacobian(fun, x0, jac).status == "pass"
+    res = check_jacobian(fun, x0, lambda p: jac(p, bug))
+    assert res.status == "fail" and res.worst[0].leaf == "dout/db", str(res)

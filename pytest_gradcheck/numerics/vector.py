@@ -22,8 +22,10 @@ check_vjp(fun, inputs, vjp)
 check_jvp(fun, inputs, jvp)
     ``jvp(inputs, tangent)`` returns the directional derivative of fun's
     output along ``tangent`` (same structure as fun's output).  Tangents are
-    random signs times each input entry's scale (the step full mode would take
-    is the same fraction of every entry).  The numeric side is the central
+    random signs times each input entry's scale |x_i| (the step full mode would
+    take is the same fraction of every entry; a leaf far smaller than the
+    others barely moves the tangent, so its errors are check_jacobian's or
+    check_vjp's to find).  The numeric side is the central
     difference of the whole output along the tangent, output entry by output
     entry (a few evaluations per tangent whatever the size, so ``mode`` is
     accepted and validated but every mode is this one), with the same error
@@ -54,7 +56,7 @@ import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.registry import ends_check
-from .check import (FAIL, INCONCLUSIVE, MAX_LEVELS, PASS, R_FACTOR, SAFETY, Judge, Problem, _validate, analytic_floor,
+from .check import (FAIL, INCONCLUSIVE, MAX_LEVELS, PASS, PASS_RESOLUTION, R_FACTOR, SAFETY, Judge, Problem, _validate, analytic_floor,
                     assemble, full_check)
 from .result import GradcheckResult
 from .stencils import SCHEMES
@@ -290,17 +292,19 @@ def _noise(ev, rng, x0, L, delta_rel):
     return np.maximum(sigma, floor)
 
 
-def _directional(ev, scheme, x0, d, h):
-    """Scheme estimate of the output's derivative along d at step h, and the effective step."""
+def _directional(ev, scheme, x0, d, h, with_curvature=False):
+    """Scheme estimate of the output's derivative along d at step h (and, with ``with_curvature``,
+    the second difference f(x+hd) - 2 f(x) + f(x-hd) per output)."""
     offs = [o for o in scheme.offsets]
-    vals = []
+    vals = {}
     for o in offs:
-        if o == 0.0:
-            vals.append(ev.y0)
-        else:
-            vals.append(ev.call(ev.rounded(x0 + (o * h) * d)))
-    D = sum(w * v for w, v in zip(scheme.weights, vals)) / h
-    return D
+        vals[o] = ev.y0 if o == 0.0 else ev.call(ev.rounded(x0 + (o * h) * d))
+    D = sum(w * vals[o] for o, w in zip(offs, scheme.weights)) / h
+    if not with_curvature:
+        return D
+    up = vals[1.0] if 1.0 in vals else ev.call(ev.rounded(x0 + h * d))
+    down = vals[-1.0] if -1.0 in vals else ev.call(ev.rounded(x0 - h * d))
+    return D, up - 2.0 * ev.y0 + down
 
 
 class _Column:
@@ -354,8 +358,28 @@ class _Column:
         return self.best, self.best_err, self.verdict
 
 
-def _check_directions(ev, scheme, dirs, steps, analytic_cols, judge_tol, sigma):
-    """For each direction k: D_k vs analytic_cols[k] (m-vectors); returns (numeric, err, verdict) as (K, m)."""
+def _unresolved(a, D, R, tol):
+    """Outputs whose analytic value is above its floor, yet a sign flip of it would pass as well:
+    the finite difference verified nothing about them (its roundoff swamps them)."""
+    t = tol(D, R)
+    return (np.abs(a) > tol(D, 0.0 * R)) & (np.abs(-a - D) <= t) & (np.abs(a - D) <= t)
+
+
+def _lost_in_roundoff(a, R, second, sigma, tol):
+    """The first step is too small: some output above its floor is judged to no better than
+    PASS_RESOLUTION of its size, while every output's second difference is lost in f's noise (fun
+    is linear at this step, so a larger one costs no truncation): the gradient check's step-up."""
+    weak = (np.abs(a) > tol(a, 0.0 * R)) & (SAFETY * R > PASS_RESOLUTION * np.abs(a))
+    return bool(weak.any()) and bool(np.all(np.abs(second) < 100.0 * sigma))
+
+
+def _check_directions(ev, scheme, dirs, steps, analytic_cols, judge_tol, sigma, max_steps=None, explicit=False):
+    """For each direction k: D_k vs analytic_cols[k] (m-vectors); returns (numeric, err, verdict) as (K, m).
+
+    A first step lost in roundoff (a leaf of 1e-13 beside unit ones: its own size is no measure
+    of how fun varies in it) grows R_FACTOR-fold while some output stays unresolved, up to
+    ``max_steps[k]`` (the inputs' scale, as in the gradient check); outputs still unresolved
+    at the end are inconclusive, not passed (unless atol/rtol were given: ``explicit``)."""
     K = len(dirs)
     m = ev.y0.size
     num = np.full((K, m), np.nan)
@@ -364,8 +388,16 @@ def _check_directions(ev, scheme, dirs, steps, analytic_cols, judge_tol, sigma):
     rp = R_FACTOR ** scheme.order
     for k in range(K):
         d, h, a = dirs[k], steps[k], analytic_cols[k]
-        col = _Column(a, lambda D, R, k=k: judge_tol(k, D, R), rp)
-        D = _directional(ev, scheme, ev.x0, d, h)
+        tol = (lambda D, R, k=k: judge_tol(k, D, R))
+        col = _Column(a, tol, rp)
+        if max_steps is None:
+            D = _directional(ev, scheme, ev.x0, d, h)
+        else:
+            D, second = _directional(ev, scheme, ev.x0, d, h, with_curvature=True)
+            while h * R_FACTOR <= max_steps[k] and _lost_in_roundoff(a, scheme.weight_norm * sigma / h, second,
+                                                                     sigma, tol):
+                h *= R_FACTOR
+                D, second = _directional(ev, scheme, ev.x0, d, h, with_curvature=True)
         col.feed(D, scheme.weight_norm * sigma / h)
         if col.done():
             b, e, v = col.finish()
@@ -380,8 +412,23 @@ def _check_directions(ev, scheme, dirs, steps, analytic_cols, judge_tol, sigma):
                 if col.done():
                     break
             b, e, v = col.finish()
+        if not explicit:
+            v[(v == PASS) & _unresolved(a, b, e, tol)] = INCONCLUSIVE
         num[k], err[k], ver[k] = b, e, v
     return num, err, ver
+
+
+def _room(ev, L):
+    """How far a step in each input entry may grow: the largest of its own scale, its leaf's rms and
+    all inputs' rms (the gradient check's rule: never beyond the inputs' own scale)."""
+    x = ev.x0
+    rms_all = float(np.sqrt(np.mean(x * x))) if x.size else 0.0
+    room = np.array(L, dtype=float)
+    for leaf in ev.spec.leaves:
+        v = x[leaf.slice]
+        rms = float(np.sqrt(np.mean(v * v))) if v.size else 0.0
+        room[leaf.slice] = np.maximum(room[leaf.slice], max(rms, rms_all))
+    return room
 
 
 def _prepare_vec(fun, inputs, method, mode, eps, atol, rtol, seed):
@@ -397,14 +444,15 @@ def _prepare_vec(fun, inputs, method, mode, eps, atol, rtol, seed):
 
 
 def _scales_and_noise(ev, seed, stream):
-    """Per-input-entry scales L = max(|x|, leaf rms) (1 for an all-zero leaf), the seeded
+    """Per-input-entry scales L = |x| (exact zeros borrow the leaf's rms; 1 for an all-zero leaf:
+    the gradient check's rule, so that a 2e-6 beside a 3e3 in one leaf is not stepped by 1e3), the seeded
     generator (``stream`` keeps each checker's draws apart) and the output noise."""
     x = ev.x0
     L = np.empty(x.size)
     for leaf in ev.spec.leaves:
         v = x[leaf.slice]
         rms = float(np.sqrt(np.mean(v * v))) if v.size else 0.0
-        L[leaf.slice] = np.maximum(np.abs(v), rms if rms > 0 else 1.0)
+        L[leaf.slice] = np.where(v != 0, np.abs(v), rms if rms > 0 else 1.0)
     rng = np.random.default_rng([int(seed), stream])
     buf_eps = max(float(np.finfo(dt).eps) for dt in ev.dtypes)
     return L, rng, _noise(ev, rng, x, L, 4.0 * math.sqrt(buf_eps))
@@ -460,7 +508,9 @@ def check_jvp(fun, inputs, jvp, *, method="central", eps=None, atol=None, rtol=N
         def jt(_k, D, R, prob=prob, judge=judge):
             return judge.tol_vec(D, R)
 
-        num, err, ver = _check_directions(ev, scheme, [d], [h], [a], jt, sigma)
+        t_max = float(np.min(_room(ev, L) / L)) * h if eps is None else None
+        num, err, ver = _check_directions(ev, scheme, [d], [h], [a], jt, sigma,
+                                          None if t_max is None else [t_max], judge.explicit)
         messages.append(f"tangent {k + 1}: random +-1 times each input entry's scale, step {h:.3g} along it")
         res = assemble(prob, judge, num[0], err[0], ver[0], {}, mode="full")
         results.append(res)
@@ -578,7 +628,8 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
             return judge.atol + judge.rtol * np.abs(D)
         return SAFETY * R + prob.floor[pos[:, j]]
 
-    num, err, ver = _check_directions(ev, scheme, dirs, steps, cols, jt, sigma)
+    num, err, ver = _check_directions(ev, scheme, dirs, steps, cols, jt, sigma,
+                                      None if eps is not None else list(_room(ev, L)), judge.explicit)
     numeric = np.empty(m * n)
     errv = np.empty(m * n)
     verdict = np.empty(m * n, dtype=np.int8)
