@@ -383,3 +383,23 @@ def test_jacobian_of_a_tiny_leaf_beside_unit_ones_is_checked(bug):
     assert check_jacobian(fun, x0, jac).status == "pass"
     res = check_jacobian(fun, x0, lambda p: jac(p, bug))
     assert res.status == "fail" and res.worst[0].leaf == "dout/db", str(res)
+
+
+def test_float32_jacobian_with_cancellation_has_no_false_failure():
+    # 1 - tanh(x)^2 in float32 near saturation loses ~3e-5 relative to cancellation; like a float32
+    # gradient, a float32 Jacobian's rounding is measured (ECnoise of jac), not assumed kappa*eps
+    x0 = np.linspace(-3, 3, 200).astype(np.float32)
+
+    def fun(x):  # evaluated in float64 on the numeric side: only jac rounds in float32
+        return np.tanh(1.3 * np.asarray(x))
+
+    def jac(x, bug=1.0):
+        t = np.tanh(np.float32(1.3) * np.asarray(x, dtype=np.float32))
+        d = np.float32(1.3) * (np.float32(1) - t * t)
+        d[100] *= np.float32(bug)
+        return np.diag(d)
+
+    for seed in range(3):
+        assert check_jacobian(fun, x0, jac, seed=seed).status == "pass"
+    res = check_jacobian(fun, x0, lambda x: jac(x, 1.05))
+    assert res.status == "fail" and res.worst[0].index == (100, 100), str(res)

@@ -265,11 +265,11 @@ class _VecProblem:
 
     sweepable = False
 
-    def __init__(self, kind, method, seed, atol, rtol, spec, analytic, eps_a, ev, messages, t0):
+    def __init__(self, kind, method, seed, atol, rtol, spec, analytic, eps_a, ev, messages, t0, noise=0.0):
         self.kind, self.method, self.seed, self.atol, self.rtol = kind, method, seed, atol, rtol
         self.spec, self.analytic, self.ev, self.messages, self.t0 = spec, analytic, ev, messages, t0
         self.n = spec.size
-        self.grad_scale, self.floor = analytic_floor(spec, analytic, eps_a)
+        self.grad_scale, self.floor = analytic_floor(spec, analytic, eps_a, noise)
         self.x0 = np.zeros(self.n)
         self.L = np.ones(self.n)
 
@@ -277,6 +277,35 @@ class _VecProblem:
 def _result_leaf(path, shape, offset, like, dtype_name):
     size = int(np.prod(shape)) if shape else 1
     return Leaf(path, tuple(shape), offset, size, like.adapter, None, like.dtype, dtype_name, like.eps)
+
+
+def _jacobian_noise(jac, ev, Jm, L, seed):
+    """Per-entry noise of an analytic Jacobian computed below float64 (0 otherwise), measured as
+    check_gradient measures its gradient's (Problem.gradient_noise): ECnoise of jac at 8 points
+    sqrt(eps) * L apart.  float32's 1 - tanh(x)^2 near saturation, for one, is a cancellation
+    whose rounding no kappa*eps of the entry's own size covers."""
+    eps_in = np.empty(ev.x0.size)
+    for leaf in ev.spec.leaves:  # jac sees the inputs in their own dtypes: step by their quanta
+        eps_in[leaf.slice] = leaf.eps
+    rng = np.random.default_rng([int(seed), 0x7AC])
+    u = rng.choice([-1.0, 1.0], size=ev.x0.size) * L * np.sqrt(eps_in)
+    rows = [Jm.ravel()]
+    for k in range(1, 9):
+        x = ev.x0 + k * u
+
+        def make(kk, leaf, x=x):
+            buf = np.array(x[leaf.slice], dtype=leaf.dtype).reshape(leaf.shape)
+            return leaf.adapter.leaf_from_buffer(buf, leaf.original)
+        try:
+            J, _ = _read_jacobian(_call(jac, build(ev.spec, make), what="jac"), ev)
+        except GradcheckInputError:
+            return 0.0
+        if not np.all(np.isfinite(J)):
+            return 0.0
+        rows.append(J.ravel())
+    d3 = np.diff(np.array(rows), 3, axis=0)
+    sig = np.median(np.abs(d3), axis=0) / (0.6745 * math.sqrt(20.0))
+    return sig.reshape(Jm.shape)
 
 
 def _noise(ev, rng, x0, L, delta_rel):
@@ -609,7 +638,16 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
     spec = TreeSpec(None, leaves, m * n)
     analytic = np.empty(m * n)
     analytic[pos] = Jm
-    prob = _VecProblem(_kind, method, int(seed), atol, rtol, spec, analytic, np.full(m * n, eps_a), ev, [], t0)
+    noise = np.zeros(m * n)
+    if eps_a > float(np.finfo(np.float64).eps):
+        noise[pos] = _jacobian_noise(jac, ev, Jm, L, seed)
+        for leaf in leaves:  # a rough per-entry estimate: pooled per block, as for gradients, over the
+            sl = leaf.slice  # entries that vary at all (a sparse Jacobian's exact zeros do not dilute it)
+            live = noise[sl][noise[sl] > 0]
+            if live.size:
+                noise[sl] = np.maximum(noise[sl], np.quantile(live, 0.9))
+    prob = _VecProblem(_kind, method, int(seed), atol, rtol, spec, analytic, np.full(m * n, eps_a), ev, [], t0,
+                       noise)
     judge = Judge(prob)
     dirs, steps, cols = [], [], []
     base = scheme.base_step(eps_eff)
