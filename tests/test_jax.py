@@ -357,3 +357,13 @@ def test_a_check_leaves_the_users_function_working_afterwards():
     assert np.isfinite(float(fun(p)))  # raised TypeError (int64 vs int32) after the check
     assert jax.grad(fun)(p)["W"].dtype == jnp.float32
     assert check_gradient(fun, p).status == "pass"
+
+
+def test_check_vjp_on_jax_arrays_of_64_and_more_entries():
+    # the checker's own <fun, c> read fun's output through the adapters, which a vmap tracer is not;
+    # the batch attempt's GradcheckInputError was taken for the user's
+    from pytest_gradcheck import check_vjp
+
+    x = jnp.asarray(_r((80,), 50))
+    res = check_vjp(jnp.tanh, x, lambda p, c: jax.vjp(jnp.tanh, p)[1](c)[0])
+    assert res.status == "pass", str(res)

@@ -216,3 +216,21 @@ def test_gradgrad_with_hvp():
     bad = check_gradgrad(SoftmaxXent.fun, p, SoftmaxXent.grad,
                          hvp=lambda Z, V: SoftmaxXent.hvp(Z, V, bug="diagonal_only"))
     assert bad.status == "fail" and "hvp vs grad: fail" in bad.messages[-1]
+
+
+def test_float32_hessian_with_its_gradient_has_no_false_failure():
+    # hess was cast to float64 before check_jacobian read its dtype: float32 rounding judged as float64's
+    x0 = np.linspace(-1, 1, 6).astype(np.float32)
+
+    def f(x):
+        return float(np.sum(np.cos(np.asarray(x, dtype=np.float64)) * 2.0))
+
+    def grad(x):  # in its input's dtype: the finite differences of grad run in float64
+        x = np.asarray(x)
+        return (-2.0 * np.sin(x)).astype(x.dtype)
+
+    def hess(x):
+        return np.diag(-2.0 * np.cos(np.asarray(x, dtype=np.float32))).astype(np.float32)
+
+    assert check_hessian(f, x0, hess=hess, grad=grad).status == "pass"
+    assert check_hessian(f, x0, hess=lambda x: hess(x) * 1.05, grad=grad).status == "fail"

@@ -6,7 +6,8 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from pytest_gradcheck import GradcheckInputError, check_gradient  # noqa: E402
+from pytest_gradcheck import (GradcheckInputError, check_gradient, check_hessian, check_jacobian, check_jvp,  # noqa: E402
+                              check_vjp)
 from pytest_gradcheck.frameworks.registry import adapter_for  # noqa: E402
 from pytest_gradcheck.frameworks.torch_function import (  # noqa: E402
     check_function, check_module, find_functions, module_fun, module_params, sample_inputs)
@@ -506,3 +507,22 @@ def test_bfloat16_fun_refusing_float64_on_the_batched_path_gets_no_internal_erro
     res = check_gradient(lambda q: torch.tanh(x @ q["W"]).pow(2).mean(), p, mode="full")
     assert res.status in ("pass", "inconclusive"), str(res)  # bfloat16 finite differences resolve little
     assert any("did not run with float64 params (RuntimeError" in m for m in res.messages)
+
+
+@pytest.mark.parametrize("n", [64, 300])
+def test_vector_and_hessian_checks_on_torch_tensors_of_64_and_more_entries(n):
+    # the checkers' own scalar functions (a VJP's <fun, c>, a Hessian's 5-point difference) return
+    # numpy / Python numbers; the vmap path rejected them as 'fun returned ndarray'
+    x = _rand(n, seed=3).requires_grad_(True)
+    assert check_vjp(torch.tanh, x, lambda p, c: torch.func.vjp(torch.tanh, p)[1](c)[0]).status == "pass"
+    f = lambda p: (torch.tanh(p) ** 2).sum()  # noqa: E731
+    res = check_hessian(f, x, hess=lambda p: torch.autograd.functional.hessian(f, p.detach()))
+    assert res.status == "pass", str(res)
+
+
+def test_bfloat16_jacobian_and_jvp_are_judged_by_bfloat16_rounding():
+    x = torch.tensor(np.random.default_rng(0).standard_normal(8), dtype=torch.bfloat16)
+    jac = lambda p: torch.func.jacrev(torch.tanh)(p)  # noqa: E731
+    assert check_jacobian(torch.tanh, x, jac).status in ("pass", "inconclusive")
+    jvp = lambda p, t: torch.func.jvp(torch.tanh, (p,), (t,))[1]  # noqa: E731
+    assert check_jvp(torch.tanh, x, jvp).status in ("pass", "inconclusive")

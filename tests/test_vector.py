@@ -403,3 +403,20 @@ def test_float32_jacobian_with_cancellation_has_no_false_failure():
         assert check_jacobian(fun, x0, jac, seed=seed).status == "pass"
     res = check_jacobian(fun, x0, lambda x: jac(x, 1.05))
     assert res.status == "fail" and res.worst[0].index == (100, 100), str(res)
+
+
+def test_float32_jvp_with_cancellation_has_no_false_failure():
+    # like a float32 Jacobian, a float32 JVP's rounding is measured (ECnoise of jvp), not assumed
+    x0 = np.linspace(-4, 4, 101).astype(np.float32)
+
+    def fun(x):
+        return np.tanh(1.3 * np.asarray(x))
+
+    def jvp(x, t, bug=1.0):
+        y = np.tanh(np.float32(1.3) * np.asarray(x, dtype=np.float32))
+        out = np.float32(1.3) * (np.float32(1) - y * y) * np.asarray(t, dtype=np.float32)
+        out[50] *= np.float32(bug)
+        return out
+
+    assert check_jvp(fun, x0, jvp).status == "pass"
+    assert check_jvp(fun, x0, lambda x, t: jvp(x, t, 1.05)).status == "fail"

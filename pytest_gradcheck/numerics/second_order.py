@@ -82,11 +82,16 @@ def check_hessian(fun, params, hess=None, hvp=None, grad=None, *, method="centra
     n = spec.size
 
     def hess_matrix(p):
-        H = np.asarray(_call(hess, p, what="hess"), dtype=np.float64)
+        # read through the adapters (a torch tensor that requires grad, bfloat16, jax) and kept in its
+        # own dtype: check_jacobian judges a float32 Hessian by float32's rounding, not float64's
+        raw = _call(hess, p, what="hess")
+        H, hspec = flatten(raw, name="hess")
         if H.size != n * n:
-            raise GradcheckInputError(f"hess returned an array of shape {H.shape}; expected ({n}, {n}) in the flat "
+            shape = hspec.leaves[0].shape if len(hspec.leaves) == 1 else (H.size,)
+            raise GradcheckInputError(f"hess returned an array of shape {shape}; expected ({n}, {n}) in the flat "
                                       f"order of params")
-        return H.reshape(n, n)
+        dt = hspec.leaves[0].dtype if len(hspec.leaves) == 1 else np.dtype(np.float64)
+        return H.astype(dt).reshape(n, n)
 
     if grad is not None:
         if hess is not None:
@@ -105,10 +110,10 @@ def check_hessian(fun, params, hess=None, hvp=None, grad=None, *, method="centra
     # from fun alone: gradient of psi_v(x) = 5-point difference of f along v
     rng = np.random.default_rng([int(seed), 0x4E55])
     L = np.empty(n)
-    for leaf in spec.leaves:
+    for leaf in spec.leaves:  # each entry's own size (zeros borrow the leaf's rms), as in check_gradient
         v = x0[leaf.slice]
         rms = float(np.sqrt(np.mean(v * v))) if v.size else 0.0
-        L[leaf.slice] = np.maximum(np.abs(v), rms if rms > 0 else 1.0)
+        L[leaf.slice] = np.where(v != 0, np.abs(v), rms if rms > 0 else 1.0)
     s4 = SCHEMES["central4"]
     results = []
     for k in range(int(n_probes)):
@@ -149,10 +154,11 @@ def check_hessian(fun, params, hess=None, hvp=None, grad=None, *, method="centra
 
 
 def _scalar(out):
-    a = np.asarray(out)
-    if a.size != 1:
-        raise GradcheckInputError(f"fun must return a scalar; it returned an array of shape {a.shape}")
-    return a.reshape(()).item()
+    """fun's value as a Python number, through the adapters (a torch tensor that requires grad, a jax
+    array) like every other evaluation of fun."""
+    from .evaluate import scalar_of
+
+    return scalar_of(out)[0]
 
 
 @ends_check

@@ -62,6 +62,8 @@ from .result import GradcheckResult
 from .stencils import SCHEMES
 from .trees import Leaf, TreeSpec, build, flatten, flatten_like
 
+_F64_EPS = float(np.finfo(np.float64).eps)
+
 N_COTANGENTS = 2
 N_TANGENTS = 2
 
@@ -279,17 +281,19 @@ def _result_leaf(path, shape, offset, like, dtype_name):
     return Leaf(path, tuple(shape), offset, size, like.adapter, None, like.dtype, dtype_name, like.eps)
 
 
-def _jacobian_noise(jac, ev, Jm, L, seed):
-    """Per-entry noise of an analytic Jacobian computed below float64 (0 otherwise), measured as
-    check_gradient measures its gradient's (Problem.gradient_noise): ECnoise of jac at 8 points
-    sqrt(eps) * L apart.  float32's 1 - tanh(x)^2 near saturation, for one, is a cancellation
-    whose rounding no kappa*eps of the entry's own size covers."""
+def _analytic_noise(read, base, ev, L, seed, leaves):
+    """Per-entry noise of an analytic result computed below float64, measured as check_gradient
+    measures its gradient's (Problem.gradient_noise): ECnoise of ``read(tree)`` (the flat result at
+    a point) at 8 points sqrt(eps) * L apart, pooled per result leaf at the 90th percentile of the
+    entries that vary (a sparse Jacobian's exact zeros must not dilute it).  float32's
+    1 - tanh(x)^2 near saturation, for one, is a cancellation whose rounding no kappa*eps of the
+    entry's own size covers.  Zeros when the result is not finite nearby."""
     eps_in = np.empty(ev.x0.size)
-    for leaf in ev.spec.leaves:  # jac sees the inputs in their own dtypes: step by their quanta
+    for leaf in ev.spec.leaves:  # the analytic side sees the inputs in their own dtypes: their quanta
         eps_in[leaf.slice] = leaf.eps
     rng = np.random.default_rng([int(seed), 0x7AC])
     u = rng.choice([-1.0, 1.0], size=ev.x0.size) * L * np.sqrt(eps_in)
-    rows = [Jm.ravel()]
+    rows = [base]
     for k in range(1, 9):
         x = ev.x0 + k * u
 
@@ -297,15 +301,19 @@ def _jacobian_noise(jac, ev, Jm, L, seed):
             buf = np.array(x[leaf.slice], dtype=leaf.dtype).reshape(leaf.shape)
             return leaf.adapter.leaf_from_buffer(buf, leaf.original)
         try:
-            J, _ = _read_jacobian(_call(jac, build(ev.spec, make), what="jac"), ev)
+            row = read(build(ev.spec, make))
         except GradcheckInputError:
-            return 0.0
-        if not np.all(np.isfinite(J)):
-            return 0.0
-        rows.append(J.ravel())
+            return np.zeros(base.size)
+        if not np.all(np.isfinite(row)):
+            return np.zeros(base.size)
+        rows.append(row)
     d3 = np.diff(np.array(rows), 3, axis=0)
     sig = np.median(np.abs(d3), axis=0) / (0.6745 * math.sqrt(20.0))
-    return sig.reshape(Jm.shape)
+    for leaf in leaves:
+        live = sig[leaf.slice][sig[leaf.slice] > 0]
+        if live.size:
+            sig[leaf.slice] = np.maximum(sig[leaf.slice], np.quantile(live, 0.9))
+    return sig
 
 
 def _noise(ev, rng, x0, L, delta_rel):
@@ -487,6 +495,16 @@ def _scales_and_noise(ev, seed, stream):
     return L, rng, _noise(ev, rng, x, L, 4.0 * math.sqrt(buf_eps))
 
 
+def _native_eps(tree, n=None):
+    """Unit roundoff of each leaf of an analytic result in its own dtype (bfloat16 is read as float32
+    numbers but rounds as bfloat16); [] (or n float64 eps) when the tree cannot be read that way."""
+    try:
+        _, spec = flatten(tree, name="result")
+        return [leaf.eps for leaf in spec.leaves] if n is None or len(spec.leaves) == n else [_F64_EPS] * n
+    except GradcheckInputError:
+        return [] if n is None else [_F64_EPS] * n
+
+
 def _eps_of(dtypes):
     return max(float(np.finfo(dt).eps) if np.issubdtype(dt, np.floating) else float(np.finfo(np.float64).eps)
                for dt in dtypes)
@@ -524,14 +542,19 @@ def check_jvp(fun, inputs, jvp, *, method="central", eps=None, atol=None, rtol=N
         jv = _call(jvp, ev.native_tree(), tangent, what="jvp")
         a, dts = flatten_like(jv, ev.ospec, "jvp's output")
         eps_a = np.empty(a.size)
-        for leaf, dt in zip(ev.ospec.leaves, dts):
-            eps_a[leaf.slice] = _eps_of([dt, leaf.dtype]) if np.issubdtype(dt, np.floating) else eps_f
+        native = _native_eps(jv, len(dts))
+        for leaf, dt, e in zip(ev.ospec.leaves, dts, native):
+            eps_a[leaf.slice] = max(_eps_of([dt, leaf.dtype]), e) if np.issubdtype(dt, np.floating) else eps_f
         # result leaves: fun's output leaves
         leaves = [_result_leaf(_out_path(lf.path, _out), lf.shape, lf.offset, lf, lf.dtype_name)
                   for lf in ev.ospec.leaves]
         spec = TreeSpec(ev.ospec.node, leaves, ev.ospec.size)
         messages = []
-        prob = _VecProblem(_kind, method, int(seed), atol, rtol, spec, a, eps_a, ev, messages, t0)
+        noise = 0.0
+        if (eps_a > _F64_EPS).any():
+            noise = _analytic_noise(lambda tree, tangent=tangent: flatten_like(
+                _call(jvp, tree, tangent, what="jvp"), ev.ospec, "jvp's output")[0], a, ev, L, int(seed) + k, leaves)
+        prob = _VecProblem(_kind, method, int(seed), atol, rtol, spec, a, eps_a, ev, messages, t0, noise)
         judge = Judge(prob)
 
         def jt(_k, D, R, prob=prob, judge=judge):
@@ -616,7 +639,9 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
             return _vjp_check(fun, inputs, vjp, method, eps, atol, rtol, "fast", seed, n_cotangents, _kind)
     ev, L, rng, sigma = _prepare_vec(fun, inputs, method, "full", eps, atol, rtol, seed)
     scheme = SCHEMES[method]
-    Jm, dts = _read_jacobian(_call(jac, ev.native_tree(), what="jac"), ev)
+    jac_out = _call(jac, ev.native_tree(), what="jac")
+    Jm, dts = _read_jacobian(jac_out, ev)
+    jac_native_eps = _native_eps(jac_out)
     if not np.all(np.isfinite(Jm)):
         r, c = np.argwhere(~np.isfinite(Jm))[0]
         raise GradcheckInputError(f"jac is not finite at row {r}, column {c}")
@@ -625,6 +650,8 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
     y0 = ev.y0
     eps_eff = min(max(eps_f, float(np.median(sigma / np.maximum(np.abs(y0), 1e-300)))), 1e-2)
     eps_a = _eps_of(list(dts) + [lf.dtype for lf in ev.ospec.leaves])
+    if jac_native_eps:
+        eps_a = max(eps_a, max(jac_native_eps))
     # result layout: blocks d<out>/d<in>, each out_shape + in_shape row-major
     leaves, pos = [], np.empty((m, n), dtype=np.int64)
     off = 0
@@ -639,13 +666,13 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
     analytic = np.empty(m * n)
     analytic[pos] = Jm
     noise = np.zeros(m * n)
-    if eps_a > float(np.finfo(np.float64).eps):
-        noise[pos] = _jacobian_noise(jac, ev, Jm, L, seed)
-        for leaf in leaves:  # a rough per-entry estimate: pooled per block, as for gradients, over the
-            sl = leaf.slice  # entries that vary at all (a sparse Jacobian's exact zeros do not dilute it)
-            live = noise[sl][noise[sl] > 0]
-            if live.size:
-                noise[sl] = np.maximum(noise[sl], np.quantile(live, 0.9))
+    if eps_a > _F64_EPS:
+        def read(tree):
+            J = _read_jacobian(_call(jac, tree, what="jac"), ev)[0]
+            out = np.empty(m * n)
+            out[pos] = J
+            return out
+        noise = _analytic_noise(read, analytic, ev, L, seed, leaves)
     prob = _VecProblem(_kind, method, int(seed), atol, rtol, spec, analytic, np.full(m * n, eps_a), ev, [], t0,
                        noise)
     judge = Judge(prob)
