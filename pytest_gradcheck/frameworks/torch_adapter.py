@@ -233,6 +233,8 @@ class TorchAdapter(Adapter):
                 return np.concatenate([run_chunk(points[s:s + sub]) for s in range(0, points.shape[0], sub)])
             return run_chunk(points)
 
+        owners: dict = {}  # output type -> adapter (scalar_of's cache)
+
         def run_single(points):
             vals = np.empty(points.shape[0])
             with torch.no_grad():
@@ -245,7 +247,7 @@ class TorchAdapter(Adapter):
                             a = np.array(a, dtype=dtypes[k])
                         t = torch.from_numpy(a.reshape(shapes[k]))
                         ts.append(t.to(devices[k]) if devices[k].type != "cpu" else t)
-                    v, _ = scalar_of(call_on(ts))  # any scalar, as the core's evaluator accepts
+                    v, _ = scalar_of(call_on(ts), owners=owners)  # any scalar, as the core's evaluator accepts
                     vals[r] = v.real if isinstance(v, complex) else v
             return vals
 
