@@ -153,31 +153,9 @@ class Problem:
         f64 = float(np.finfo(np.float64).eps)
         if not (self.eps_a > f64).any():
             return np.zeros(self.n)
-        rng = np.random.default_rng([self.seed, 7])
-        leaf_eps = np.empty(self.n)
-        for leaf in self.spec.leaves:
-            leaf_eps[leaf.slice] = leaf.eps
-        signs = rng.choice([-1.0, 1.0], size=self.n) * self.L
-        u = signs * np.sqrt(leaf_eps)
-        rows = [self.analytic]
-        for k in range(1, 9):
-            x = self.x0 + k * u
-
-            def make(kk, leaf, x=x):
-                buf = np.array(x[leaf.slice], dtype=leaf.dtype).reshape(leaf.shape)
-                return leaf.adapter.leaf_from_buffer(buf, leaf.original)
-            try:
-                rows.append(flatten_like(self._gradient(build(self.spec, make)), self.spec, "grad")[0])
-            except GradcheckInputError:
-                return np.zeros(self.n)  # not finite nearby: no noise estimate, keep the floor
-        d3 = np.diff(np.array(rows), 3, axis=0)
-        sig = np.median(np.abs(d3), axis=0) / (0.6745 * math.sqrt(20.0))
-        # six differences per entry give a rough estimate: pool each leaf's, so that no
-        # entry is judged by a spread below the leaf's 90th percentile
-        for leaf in self.spec.leaves:
-            sl = leaf.slice
-            sig[sl] = np.maximum(sig[sl], np.quantile(sig[sl], 0.9))
-        return sig
+        return analytic_noise(lambda tree: flatten_like(self._gradient(tree), self.spec, "grad")[0], self.analytic,
+                              self.x0, self.spec, self.L, np.random.default_rng([self.seed, 7]),
+                              [leaf.slice for leaf in self.spec.leaves])
 
     # -- the numeric side ---------------------------------------------------
     def _evaluator(self):
@@ -376,6 +354,41 @@ def _numpy_leaf_evaluator(nfun, spec, x0, dtypes, f0):
         return None
     ev.n_evals = 2
     return ev
+
+
+def analytic_noise(read, base, x0, spec, L, rng, pool, live_only=False):
+    """Per-entry noise of an analytic result (a gradient, Jacobian or JVP, flat ``base`` at x0):
+    ECnoise of ``read(tree)`` at x0 + k*u, k = 1..8, u = random signs * L * sqrt(eps of each input
+    leaf's dtype) (see Problem.gradient_noise for why that spacing).  Six third differences per
+    entry give a rough estimate, so each slice in ``pool`` is raised to its 90th percentile (of the
+    entries that vary at all, with ``live_only``: a sparse Jacobian's exact zeros must not dilute
+    it).  Zeros when the result cannot be read or is not finite nearby."""
+    eps = np.empty(x0.size)
+    for leaf in spec.leaves:  # the analytic side sees the inputs in their own dtypes: their quanta
+        eps[leaf.slice] = leaf.eps
+    u = rng.choice([-1.0, 1.0], size=x0.size) * L * np.sqrt(eps)
+    rows = [base]
+    for k in range(1, 9):
+        x = x0 + k * u
+
+        def make(kk, leaf, x=x):
+            buf = np.array(x[leaf.slice], dtype=leaf.dtype).reshape(leaf.shape)
+            return leaf.adapter.leaf_from_buffer(buf, leaf.original)
+        try:
+            row = read(build(spec, make))
+        except GradcheckInputError:
+            return np.zeros(base.size)  # not finite nearby: no noise estimate, keep the floor
+        if not np.all(np.isfinite(row)):
+            return np.zeros(base.size)
+        rows.append(row)
+    d3 = np.diff(np.array(rows), 3, axis=0)
+    sig = np.median(np.abs(d3), axis=0) / (0.6745 * math.sqrt(20.0))
+    for sl in pool:
+        vals = sig[sl]
+        src = vals[vals > 0] if live_only else vals
+        if src.size:
+            sig[sl] = np.maximum(vals, np.quantile(src, 0.9))
+    return sig
 
 
 def analytic_floor(spec, analytic, eps_a, grad_noise=0.0):

@@ -57,7 +57,7 @@ import numpy as np
 from ..errors import GradcheckInputError
 from ..frameworks.registry import ends_check
 from .check import (FAIL, INCONCLUSIVE, MAX_LEVELS, PASS, PASS_RESOLUTION, R_FACTOR, SAFETY, Judge, Problem, _validate, analytic_floor,
-                    assemble, full_check)
+                    analytic_noise, assemble, full_check)
 from .result import GradcheckResult
 from .stencils import SCHEMES
 from .trees import Leaf, TreeSpec, build, flatten, flatten_like
@@ -282,38 +282,11 @@ def _result_leaf(path, shape, offset, like, dtype_name):
 
 
 def _analytic_noise(read, base, ev, L, seed, leaves):
-    """Per-entry noise of an analytic result computed below float64, measured as check_gradient
-    measures its gradient's (Problem.gradient_noise): ECnoise of ``read(tree)`` (the flat result at
-    a point) at 8 points sqrt(eps) * L apart, pooled per result leaf at the 90th percentile of the
-    entries that vary (a sparse Jacobian's exact zeros must not dilute it).  float32's
-    1 - tanh(x)^2 near saturation, for one, is a cancellation whose rounding no kappa*eps of the
-    entry's own size covers.  Zeros when the result is not finite nearby."""
-    eps_in = np.empty(ev.x0.size)
-    for leaf in ev.spec.leaves:  # the analytic side sees the inputs in their own dtypes: their quanta
-        eps_in[leaf.slice] = leaf.eps
-    rng = np.random.default_rng([int(seed), 0x7AC])
-    u = rng.choice([-1.0, 1.0], size=ev.x0.size) * L * np.sqrt(eps_in)
-    rows = [base]
-    for k in range(1, 9):
-        x = ev.x0 + k * u
-
-        def make(kk, leaf, x=x):
-            buf = np.array(x[leaf.slice], dtype=leaf.dtype).reshape(leaf.shape)
-            return leaf.adapter.leaf_from_buffer(buf, leaf.original)
-        try:
-            row = read(build(ev.spec, make))
-        except GradcheckInputError:
-            return np.zeros(base.size)
-        if not np.all(np.isfinite(row)):
-            return np.zeros(base.size)
-        rows.append(row)
-    d3 = np.diff(np.array(rows), 3, axis=0)
-    sig = np.median(np.abs(d3), axis=0) / (0.6745 * math.sqrt(20.0))
-    for leaf in leaves:
-        live = sig[leaf.slice][sig[leaf.slice] > 0]
-        if live.size:
-            sig[leaf.slice] = np.maximum(sig[leaf.slice], np.quantile(live, 0.9))
-    return sig
+    """check.analytic_noise of a Jacobian or JVP (flat ``base``) read by ``read(tree)``, pooled per
+    result leaf over the entries that vary.  float32's 1 - tanh(x)^2 near saturation, for one, is a
+    cancellation whose rounding no kappa*eps of the entry's own size covers."""
+    return analytic_noise(read, base, ev.x0, ev.spec, L, np.random.default_rng([int(seed), 0x7AC]),
+                          [leaf.slice for leaf in leaves], live_only=True)
 
 
 def _noise(ev, rng, x0, L, delta_rel):
