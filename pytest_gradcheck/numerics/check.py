@@ -243,21 +243,7 @@ class Problem:
 
     def _scales(self):
         """Per-entry scale L (for steps) and per-leaf rms of the analytic gradient (for floors)."""
-        x = self.x0
-        L = np.empty(self.n)
-        room = np.empty(self.n)
-        rms_all = _rms(x)
-        for leaf in self.spec.leaves:
-            v = x[leaf.slice]
-            rms = _rms(v)
-            # an entry's own magnitude is its scale (log(x) at x = 1e-10 must not be
-            # stepped by the leaf's 1e4); exact zeros borrow the leaf's
-            L[leaf.slice] = np.where(v != 0, np.abs(v), rms if rms > 0 else 1.0)
-            # how far steps may grow: the largest of the entry's, its leaf's and all params'
-            # scale (a bias of 1e-13 beside unit weights needs steps far above its own size)
-            room[leaf.slice] = np.maximum(L[leaf.slice], max(rms, rms_all))
-        self.L = L
-        self.room = room
+        self.L, self.room = entry_scales(self.x0, self.spec)
         self.grad_noise = self.gradient_noise()
         self.grad_scale, self.floor = analytic_floor(self.spec, self.analytic, self.eps_a, self.grad_noise)
 
@@ -354,6 +340,24 @@ def _numpy_leaf_evaluator(nfun, spec, x0, dtypes, f0):
         return None
     ev.n_evals = 2
     return ev
+
+
+def entry_scales(x, spec):
+    """(L, room) per entry of the flat point ``x``: the scale its steps follow and how far they may
+    grow.  Every checker (gradient, fast mode, vector, Hessian) takes its steps from these."""
+    L = np.empty(x.size)
+    room = np.empty(x.size)
+    rms_all = _rms(x)
+    for leaf in spec.leaves:
+        v = x[leaf.slice]
+        rms = _rms(v)
+        # an entry's own magnitude is its scale (log(x) at x = 1e-10 must not be
+        # stepped by the leaf's 1e4); exact zeros borrow the leaf's
+        L[leaf.slice] = np.where(v != 0, np.abs(v), rms if rms > 0 else 1.0)
+        # how far steps may grow: the largest of the entry's, its leaf's and all params'
+        # scale (a bias of 1e-13 beside unit weights needs steps far above its own size)
+        room[leaf.slice] = np.maximum(L[leaf.slice], max(rms, rms_all))
+    return L, room
 
 
 def analytic_noise(read, base, x0, spec, L, rng, pool, live_only=False):

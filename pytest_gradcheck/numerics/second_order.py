@@ -43,7 +43,7 @@ import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.registry import ends_check
-from .check import PASS, FAIL, Judge, Problem, _validate, assemble, check_gradient, full_check
+from .check import PASS, FAIL, Judge, Problem, _validate, assemble, check_gradient, entry_scales, full_check
 from .result import GradcheckResult
 from .stencils import SCHEMES
 from .trees import TreeSpec, build, flatten
@@ -109,11 +109,7 @@ def check_hessian(fun, params, hess=None, hvp=None, grad=None, *, method="centra
 
     # from fun alone: gradient of psi_v(x) = 5-point difference of f along v
     rng = np.random.default_rng([int(seed), 0x4E55])
-    L = np.empty(n)
-    for leaf in spec.leaves:  # each entry's own size (zeros borrow the leaf's rms), as in check_gradient
-        v = x0[leaf.slice]
-        rms = float(np.sqrt(np.mean(v * v))) if v.size else 0.0
-        L[leaf.slice] = np.where(v != 0, np.abs(v), rms if rms > 0 else 1.0)
+    L = entry_scales(x0, spec)[0]  # each entry's own size, as in check_gradient
     s4 = SCHEMES["central4"]
     results = []
     for k in range(int(n_probes)):

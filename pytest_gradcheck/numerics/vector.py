@@ -57,7 +57,7 @@ import numpy as np
 from ..errors import GradcheckInputError
 from ..frameworks.registry import ends_check
 from .check import (FAIL, INCONCLUSIVE, MAX_LEVELS, PASS, PASS_RESOLUTION, R_FACTOR, SAFETY, Judge, Problem, _validate, analytic_floor,
-                    analytic_noise, assemble, full_check)
+                    analytic_noise, assemble, entry_scales, full_check)
 from .result import GradcheckResult
 from .stencils import SCHEMES
 from .trees import Leaf, TreeSpec, build, flatten, flatten_like
@@ -428,19 +428,6 @@ def _check_directions(ev, scheme, dirs, steps, analytic_cols, judge_tol, sigma, 
     return num, err, ver
 
 
-def _room(ev, L):
-    """How far a step in each input entry may grow: the largest of its own scale, its leaf's rms and
-    all inputs' rms (the gradient check's rule: never beyond the inputs' own scale)."""
-    x = ev.x0
-    rms_all = float(np.sqrt(np.mean(x * x))) if x.size else 0.0
-    room = np.array(L, dtype=float)
-    for leaf in ev.spec.leaves:
-        v = x[leaf.slice]
-        rms = float(np.sqrt(np.mean(v * v))) if v.size else 0.0
-        room[leaf.slice] = np.maximum(room[leaf.slice], max(rms, rms_all))
-    return room
-
-
 def _prepare_vec(fun, inputs, method, mode, eps, atol, rtol, seed):
     _validate(fun, method, mode, eps, atol, rtol, seed)
     if method == "complex":
@@ -454,15 +441,11 @@ def _prepare_vec(fun, inputs, method, mode, eps, atol, rtol, seed):
 
 
 def _scales_and_noise(ev, seed, stream):
-    """Per-input-entry scales L = |x| (exact zeros borrow the leaf's rms; 1 for an all-zero leaf:
-    the gradient check's rule, so that a 2e-6 beside a 3e3 in one leaf is not stepped by 1e3), the seeded
+    """Per-input-entry scales L (check.entry_scales: |x|, so that a 2e-6 beside a 3e3 in one leaf is
+    not stepped by 1e3), the seeded
     generator (``stream`` keeps each checker's draws apart) and the output noise."""
     x = ev.x0
-    L = np.empty(x.size)
-    for leaf in ev.spec.leaves:
-        v = x[leaf.slice]
-        rms = float(np.sqrt(np.mean(v * v))) if v.size else 0.0
-        L[leaf.slice] = np.where(v != 0, np.abs(v), rms if rms > 0 else 1.0)
+    L = entry_scales(x, ev.spec)[0]
     rng = np.random.default_rng([int(seed), stream])
     buf_eps = max(float(np.finfo(dt).eps) for dt in ev.dtypes)
     return L, rng, _noise(ev, rng, x, L, 4.0 * math.sqrt(buf_eps))
@@ -533,7 +516,7 @@ def check_jvp(fun, inputs, jvp, *, method="central", eps=None, atol=None, rtol=N
         def jt(_k, D, R, prob=prob, judge=judge):
             return judge.tol_vec(D, R)
 
-        t_max = float(np.min(_room(ev, L) / L)) * h if eps is None else None
+        t_max = float(np.min(entry_scales(ev.x0, ev.spec)[1] / L)) * h if eps is None else None
         num, err, ver = _check_directions(ev, scheme, [d], [h], [a], jt, sigma,
                                           None if t_max is None else [t_max], judge.explicit)
         messages.append(f"tangent {k + 1}: random +-1 times each input entry's scale, step {h:.3g} along it")
@@ -667,7 +650,7 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
         return SAFETY * R + prob.floor[pos[:, j]]
 
     num, err, ver = _check_directions(ev, scheme, dirs, steps, cols, jt, sigma,
-                                      None if eps is not None else list(_room(ev, L)), judge.explicit)
+                                      None if eps is not None else list(entry_scales(ev.x0, ev.spec)[1]), judge.explicit)
     numeric = np.empty(m * n)
     errv = np.empty(m * n)
     verdict = np.empty(m * n, dtype=np.int8)
