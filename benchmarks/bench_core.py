@@ -308,6 +308,20 @@ def bench_corpus(out):
     out["corpus"] = table
 
 
+def print_verdicts():
+    """One deterministic line per (case, mode, method): the diffable record
+    of what the checker decides on the corpus."""
+    runs = [("full", "central"), ("full", "central4"), ("full", "forward"), ("fast", "central"),
+            ("auto", "central")]
+    for c in CORRECT + BUGS:
+        for mode, method in runs:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = check_gradient(c.fun, c.params(), c.grad, mode=mode, method=method)
+            print(f"{c.name:<40} {mode:<5} {method:<9} {r.status:<12} ratio={r.max_ratio:.6g} "
+                  f"evals={r.n_evals} checked={r.n_checked}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="stop at n=10^4, fewer repetitions")
@@ -317,7 +331,12 @@ def main(argv=None):
     ap.add_argument("--wall", action="store_true", help="time with the wall clock instead of process CPU time")
     ap.add_argument("--max-seconds", metavar="S", type=float, default=120.0,
                     help="above n=10^4, skip (and extrapolate) a full check expected to take longer (default 120)")
+    ap.add_argument("--verdicts", action="store_true",
+                    help="only print each corpus case's status, ratio and evaluation count per mode (diffable)")
     args = ap.parse_args(argv)
+    if args.verdicts:
+        print_verdicts()
+        return
     global CLOCK
     if args.wall:
         CLOCK = time.perf_counter
