@@ -1,0 +1,289 @@
+"""How the checker's cost grows with n: memory, evaluations, time over its floor.
+
+    python benchmarks/bench_scale.py            # everything (a few minutes on 2 cores)
+    python benchmarks/bench_scale.py --quick    # smaller n where a number does not need the full size
+    python benchmarks/bench_scale.py --json out.json
+
+Each memory figure comes from a fresh child process (peak RSS is a high-water
+mark: one process per measurement keeps them apart).  Printed side by side,
+with the target of issue 14 next to each:
+
+1. peak RSS growth of a full check with torch at n = 1e4, params with
+   requires_grad (target <= 128 MiB);
+2. peak RSS growth of a fast check with numpy at n = 1e6, in MiB and in
+   n-vectors of float64 (target <= 12 n-vectors);
+3. fast mode's time over its evaluation floor at n = 1e6: check time /
+   (evaluations x t_f + 2 gradient calls) (target <= 3x);
+4. full mode's evaluations per entry on an MLP and a logistic regression with
+   ~1e4 parameters (target <= 2.15 n);
+5. full mode over torch.autograd.gradcheck (slow) on the ~1e4-parameter MLP
+   of bench_frameworks.py, grad=None (target <= 0.5x);
+6. the fixed cost of one check at n = 10 over its evaluations (target <= 0.5 ms).
+
+Times are process CPU time with one thread per library.  Nothing is asserted;
+the numbers are the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+warnings.filterwarnings("ignore")
+
+CLOCK = time.process_time
+MiB = 2.0 ** 20
+
+
+def _rss_now() -> float:
+    """Resident set size now, in bytes (Linux)."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0  # kB on Linux
+
+
+def _time_fun(f, x, target=0.2):
+    f(x)
+    reps, t = 1, 0.0
+    while True:
+        t0 = CLOCK()
+        for _ in range(reps):
+            f(x)
+        t = CLOCK() - t0
+        if t >= target:
+            return t / reps
+        reps *= 2
+
+
+# --------------------------------------------------------------- problems
+
+
+def sin_problem(n, seed=0):
+    x = np.random.default_rng(seed).uniform(-2, 2, size=n)
+    return (lambda p: float(np.sum(np.sin(p) * p))), (lambda p: np.cos(p) * p + np.sin(p)), x
+
+
+def mlp_problem(d_in=50, hidden=150, d_out=10, batch=32, seed=0):
+    """A tanh MLP with a softmax cross-entropy loss, hand-written backprop (~9,160 params)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(batch, d_in))
+    y = rng.integers(0, d_out, size=batch)
+    p = {"W1": rng.normal(size=(d_in, hidden)) / np.sqrt(d_in), "b1": 0.1 * rng.normal(size=hidden),
+         "W2": rng.normal(size=(hidden, d_out)) / np.sqrt(hidden), "b2": 0.1 * rng.normal(size=d_out)}
+
+    def forward(q):
+        H = np.tanh(X @ q["W1"] + q["b1"])
+        Z = H @ q["W2"] + q["b2"]
+        Z = Z - Z.max(axis=1, keepdims=True)
+        P = np.exp(Z)
+        P /= P.sum(axis=1, keepdims=True)
+        return H, P
+
+    def fun(q):
+        return float(-np.mean(np.log(forward(q)[1][np.arange(batch), y])))
+
+    def grad(q):
+        H, P = forward(q)
+        dZ = P.copy()
+        dZ[np.arange(batch), y] -= 1
+        dZ /= batch
+        dH = dZ @ q["W2"].T * (1 - H ** 2)
+        return {"W1": X.T @ dH, "b1": dH.sum(0), "W2": H.T @ dZ, "b2": dZ.sum(0)}
+
+    return fun, grad, p
+
+
+def logreg_problem(d=10_000, m=50, seed=0):
+    """Weights heavy-tailed like a trained model's (Student t, 2 degrees of freedom):
+    many entries are small next to their leaf's rms (median |w| / rms ~ 0.23), the
+    case where a first step scaled by |w| alone is lost in roundoff."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(m, d)) / np.sqrt(d)
+    y = (rng.random(m) < 0.5).astype(float)
+    w = 0.1 * rng.standard_t(2, size=d)
+
+    def fun(v):
+        z = X @ v
+        return float(np.mean(np.logaddexp(0, z) - y * z) + 0.5e-3 * v @ v)
+
+    def grad(v):
+        z = X @ v
+        return X.T @ (1 / (1 + np.exp(-z)) - y) / m + 1e-3 * v
+
+    return fun, grad, w
+
+
+# --------------------------------------------------------------- measurements (each in its own child)
+
+
+def m_rss_torch_full(n):
+    import torch
+    from pytest_gradcheck import check_gradient
+    torch.set_num_threads(1)
+    x = torch.linspace(-2, 2, n, dtype=torch.float64).requires_grad_(True)
+
+    def fun(p):
+        return (torch.sin(p) * p).sum()
+
+    def grad(p):
+        with torch.no_grad():
+            return torch.cos(p) * p + torch.sin(p)
+
+    fun(x), grad(x)  # torch's own one-off allocations are not the checker's
+    base = max(_rss_now(), _peak_rss())
+    r = check_gradient(fun, x, grad, mode="full")
+    return {"n": n, "status": r.status, "n_evals": r.n_evals, "peak_growth_MiB": (_peak_rss() - base) / MiB}
+
+
+def m_rss_numpy_fast(n):
+    from pytest_gradcheck import check_gradient
+    fun, grad, x = sin_problem(n)
+    fun(x), grad(x)
+    base = max(_rss_now(), _peak_rss())
+    t0 = CLOCK()
+    r = check_gradient(fun, x, grad, mode="fast")
+    t_check = CLOCK() - t0
+    growth = _peak_rss() - base
+    t_f = _time_fun(fun, x)
+    t_g = _time_fun(grad, x)
+    floor = r.n_evals * t_f + 2 * t_g
+    return {"n": n, "status": r.status, "n_evals": r.n_evals, "peak_growth_MiB": growth / MiB,
+            "n_vectors": growth / (8.0 * n), "t_check_s": t_check, "t_f_s": t_f, "t_grad_s": t_g,
+            "over_floor": t_check / floor}
+
+
+def m_evals_per_entry(which):
+    from pytest_gradcheck import check_gradient
+    fun, grad, p = mlp_problem() if which == "mlp" else logreg_problem()
+    r = check_gradient(fun, p, grad, mode="full")
+    return {"problem": which, "n": r.n_params, "status": r.status, "n_evals": r.n_evals,
+            "per_entry": r.n_evals / r.n_params}
+
+
+def m_vs_torch_slow(quick):
+    import torch
+    from bench_frameworks import torch_mlp
+    from pytest_gradcheck import check_gradient
+    torch.set_num_threads(1)
+    params, loss, names = torch_mlp(quick)
+    n = sum(int(t.numel()) for t in params.values())
+
+    def as_fn(*ts):
+        return loss(dict(zip(names, ts)))
+
+    t0 = CLOCK()
+    ok = torch.autograd.gradcheck(as_fn, tuple(params[k].clone().requires_grad_(True) for k in names))
+    t_torch = CLOCK() - t0
+    t0 = CLOCK()
+    r = check_gradient(loss, params, None, mode="full")
+    t_ours = CLOCK() - t0
+    rg = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    t0 = CLOCK()
+    check_gradient(loss, rg, None, mode="full")
+    t_ours_rg = CLOCK() - t0
+    return {"n": n, "torch_ok": bool(ok), "status": r.status, "n_evals": r.n_evals,
+            "torch_s": t_torch, "ours_s": t_ours, "ratio": t_ours / t_torch,
+            "ours_requires_grad_s": t_ours_rg, "ratio_requires_grad": t_ours_rg / t_torch}
+
+
+def m_fixed_cost(rounds):
+    from pytest_gradcheck import check_gradient
+    fun, grad, x = sin_problem(10)
+    t_f = _time_fun(fun, x, target=0.1)
+    best, r = float("inf"), None
+    for _ in range(rounds):
+        t0 = CLOCK()
+        r = check_gradient(fun, x, grad, mode="full")
+        best = min(best, CLOCK() - t0)
+    return {"n": 10, "n_evals": r.n_evals, "t_f_us": t_f * 1e6, "check_ms": best * 1e3,
+            "fixed_ms": (best - r.n_evals * t_f) * 1e3}
+
+
+MEASUREMENTS = {
+    "rss_torch_full": lambda a: m_rss_torch_full(a.n_torch),
+    "rss_numpy_fast": lambda a: m_rss_numpy_fast(a.n_fast),
+    "evals_mlp": lambda a: m_evals_per_entry("mlp"),
+    "evals_logreg": lambda a: m_evals_per_entry("logreg"),
+    "vs_torch_slow": lambda a: m_vs_torch_slow(a.quick),
+    "fixed_cost": lambda a: m_fixed_cost(30 if a.quick else 200),
+}
+
+
+def run_child(name, args):
+    cmd = [sys.executable, __file__, "--child", name, "--n-torch", str(args.n_torch), "--n-fast", str(args.n_fast)]
+    if args.quick:
+        cmd.append("--quick")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "benchmarks")]))
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["exit %d" % out.returncode])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="n = 1e5 for the fast check, a smaller torch MLP")
+    ap.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    ap.add_argument("--only", metavar="NAME", action="append", choices=sorted(MEASUREMENTS),
+                    help="run only this measurement (repeatable)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--n-torch", type=int, default=10_000, help="n of the torch full check (default 1e4)")
+    ap.add_argument("--n-fast", type=int, default=None, help="n of the numpy fast check (default 1e6; 1e5 quick)")
+    args = ap.parse_args(argv)
+    if args.n_fast is None:
+        args.n_fast = 100_000 if args.quick else 1_000_000
+    if args.child:
+        print(json.dumps(MEASUREMENTS[args.child](args)))
+        return
+    names = args.only or list(MEASUREMENTS)
+    res = {name: run_child(name, args) for name in names}
+
+    def show(name, text):
+        r = res.get(name)
+        if r is None:
+            return
+        print(text(r) if "error" not in r else f"{name}: error: {r['error']}")
+
+    print(f"# bench_scale: python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs"
+          f"{' (quick)' if args.quick else ''}; process CPU time, one thread\n")
+    print(f"{'measure':<52} {'value':>14}  target")
+    show("rss_torch_full", lambda r: f"{'peak RSS growth, torch full, n=%d (requires_grad)' % r['n']:<52} "
+         f"{r['peak_growth_MiB']:>10.1f} MiB  <= 128 MiB   ({r['status']}, {r['n_evals']} evals)")
+    show("rss_numpy_fast", lambda r: f"{'peak RSS growth, numpy fast, n=%d' % r['n']:<52} "
+         f"{r['n_vectors']:>7.1f} n-vec  <= 12 n-vectors ({r['peak_growth_MiB']:.0f} MiB, {r['status']})")
+    show("rss_numpy_fast", lambda r: f"{'fast check time / evaluation floor, n=%d' % r['n']:<52} "
+         f"{r['over_floor']:>12.2f} x  <= 3x   ({r['n_evals']} evals x {r['t_f_s'] * 1e3:.2f} ms"
+         f" + 2 grads x {r['t_grad_s'] * 1e3:.2f} ms; check {r['t_check_s']:.2f} s)")
+    for key, label in (("evals_mlp", "MLP"), ("evals_logreg", "logistic regression")):
+        show(key, lambda r, label=label: f"{'full-mode evaluations per entry, %s n=%d' % (label, r['n']):<52} "
+             f"{r['per_entry']:>12.3f} n  <= 2.15 n ({r['n_evals']} evals, {r['status']})")
+    show("vs_torch_slow", lambda r: f"{'full mode / torch gradcheck slow, MLP n=%d' % r['n']:<52} "
+         f"{r['ratio']:>12.2f} x  <= 0.5x  ({r['ours_s']:.2f} s vs {r['torch_s']:.2f} s)")
+    show("vs_torch_slow", lambda r: f"{'  the same, params with requires_grad':<52} "
+         f"{r['ratio_requires_grad']:>12.2f} x  <= 0.5x  ({r['ours_requires_grad_s']:.2f} s)")
+    show("fixed_cost", lambda r: f"{'fixed cost per check, n=10 (t_f %.1f us)' % r['t_f_us']:<52} "
+         f"{r['fixed_ms']:>11.2f} ms  <= 0.5 ms ({r['n_evals']} evals, check {r['check_ms']:.2f} ms)")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(res, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
