@@ -34,11 +34,13 @@ import numpy as np
 from ..errors import GradcheckInputError
 from ..frameworks.base import batched_agrees
 from ..frameworks.registry import ends_check
-from .evaluate import Evaluator, scalar_of
+from ..frameworks.outputs import scalar_of
+from ..pytree import build, unravel
+from .evaluate import Evaluator
 from .result import (EntryReport, GradcheckResult, LeafSummary, MAX_WORST, ratio_grid,
                      ratio_histogram)
 from .stencils import COMPLEX_STEP, METHODS, SCHEMES
-from .trees import build, flatten, flatten_like, unravel
+from .trees import flatten, flatten_like
 
 SAFETY = 10.0
 #: two calls at the same point may differ by this many units of roundoff

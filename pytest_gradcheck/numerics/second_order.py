@@ -46,7 +46,8 @@ from ..frameworks.registry import ends_check
 from .check import PASS, FAIL, Judge, Problem, _validate, assemble, check_gradient, entry_scales, full_check
 from .result import GradcheckResult
 from .stencils import SCHEMES
-from .trees import TreeSpec, build, flatten
+from ..pytree import TreeSpec, build
+from .trees import flatten
 from .vector import (_VecEval, _VecProblem, _call, _combine_worst, _scales_and_noise, _out_path, _result_leaf, check_jacobian,
                      check_jvp)
 
@@ -152,7 +153,7 @@ def check_hessian(fun, params, hess=None, hvp=None, grad=None, *, method="centra
 def _scalar(out):
     """fun's value as a Python number, through the adapters (a torch tensor that requires grad, a jax
     array) like every other evaluation of fun."""
-    from .evaluate import scalar_of
+    from ..frameworks.outputs import scalar_of
 
     return scalar_of(out)[0]
 

@@ -60,7 +60,8 @@ from .check import (FAIL, INCONCLUSIVE, MAX_LEVELS, PASS, PASS_RESOLUTION, R_FAC
                     analytic_noise, assemble, entry_scales, full_check)
 from .result import GradcheckResult
 from .stencils import SCHEMES
-from .trees import Leaf, TreeSpec, build, flatten, flatten_like
+from ..pytree import Leaf, TreeSpec, build
+from .trees import flatten, flatten_like
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 
