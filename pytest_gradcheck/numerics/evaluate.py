@@ -5,6 +5,9 @@ built from them.  Perturbing entry i writes one number into a buffer, calls
 ``fun``, and writes the old number back: O(1) work per evaluation when the
 leaf aliases its buffer, which keeps the checker's overhead small next to a
 cheap function.  The caller's arrays are never handed to ``fun``.
+
+Layer: numerics, bottom (beside trees.py).  Imports errors, pytree (``build``)
+and frameworks.outputs (``scalar_of``); nothing else of numerics/.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ class Evaluator:
         self.spec = spec
         self.x0 = x0
         self.n_evals = 0
-        self.past_base = False  # set once fun has run at params (check._evaluator)
+        self.past_base = False  # set once fun has run at params (Problem._evaluator)
         self.eps_out = None
         self.owners: dict = {}  # output type -> the adapter that reads it (see scalar_of)
         self.buffers = [np.array(x0[leaf.slice], dtype=dt).reshape(leaf.shape)
