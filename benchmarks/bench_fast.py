@@ -116,7 +116,7 @@ def escapes(trials, n=2000):
           f"({ours / trials:.1%}); escaped torch's fast-mode rule {torch}/{trials} ({torch / trials:.1%})", flush=True)
     # two equal and opposite errors: the worst case of the 2^-K bound
     from pytest_gradcheck.numerics import fast
-    from pytest_gradcheck.numerics.check import Problem
+    from pytest_gradcheck.numerics.problem import Problem
     scale = Problem(fun, w, grad, "central", None, None, None, 0).L  # the probes' per-entry scales
     miss1 = missK = 0
     for t in range(trials):

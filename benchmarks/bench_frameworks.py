@@ -38,7 +38,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 import torch  # noqa: E402
 
 from pytest_gradcheck import check_gradient  # noqa: E402
-from pytest_gradcheck.frameworks.torch_function import check_function  # noqa: E402
+from pytest_gradcheck.torch_function import check_function  # noqa: E402
 
 torch.set_num_threads(1)  # stable timings on a shared machine; both sides get the same
 warnings.filterwarnings("ignore")

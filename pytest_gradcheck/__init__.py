@@ -3,6 +3,9 @@
 Public names are imported lazily (PEP 562): the pytest entry point imports this
 package in every pytest run of an environment that has it installed, and that
 must not cost a numpy import or break when an optional part is broken.
+
+Layer: public API, above the numerics and frameworks.  Imports nothing at import
+time; each public name is loaded from the module named in ``_PUBLIC`` on first use.
 """
 
 from importlib import import_module

@@ -150,7 +150,7 @@ def _autograd_functions(module) -> list[ModelSpec]:
 
     if "torch" not in sys.modules or not any(getattr(v, "__name__", None) == "torch" for v in vars(module).values()):
         return []
-    from .frameworks.torch_function import find_functions
+    from .torch_function import find_functions
 
     modname = getattr(module, "__name__", "")
     return [ModelSpec(name=cls.__name__, fun=cls, grad=None, params=None, module=modname, origin="autograd.Function")

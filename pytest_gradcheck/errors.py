@@ -1,4 +1,7 @@
-"""Exceptions raised by pytest-gradcheck."""
+"""Exceptions raised by pytest-gradcheck.
+
+Layer: bottom.  Imports nothing of the package; every layer may import it.
+"""
 
 
 class GradcheckError(AssertionError):

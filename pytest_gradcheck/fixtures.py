@@ -34,7 +34,7 @@ def check_function(kind: str):
     import pytest_gradcheck  # lazy: numpy and the numerics load on first use
 
     if kind == "function":  # torch's custom autograd.Function checker (imports torch)
-        from .frameworks.torch_function import check_function as checker
+        from .torch_function import check_function as checker
         return checker
     return getattr(pytest_gradcheck, CHECK_FUNCTIONS[kind])
 
@@ -221,7 +221,7 @@ class GradcheckFixture:
 
     def function(self, fn_cls, *inputs, label=None, **kwargs):
         """Check a custom ``torch.autograd.Function`` (backward against finite differences of
-        forward) with ``pytest_gradcheck.frameworks.torch_function.check_function``; without
+        forward) with ``pytest_gradcheck.torch_function.check_function``; without
         inputs, the Function's sample inputs are used."""
         __tracebackhide__ = True
         return self._run("function", (fn_cls, *inputs), kwargs, label or getattr(fn_cls, "__name__", None))

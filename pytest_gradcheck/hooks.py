@@ -1,6 +1,8 @@
 """Hook specifications of pytest-gradcheck (added in ``pytest_addhooks``).
 
 Implement them in a ``conftest.py`` or a plugin, like any pytest hook.
+
+Layer: plugin side.  Imports pluggy only.
 """
 
 from __future__ import annotations

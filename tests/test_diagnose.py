@@ -11,7 +11,7 @@ import pytest
 
 from pytest_gradcheck import check_gradient
 from pytest_gradcheck.numerics import diagnose as dg
-from pytest_gradcheck.numerics.check import Problem
+from pytest_gradcheck.numerics.problem import Problem
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 

@@ -124,7 +124,7 @@ def test_equal_and_opposite_errors_escape_at_the_predicted_rate_with_one_probe()
     # agree: probability 1/2 per probe (the worst case of the 2^-K bound).
     n = 200
     fun, grad, w = logistic(n, seed=5)
-    from pytest_gradcheck.numerics.check import Problem
+    from pytest_gradcheck.numerics.problem import Problem
     scale = Problem(fun, w, grad, "central", None, None, None, 0).L  # the probes' per-entry scales
     i, j = 3, 150
     delta = 0.5 * np.abs(grad(w)).max()

@@ -11,7 +11,7 @@ jnp = jax.numpy
 
 from pytest_gradcheck import GradcheckInputError, check_gradient  # noqa: E402
 from pytest_gradcheck.frameworks.registry import adapter_for  # noqa: E402
-from pytest_gradcheck.numerics import check as _core  # noqa: E402
+from pytest_gradcheck.numerics import problem as _core  # noqa: E402
 
 _CORE_WRAPS_FUN = "numeric_fun" in inspect.getsource(_core)
 

@@ -9,7 +9,7 @@ F = torch.nn.functional
 from pytest_gradcheck import (GradcheckInputError, check_gradient, check_hessian, check_jacobian, check_jvp,  # noqa: E402
                               check_vjp)
 from pytest_gradcheck.frameworks.registry import adapter_for  # noqa: E402
-from pytest_gradcheck.frameworks.torch_function import (  # noqa: E402
+from pytest_gradcheck.torch_function import (  # noqa: E402
     check_function, check_module, find_functions, module_fun, module_params, sample_inputs)
 
 D = torch.float64

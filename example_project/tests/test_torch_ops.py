@@ -4,7 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pytest_gradcheck.frameworks.torch_function import check_function  # noqa: E402
+from pytest_gradcheck.torch_function import check_function  # noqa: E402
 
 from tinynet.torch_ops import ScaledTanh, SoftplusFunction, scaled_tanh, softplus  # noqa: E402
 

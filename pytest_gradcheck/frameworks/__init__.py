@@ -2,9 +2,13 @@
 user has imported them; others through :func:`register_adapter` or the
 ``pytest_gradcheck.adapters`` entry-point group (see :mod:`.hookspecs`).
 
+Layer: frameworks, below the numerics.  Modules here import errors, pytree and
+each other, never numerics/ (the numerics call the adapters, not the reverse).
+
 Nothing here imports torch or jax.  The torch helpers (``check_function``,
-``module_params``, ``module_fun``, ``check_module``, ``find_functions``) live in
-:mod:`pytest_gradcheck.frameworks.torch_function`, imported on demand.
+``module_params``, ``module_fun``, ``check_module``, ``find_functions``) call
+check_gradient, so they sit above the numerics, in
+:mod:`pytest_gradcheck.torch_function`, imported on demand.
 """
 
 from .base import Adapter, NumpyAdapter

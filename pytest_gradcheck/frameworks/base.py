@@ -10,6 +10,9 @@ dtype the function is evaluated in.  When ``aliases_buffer`` is true the leaf
 made by ``leaf_from_buffer`` shares memory with the buffer, so the checker can
 perturb one entry in place (O(1) per evaluation) instead of rebuilding the
 leaf for every evaluation.
+
+Layer: frameworks, bottom.  Imports numpy and pytree (``build``), nothing else of
+the package.
 """
 
 from __future__ import annotations
@@ -158,7 +161,7 @@ class NumpyAdapter(Adapter):
     def batched(self, fun, spec, dtypes, vectorized):
         if not vectorized:
             return None
-        from ..numerics.trees import build
+        from ..pytree import build
 
         def run(points):
             B = points.shape[0]

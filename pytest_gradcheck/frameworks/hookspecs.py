@@ -24,6 +24,8 @@ object) that implements the hook below::
 The entry points are loaded once, the first time an adapter is looked up.
 Code that runs anyway (a conftest, a test module) can simply call
 ``pytest_gradcheck.frameworks.register_adapter(MyLibAdapter())``.
+
+Layer: frameworks, bottom.  Imports pluggy only.
 """
 
 from __future__ import annotations

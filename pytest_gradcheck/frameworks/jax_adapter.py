@@ -21,6 +21,9 @@ Imported only once the user has imported jax (see registry._load_optional).
 * ``batched``: ``jax.jit(jax.vmap(fun))`` over a leading axis of every leaf,
   every chunk padded to one power-of-two batch size so XLA compiles once
   per function (compiled evaluators are cached per function and tree structure).
+
+Layer: frameworks, top.  Imports errors, pytree, frameworks.base and
+frameworks.outputs; never numerics/.
 """
 
 from __future__ import annotations
@@ -213,7 +216,7 @@ class JaxAdapter(Adapter):
 
     # -- batched finite differences --------------------------------------------
     def batched(self, fun, spec, dtypes, vectorized):
-        from ..numerics.trees import build
+        from ..pytree import build
 
         if vectorized is None and spec.size < MIN_BATCH_PARAMS:
             return None
@@ -259,7 +262,7 @@ class JaxAdapter(Adapter):
             return run_chunk(points)
 
         def run_single(points):
-            from ..numerics.evaluate import scalar_of
+            from .outputs import scalar_of
 
             vals = np.empty(points.shape[0])
             for r in range(points.shape[0]):

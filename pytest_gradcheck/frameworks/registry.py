@@ -1,7 +1,10 @@
 """Which adapter owns a leaf.  numpy is built in; torch and jax are added lazily
 when their modules are already imported (we never import a framework the user
 did not), and third parties add theirs with :func:`register_adapter` or the
-``pytest_gradcheck.adapters`` entry point group (see hookspecs.py)."""
+``pytest_gradcheck.adapters`` entry point group (see hookspecs.py).
+
+Layer: frameworks, middle.  Imports base and hookspecs (and loads torch_adapter /
+jax_adapter by name, once their framework is imported); never numerics/."""
 
 from __future__ import annotations
 

@@ -12,6 +12,9 @@ Imported only once the user has imported torch (see registry._load_optional).
 * bfloat16 is read as float32 numpy values; eps is the torch dtype's.
 * ``gradient``: grad=None means torch autograd on fresh float tensors.
 * ``batched``: ``torch.func.vmap`` over a leading axis of every leaf.
+
+Layer: frameworks, top.  Imports errors, pytree, frameworks.base and
+frameworks.outputs; never numerics/.
 """
 
 from __future__ import annotations
@@ -183,8 +186,8 @@ class TorchAdapter(Adapter):
             return None
         if vectorized is None and not MIN_BATCH_PARAMS <= spec.size < MAX_BATCH_PARAMS:
             return None
-        from ..numerics.evaluate import scalar_of
-        from ..numerics.trees import build
+        from .outputs import scalar_of
+        from ..pytree import build
 
         devices = [leaf.original.device for leaf in spec.leaves]
         tdtypes = [_NP_TO_TORCH.get(np.dtype(d)) for d in dtypes]

@@ -39,6 +39,10 @@ was compared, what the numbers say, the likely cause, what to try next),
 ``entries`` ([{leaf, index, classification, sweep: [{"h", "error"}...],
 tolerance: [...]}]) and ``pattern`` ({leaf: {...}}).  At most
 SWEEP_ENTRIES * len(DECADES) * 2 = 40 extra evaluations of f.
+
+Layer: numerics, middle (imported lazily by assemble.py).  Imports stencils and
+verdict (``SAFETY``, the same margin the verdict uses); reads a Problem and a
+result by their attributes.
 """
 
 from __future__ import annotations
@@ -48,10 +52,10 @@ import math
 import numpy as np
 
 from .stencils import SCHEMES
+from .verdict import SAFETY
 
 SWEEP_ENTRIES = 2
 DECADES = tuple(range(1, 11))
-SAFETY = 10.0
 #: relative residual below which a leaf-level bug shape is accepted
 FIT = 0.05
 #: leaves larger than this are not searched for rearranged entries

@@ -5,6 +5,9 @@ built from them.  Perturbing entry i writes one number into a buffer, calls
 ``fun``, and writes the old number back: O(1) work per evaluation when the
 leaf aliases its buffer, which keeps the checker's overhead small next to a
 cheap function.  The caller's arrays are never handed to ``fun``.
+
+Layer: numerics, bottom (beside trees.py).  Imports errors, pytree (``build``)
+and frameworks.outputs (``scalar_of``); nothing else of numerics/.
 """
 
 from __future__ import annotations
@@ -12,48 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import GradcheckInputError
-from ..frameworks.registry import adapters
-from .trees import TreeSpec, build
-
-
-def scalar_of(out, what: str = "fun", owners: dict | None = None):
-    """(value, eps of its dtype) of a scalar output; GradcheckInputError otherwise.
-
-    ``owners`` (type -> adapter) remembers which adapter read an output type, so that
-    the thousands of outputs of one check skip the adapter lookup (~2 us each)."""
-    if owners:
-        ad = owners.get(type(out))
-        if ad is not None:
-            got = ad.scalar_output(out)
-            if got is not None:
-                return got
-    if isinstance(out, (bool, np.bool_)):
-        raise GradcheckInputError(f"{what} returned a boolean; it must return a number")
-    if isinstance(out, float):
-        return out, float(np.finfo(np.float64).eps)
-    if isinstance(out, int):
-        return float(out), float(np.finfo(np.float64).eps)
-    if isinstance(out, complex):
-        return out, float(np.finfo(np.float64).eps)
-    if isinstance(out, (np.ndarray, np.generic)):
-        a = np.asarray(out)
-        if a.size != 1:
-            raise GradcheckInputError(
-                f"{what} must return a scalar; it returned an array of shape {a.shape}. "
-                f"For vector-valued functions use check_vjp, check_jvp or check_jacobian")
-        if not np.issubdtype(a.dtype, np.number):
-            raise GradcheckInputError(f"{what} returned a value of dtype {a.dtype}; it must return a number")
-        eps = float(np.finfo(a.dtype).eps) if np.issubdtype(a.dtype, np.inexact) else float(np.finfo(np.float64).eps)
-        return a.reshape(()).item(), eps
-    for ad in adapters():
-        if ad.owns(out):
-            got = ad.scalar_output(out)
-            if got is not None:
-                if owners is not None:
-                    owners[type(out)] = ad
-                return got
-            break
-    raise GradcheckInputError(f"{what} must return a scalar (float or size-1 array); it returned {type(out).__name__}")
+from ..frameworks.outputs import scalar_of
+from ..pytree import TreeSpec, build
 
 
 class Evaluator:
@@ -64,7 +27,7 @@ class Evaluator:
         self.spec = spec
         self.x0 = x0
         self.n_evals = 0
-        self.past_base = False  # set once fun has run at params (check._evaluator)
+        self.past_base = False  # set once fun has run at params (Problem._evaluator)
         self.eps_out = None
         self.owners: dict = {}  # output type -> the adapter that reads it (see scalar_of)
         self.buffers = [np.array(x0[leaf.slice], dtype=dt).reshape(leaf.shape)

@@ -21,7 +21,7 @@ Tolerance of a probe (it must not grow with n the way torch's atol*sum(u)*sum(v)
 E_dir is the error estimate of the directional derivative (roundoff
 sqrt(sum w_j^2)*sigma/h with sigma the measured noise of f, plus the
 Richardson truncation estimate; refinement is full mode's chain of levels,
-check._Chain, applied to t -> f(x0 + t d)), exactly as for one entry in full
+refine.Chain, applied to t -> f(x0 + t d)), exactly as for one entry in full
 mode: it does not depend on n.  F_i is full mode's analytic-precision floor of entry i.  Its
 projection is taken as a root-sum-square, not as sum |d_i| F_i (which grows
 like n): whatever the signs of the analytic side's rounding errors e_i
@@ -56,7 +56,7 @@ exact single-entry property (a N(0,1) weight falls below 0.1 with probability 8%
 Noise, lazily
 -------------
 The tolerance needs sigma, the noise of f, which full mode measures with 8
-evaluations (Problem.measure_noise).  Fast mode first probes with the least
+evaluations (noise.measure_noise).  Fast mode first probes with the least
 noise f can have: its roundoff at params, eps_f |f0| (or the spread of the
 repeated call, if larger).  Every tolerance built on it is at most the one
 the measured sigma would give (sigma is never below that floor), so when all
@@ -87,6 +87,10 @@ thinly over many entries, each below its own tolerance), the status is
 "inconclusive" with a message to run mode="full".
 
 mode="auto" uses full mode up to AUTO_FULL_MAX parameters and fast mode above.
+
+Layer: numerics, upper (beside full.py).  Imports errors, frameworks.base
+(``MIN_BATCH_ROWS``), verdict, noise, refine, entries, assemble and stencils;
+never full or check (check.py imports this module, lazily).
 """
 
 from __future__ import annotations
@@ -99,10 +103,12 @@ import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.base import MIN_BATCH_ROWS
-from . import check as _check
-from .check import (FAIL, INCONCLUSIVE, MAX_LEVELS, PASS, R_FACTOR, SAFETY, Judge, _nondeterministic_result,
-                    _real_value, assemble)
+from .assemble import assemble, nondeterministic_result
+from .entries import entry_estimates
+from .noise import measure_noise, noise_level
+from .refine import MAX_LEVELS, R_FACTOR, Chain, real_value
 from .stencils import COMPLEX_STEP, SCHEMES
+from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, Judge
 
 #: mode="auto": full mode up to this many parameters (2n evaluations are then
 #: cheap next to a test suite), fast mode above
@@ -151,7 +157,7 @@ class _Fast:
         self.f0 = float(np.real(ev.f0))
         self.assumed_noise = assume_least_noise and not self.complex
         if self.complex:
-            self.sigma, self.eps_f = problem.measure_noise()
+            self.sigma, self.eps_f = measure_noise(problem)
             self.eps_eff = self.eps_f
             self.h = COMPLEX_STEP
             problem.sigma, problem.eps_eff = self.sigma, self.eps_eff
@@ -162,7 +168,7 @@ class _Fast:
                 self.sigma = max(self.eps_f * abs(self.f0), getattr(problem, "repeat_noise", 0.0))
                 self.eps_eff = self.eps_f
             else:
-                self.sigma, self.eps_eff = _check.noise_level(problem)
+                self.sigma, self.eps_eff = noise_level(problem)
             self.h = self.scheme.base_step(self.eps_eff) if problem.eps is None else float(problem.eps)
         # the per-entry allowance whose projection is the probe's floor (see the module docstring)
         self.allowance = (judge.atol + judge.rtol * np.abs(problem.analytic)) if judge.explicit else problem.floor
@@ -250,11 +256,11 @@ class _Fast:
                 x = self._round(p.x0 + (o * h) * d)
                 v = self._cache.pop(x.tobytes(), None)
                 if v is None:
-                    v = _real_value(p.ev.at_vector(x))
+                    v = real_value(p.ev.at_vector(x))
                 x -= p.x0  # the step actually taken (rounded), for the analytic projection
                 got[o] = (v, float(p.analytic @ x))
         else:
-            got = dict(zip(self.offsets, ((_real_value(v), pr) for v, pr in
+            got = dict(zip(self.offsets, ((real_value(v), pr) for v, pr in
                                           p.ev.along(d, [o * h for o in self.offsets], p.analytic))))
         f0 = self.f0
         sch = self.scheme
@@ -310,7 +316,7 @@ class _Fast:
         (so the probes already taken, which passed at a tighter tolerance, stand).  False when the
         measured noise would move the step by more than 25% or change the scales: a fresh round
         with the measured noise is then needed."""
-        sigma, eps_eff = _check.noise_level(self.p)
+        sigma, eps_eff = noise_level(self.p)
         if self.p.eps is None:
             if self.scheme.base_step(eps_eff) > 1.25 * self.h:
                 return False
@@ -354,7 +360,7 @@ class _Fast:
 
     def _refine(self, pr, d, D0, P0, fwd0, bwd0, floor):
         """Shrink the step, Richardson-extrapolate, confirm a plateau: full mode's chain of levels
-        (check._Chain) applied to t -> f(x0 + t d).  The analytic projection moves slightly from
+        (refine.Chain) applied to t -> f(x0 + t d).  The analytic projection moves slightly from
         level to level (steps are rounded to the buffers' dtypes), so each level's estimates are
         shifted by P - P0 and judged against P0."""
         shim = _Shim(P0, floor, float(np.sqrt(np.sum((d * self.p.analytic) ** 2))), self)
@@ -365,7 +371,7 @@ class _Fast:
             s = P - P0
             return D - s, fwd - s, bwd - s, h, finite
 
-        chain = _check._Chain(shim, shim, sch, 0, self.sigma)
+        chain = Chain(shim, shim, sch, 0, self.sigma)
         chain.start(D0, fwd0, bwd0)
         h = self.h
         got = None
@@ -379,9 +385,9 @@ class _Fast:
         if got is None:
             final = chain.final()
             if chain.state == "unsettled" and self.p.eps is None:
-                up = _check._Chain(shim, shim, sch, 0, self.sigma)
+                up = Chain(shim, shim, sch, 0, self.sigma)
                 up.start(*level(self.h * R_FACTOR ** 2)[:3])
-                up.disc0 = abs(D0 - P0) if math.isfinite(D0) else math.inf  # see check._refine
+                up.disc0 = abs(D0 - P0) if math.isfinite(D0) else math.inf  # see refine.refine
                 for lv in (level(self.h * R_FACTOR), (D0, fwd0, bwd0, self.h, math.isfinite(D0))):
                     got = up.feed(*lv)
                     if got is not None:
@@ -415,13 +421,13 @@ class _Fast:
                 numeric[i], err[i] = D, e
                 verdict[i] = PASS if abs(a[i] - D) <= judge.tol(int(i), D, e) else FAIL
             return
-        num, e, v, why = _check.entry_estimates(p, judge, idx)
+        num, e, v, why = entry_estimates(p, judge, idx)
         numeric[idx], err[idx], verdict[idx] = num[idx], e[idx], v[idx]
         reasons.update(why)
 
 
 class _Shim:
-    """A one-entry problem and judge for check._Chain: the analytic projection P0, its floor,
+    """A one-entry problem and judge for refine.Chain: the analytic projection P0, its floor,
     and fast mode's probe tolerance."""
 
     def __init__(self, P0, floor, scale, fx):
@@ -483,7 +489,7 @@ def check_fast(problem, n_probes: int | None = None):
     judge = Judge(problem)
     base_msgs = problem.check_base()
     if any(m.startswith("fun is nondeterministic") for m in base_msgs):
-        res = _nondeterministic_result(problem, judge, base_msgs)
+        res = nondeterministic_result(problem, judge, base_msgs)
         res.mode = "fast"
         return res
     problem.messages.extend(base_msgs)

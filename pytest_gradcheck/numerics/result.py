@@ -3,6 +3,9 @@
 Everything the plugin and the reporters show is derived from ``to_dict()``,
 which holds only JSON-safe values (it crosses process boundaries under
 pytest-xdist).  The full per-entry arrays stay on the Python object.
+
+Layer: numerics, bottom.  Imports errors only; the reporters read its
+``to_dict()`` output, never this module.
 """
 
 from __future__ import annotations

@@ -33,6 +33,10 @@ check_gradgrad(fun, params, grad, hvp=None)
     of these is returned (kind "gradgrad"), and its ``n_evals`` counts calls
     of fun and of grad together.  (2) catches, for example, the gradient of
     x^T A x written as 2 A x for an unsymmetric A, without fun at all.
+
+Layer: numerics, top.  Imports errors, pytree, frameworks (``ends_check``,
+``scalar_of``) and the numerics below it, check.py and vector.py included;
+nothing of numerics/ imports it.
 """
 
 from __future__ import annotations
@@ -43,12 +47,18 @@ import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.registry import ends_check
-from .check import PASS, FAIL, Judge, Problem, _validate, assemble, check_gradient, entry_scales, full_check
+from ..pytree import TreeSpec, build
+from .assemble import assemble
+from .check import check_gradient
+from .full import full_check
+from .problem import Problem, call_user, validate
 from .result import GradcheckResult
 from .stencils import SCHEMES
-from .trees import TreeSpec, build, flatten
-from .vector import (_VecEval, _VecProblem, _call, _combine_worst, _scales_and_noise, _out_path, _result_leaf, check_jacobian,
-                     check_jvp)
+from .steps import entry_scales
+from .trees import flatten
+from .vector import (VecEval, VecProblem, check_jacobian, check_jvp, combine_worst, out_path, result_leaf,
+                     scales_and_noise)
+from .verdict import FAIL, PASS, Judge
 
 N_PROBES = 2
 #: the symmetry check of check_gradgrad builds the n x n Jacobian of grad up to this n
@@ -75,7 +85,7 @@ def check_hessian(fun, params, hess=None, hvp=None, grad=None, *, method="centra
             raise GradcheckInputError(f"{name} must be callable; got {type(f).__name__}")
     if isinstance(n_probes, bool) or not isinstance(n_probes, (int, np.integer)) or n_probes < 1:
         raise GradcheckInputError(f"n_probes must be a positive integer; got {n_probes!r}")
-    _validate(fun, method, mode, eps, atol, rtol, seed)
+    validate(fun, method, mode, eps, atol, rtol, seed)
     if method == "complex":
         raise GradcheckInputError("method='complex' is not available for Hessians; use 'central' or 'central4'")
     x0, spec = flatten(params)
@@ -84,7 +94,7 @@ def check_hessian(fun, params, hess=None, hvp=None, grad=None, *, method="centra
     def hess_matrix(p):
         # read through the adapters (a torch tensor that requires grad, bfloat16, jax) and kept in its
         # own dtype: check_jacobian judges a float32 Hessian by float32's rounding, not float64's
-        raw = _call(hess, p, what="hess")
+        raw = call_user(hess, p, what="hess")
         H, hspec = flatten(raw, name="hess")
         if H.size != n * n:
             shape = hspec.leaves[0].shape if len(hspec.leaves) == 1 else (H.size,)
@@ -126,7 +136,7 @@ def check_hessian(fun, params, hess=None, hvp=None, grad=None, *, method="centra
 
         if hvp is not None:
             def analytic(p, vt=vt):
-                return _call(hvp, p, vt, what="hvp")
+                return call_user(hvp, p, vt, what="hvp")
         else:
             def analytic(p, v=v):
                 return _as_tree(spec, hess_matrix(p) @ v)
@@ -144,7 +154,7 @@ def check_hessian(fun, params, hess=None, hvp=None, grad=None, *, method="centra
         r = full_check(problem)
         r.n_evals *= 4  # each evaluation of psi is 4 evaluations of fun
         results.append(r)
-    res = _combine_worst(results, "hessian")
+    res = combine_worst(results, "hessian")
     res.seed = int(seed)
     return res
 
@@ -152,7 +162,7 @@ def check_hessian(fun, params, hess=None, hvp=None, grad=None, *, method="centra
 def _scalar(out):
     """fun's value as a Python number, through the adapters (a torch tensor that requires grad, a jax
     array) like every other evaluation of fun."""
-    from .evaluate import scalar_of
+    from ..frameworks.outputs import scalar_of
 
     return scalar_of(out)[0]
 
@@ -191,15 +201,15 @@ def check_gradgrad(fun, params, grad, *, hvp=None, method="central", eps=None, a
 def _symmetry(grad, params, method, eps, atol, rtol, seed):
     """Finite-difference Jacobian of grad (Richardson-refined), judged for symmetry entry by entry."""
     t0 = time.perf_counter()
-    _validate(grad, method, "full", eps, atol, rtol, seed)
+    validate(grad, method, "full", eps, atol, rtol, seed)
     if method == "complex":
         method = "central"
-    ev = _VecEval(grad, params)
+    ev = VecEval(grad, params)
     n = ev.spec.size
     if ev.ospec.size != n:
         raise GradcheckInputError(f"grad returned {ev.ospec.size} numbers for {n} parameters")
     scheme = SCHEMES[method]
-    L, rng, sigma = _scales_and_noise(ev, seed, 0x5E3)
+    L, rng, sigma = scales_and_noise(ev, seed, 0x5E3)
     eps_f = ev.eps_out
     y0 = ev.y0
     eps_eff = min(max(eps_f, float(np.median(sigma / np.maximum(np.abs(y0), 1e-300)))), 1e-2)
@@ -221,7 +231,7 @@ def _symmetry(grad, params, method, eps, atol, rtol, seed):
     for ol in ev.ospec.leaves:
         for il in ev.spec.leaves:
             shape = tuple(ol.shape) + tuple(il.shape)
-            leaves.append(_result_leaf(f"d{_out_path(ol.path, 'grad')}/d{il.path}", shape, off, ol, ol.dtype_name))
+            leaves.append(result_leaf(f"d{out_path(ol.path, 'grad')}/d{il.path}", shape, off, ol, ol.dtype_name))
             pos[ol.slice, il.slice] = off + np.arange(ol.size * il.size).reshape(ol.size, il.size)
             off += ol.size * il.size
     spec = TreeSpec(None, leaves, n * n)
@@ -231,7 +241,7 @@ def _symmetry(grad, params, method, eps, atol, rtol, seed):
     numeric[pos] = J
     err = np.empty(n * n)
     err[pos] = E + E.T  # both sides are estimates
-    prob = _VecProblem("gradgrad", method, int(seed), atol, rtol, spec, analytic, np.full(n * n, eps_f), ev,
+    prob = VecProblem("gradgrad", method, int(seed), atol, rtol, spec, analytic, np.full(n * n, eps_f), ev,
                        [f"symmetry of grad's Jacobian: {n} columns by Richardson-refined {method} differences of "
                         f"grad; the 'analytic' side is the transposed entry J[j, r]"], t0)
     judge = Judge(prob)

@@ -9,6 +9,8 @@ The two balance at h* ~ (sigma/|f^(p+1)|)^(1/(p+1)); for a function whose
 derivatives scale like |f|/L^k and sigma = eps|f| that is h* ~ eps^(1/(p+1)) L.
 Halving the step r-fold shrinks truncation r^p-fold, which is what Richardson
 extrapolation uses:  N = D(h/r) + (D(h/r) - D(h)) / (r^p - 1).
+
+Layer: numerics, bottom.  Imports nothing of the package.
 """
 
 from __future__ import annotations

@@ -1,61 +1,20 @@
-"""Pytrees <-> one flat float64 vector, with readable leaf paths.
+"""Pytrees -> one flat float64 vector, each leaf read through its framework's adapter.
 
-A pytree is a numpy array, a Python or numpy scalar, a framework array (via an
-adapter), or a dict / list / tuple of pytrees.  Dict keys keep the user's order.
-Paths read like Python: ``W1``, ``enc[0]``, ``dec[1]['s']``; a bare leaf is
-``params``.
+Layer: numerics, bottom (beside evaluate.py).  Imports errors, pytree (the
+structure: Leaf, TreeSpec, paths) and frameworks.registry (which adapter reads a
+leaf); nothing else of numerics/.
+
+A leaf is a numpy array, a Python or numpy scalar, or a framework array (via an
+adapter).  The structure and its paths are :mod:`pytest_gradcheck.pytree`'s.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.registry import adapter_for
-from ..frameworks.base import Adapter
-
-ROOT = "params"
-
-
-@dataclass
-class Leaf:
-    path: str
-    shape: tuple
-    offset: int
-    size: int
-    adapter: Adapter
-    original: Any
-    dtype: np.dtype        # numpy dtype of the leaf's values (as read)
-    dtype_name: str        # the framework's spelling ("bfloat16")
-    eps: float             # unit roundoff of the native dtype
-
-    @property
-    def slice(self) -> slice:
-        return slice(self.offset, self.offset + self.size)
-
-    @property
-    def is_float(self) -> bool:
-        return np.issubdtype(self.dtype, np.floating) or np.issubdtype(self.dtype, np.complexfloating)
-
-
-@dataclass
-class TreeSpec:
-    """The structure of a pytree: nested ('dict'|'list'|'tuple', keys, children) or a leaf index."""
-
-    node: Any
-    leaves: list
-    size: int
-
-
-def _child_path(parent: str, key, top: bool) -> str:
-    if isinstance(key, int):
-        return f"{'' if top else parent}[{key}]"
-    if top and isinstance(key, str):
-        return key
-    return f"{'' if top else parent}[{key!r}]"
+from ..pytree import ROOT, Leaf, TreeSpec, child_path
 
 
 def flatten(params, name: str = "params") -> tuple[np.ndarray, TreeSpec]:
@@ -69,12 +28,12 @@ def flatten(params, name: str = "params") -> tuple[np.ndarray, TreeSpec]:
         if isinstance(obj, dict):
             if not obj and top:
                 pass
-            return ("dict", list(obj.keys()), [visit(v, _child_path(path, k, top), False) for k, v in obj.items()])
+            return ("dict", list(obj.keys()), [visit(v, child_path(path, k, top), False) for k, v in obj.items()])
         if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
             kind = "list" if isinstance(obj, list) else "tuple"
-            return (kind, None, [visit(v, _child_path(path, i, top), False) for i, v in enumerate(obj)])
+            return (kind, None, [visit(v, child_path(path, i, top), False) for i, v in enumerate(obj)])
         if isinstance(obj, tuple):  # namedtuple
-            return ("namedtuple", type(obj), [visit(v, _child_path(path, i, top), False) for i, v in enumerate(obj)])
+            return ("namedtuple", type(obj), [visit(v, child_path(path, i, top), False) for i, v in enumerate(obj)])
         p = path if path else ROOT
         if isinstance(obj, bool) or (isinstance(obj, np.ndarray) and obj.dtype == bool):
             raise GradcheckInputError(f"{name} leaf {p!r} is boolean; only numeric leaves can be differentiated")
@@ -104,24 +63,6 @@ def flatten(params, name: str = "params") -> tuple[np.ndarray, TreeSpec]:
     node = visit(params, "", True)
     vec = np.concatenate(chunks) if chunks else np.zeros(0)
     return vec, TreeSpec(node, leaves, offset)
-
-
-def build(spec: TreeSpec, make_leaf) -> Any:
-    """Rebuild the pytree; ``make_leaf(k, leaf)`` returns the k-th leaf object."""
-
-    def visit(node):
-        if isinstance(node, int):
-            return make_leaf(node, spec.leaves[node])
-        kind, keys, children = node
-        if kind == "dict":
-            return {k: visit(c) for k, c in zip(keys, children)}
-        if kind == "list":
-            return [visit(c) for c in children]
-        if kind == "tuple":
-            return tuple(visit(c) for c in children)
-        return keys(*[visit(c) for c in children])  # namedtuple type
-
-    return visit(spec.node)
 
 
 def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, list]:
@@ -184,24 +125,14 @@ def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, 
             if extra:
                 raise GradcheckInputError(f"{what} has unexpected key(s) {extra} at {p!r} (params has keys {keys})")
             for k, c in zip(keys, children):
-                visit(c, obj[k], _child_path(path, k, top), False)
+                visit(c, obj[k], child_path(path, k, top), False)
             return
         if not isinstance(obj, (list, tuple)):
             raise GradcheckInputError(f"{what} has {type(obj).__name__} at {p!r} where params has a {kind} of length {len(children)}")
         if len(obj) != len(children):
             raise GradcheckInputError(f"{what} has a {type(obj).__name__} of length {len(obj)} at {p!r} where params has length {len(children)}")
         for i, (c, o) in enumerate(zip(children, obj)):
-            visit(c, o, _child_path(path, i, top), False)
+            visit(c, o, child_path(path, i, top), False)
 
     visit(spec.node, tree, "", True)
     return out, dtypes
-
-
-def unravel(spec: TreeSpec, i: int) -> tuple[str, tuple]:
-    """(leaf path, index within the leaf's shape) of flat entry ``i``."""
-    offs = [leaf.offset for leaf in spec.leaves]
-    k = int(np.searchsorted(offs, i, side="right") - 1)
-    leaf = spec.leaves[k]
-    j = i - leaf.offset
-    idx = tuple(int(t) for t in np.unravel_index(j, leaf.shape)) if leaf.shape else ()
-    return leaf.path, idx

@@ -45,6 +45,11 @@ check_jacobian(fun, inputs, jac)
     evaluations, every Jacobian entry is judged; result leaves are named
     "d<out>/d<in>" with shape out_shape + in_shape); mode="fast" checks the
     VJPs J^T c through check_vjp's fast mode instead.
+
+Layer: numerics, public checks (above full.py; beside check.py, which it does
+not import).  Imports errors, pytree, frameworks.registry (``ends_check``) and
+the numerics below it: problem, verdict, steps, noise, refine, full, assemble.
+``VecEval``, ``VecProblem``, ``combine_worst``... are public for second_order.py.
 """
 
 from __future__ import annotations
@@ -56,11 +61,17 @@ import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.registry import ends_check
-from .check import (FAIL, INCONCLUSIVE, MAX_LEVELS, PASS, PASS_RESOLUTION, R_FACTOR, SAFETY, Judge, Problem, _validate, analytic_floor,
-                    analytic_noise, assemble, entry_scales, full_check)
+from ..pytree import Leaf, TreeSpec, build
+from .assemble import assemble
+from .full import full_check
+from .noise import analytic_noise
+from .problem import Problem, call_user, validate
+from .refine import MAX_LEVELS, PASS_RESOLUTION, R_FACTOR
 from .result import GradcheckResult
 from .stencils import SCHEMES
-from .trees import Leaf, TreeSpec, build, flatten, flatten_like
+from .steps import entry_scales
+from .trees import flatten, flatten_like
+from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, Judge, analytic_floor
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 
@@ -69,17 +80,7 @@ N_TANGENTS = 2
 
 
 # ---------------------------------------------------------------- helpers
-def _call(f, *args, what):
-    __tracebackhide__ = True
-    try:
-        return f(*args)
-    except GradcheckInputError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        raise GradcheckInputError(f"{what} raised {type(e).__name__}: {e}") from e
-
-
-def _out_path(path: str, root: str = "out") -> str:
+def out_path(path: str, root: str = "out") -> str:
     """Output leaf path: 'out', 'out[0]', "out['key']", "out['key'][1]"."""
     if path == "params":
         return root
@@ -123,7 +124,7 @@ def _leaves_numpy(out, spec, complex_ok=False):
     return vec
 
 
-def _combine_worst(results, kind):
+def combine_worst(results, kind):
     """One result from several (one per cotangent / tangent): the worst, with summed costs."""
     order = {"fail": 2, "inconclusive": 1, "pass": 0}
     worst = max(results, key=lambda r: (order[r.status], r.max_ratio))
@@ -155,12 +156,12 @@ def check_vjp(fun, inputs, vjp, *, method="central", eps=None, atol=None, rtol=N
 
 
 def _vjp_check(fun, inputs, vjp, method, eps, atol, rtol, mode, seed, n_cotangents, kind):
-    _validate(fun, method, mode, eps, atol, rtol, seed)
+    validate(fun, method, mode, eps, atol, rtol, seed)
     if not callable(vjp):
         raise GradcheckInputError(f"vjp must be callable; got {type(vjp).__name__}")
     if isinstance(n_cotangents, bool) or not isinstance(n_cotangents, (int, np.integer)) or n_cotangents < 1:
         raise GradcheckInputError(f"n_cotangents must be a positive integer; got {n_cotangents!r}")
-    y0 = _call(fun, inputs, what="fun")
+    y0 = call_user(fun, inputs, what="fun")
     yvec, ospec = _output_spec(y0)
     if ospec.size == 0:
         raise GradcheckInputError("fun's output is empty: there is nothing to check")
@@ -201,13 +202,13 @@ def _vjp_check(fun, inputs, vjp, method, eps, atol, rtol, mode, seed, n_cotangen
                 results.append(fast.check_fast(problem))
                 continue
         results.append(full_check(problem))
-    res = _combine_worst(results, kind)
+    res = combine_worst(results, kind)
     res.seed = int(seed)
     return res
 
 
 # ---------------------------------------------------------------- JVP and Jacobian engine
-class _VecEval:
+class VecEval:
     """Evaluates fun at points of the flat input space; returns flat float64 outputs."""
 
     def __init__(self, fun, inputs):
@@ -255,13 +256,13 @@ class _VecEval:
 
     def call(self, x):
         self.n_evals += 1
-        out = _call(self.fun, self.tree(x), what="fun")
+        out = call_user(self.fun, self.tree(x), what="fun")
         if not hasattr(self, "ospec"):
             _, self.ospec = _output_spec(out)
         return flatten_like(out, self.ospec, "fun's output")[0]
 
 
-class _VecProblem:
+class VecProblem:
     """What assemble() and Judge need, for entries that are output entries (JVP) or
     Jacobian entries; ``analytic`` is the user's side, in the layout of ``spec``."""
 
@@ -276,13 +277,13 @@ class _VecProblem:
         self.L = np.ones(self.n)
 
 
-def _result_leaf(path, shape, offset, like, dtype_name):
+def result_leaf(path, shape, offset, like, dtype_name):
     size = int(np.prod(shape)) if shape else 1
     return Leaf(path, tuple(shape), offset, size, like.adapter, None, like.dtype, dtype_name, like.eps)
 
 
 def _analytic_noise(read, base, ev, L, seed, leaves):
-    """check.analytic_noise of a Jacobian or JVP (flat ``base``) read by ``read(tree)``, pooled per
+    """noise.analytic_noise of a Jacobian or JVP (flat ``base``) read by ``read(tree)``, pooled per
     result leaf over the entries that vary.  float32's 1 - tanh(x)^2 near saturation, for one, is a
     cancellation whose rounding no kappa*eps of the entry's own size covers."""
     return analytic_noise(read, base, ev.x0, ev.spec, L, np.random.default_rng([int(seed), 0x7AC]),
@@ -429,19 +430,19 @@ def _check_directions(ev, scheme, dirs, steps, analytic_cols, judge_tol, sigma, 
 
 
 def _prepare_vec(fun, inputs, method, mode, eps, atol, rtol, seed):
-    _validate(fun, method, mode, eps, atol, rtol, seed)
+    validate(fun, method, mode, eps, atol, rtol, seed)
     if method == "complex":
         raise GradcheckInputError("method='complex' is supported by check_gradient and check_vjp; use "
                                   "'central' or 'central4' for JVP and Jacobian checks")
-    ev = _VecEval(fun, inputs)
+    ev = VecEval(fun, inputs)
     if ev.ospec.size == 0:
         raise GradcheckInputError("fun's output is empty: there is nothing to check")
-    L, rng, sigma = _scales_and_noise(ev, seed, 0x7A9)
+    L, rng, sigma = scales_and_noise(ev, seed, 0x7A9)
     return ev, L, rng, sigma
 
 
-def _scales_and_noise(ev, seed, stream):
-    """Per-input-entry scales L (check.entry_scales: |x|, so that a 2e-6 beside a 3e3 in one leaf is
+def scales_and_noise(ev, seed, stream):
+    """Per-input-entry scales L (steps.entry_scales: |x|, so that a 2e-6 beside a 3e3 in one leaf is
     not stepped by 1e3), the seeded
     generator (``stream`` keeps each checker's draws apart) and the output noise."""
     x = ev.x0
@@ -495,22 +496,22 @@ def check_jvp(fun, inputs, jvp, *, method="central", eps=None, atol=None, rtol=N
             return leaf.adapter.leaf_from_buffer(buf, leaf.original)
 
         tangent = build(ev.spec, make)
-        jv = _call(jvp, ev.native_tree(), tangent, what="jvp")
+        jv = call_user(jvp, ev.native_tree(), tangent, what="jvp")
         a, dts = flatten_like(jv, ev.ospec, "jvp's output")
         eps_a = np.empty(a.size)
         native = _native_eps(jv, len(dts))
         for leaf, dt, e in zip(ev.ospec.leaves, dts, native):
             eps_a[leaf.slice] = max(_eps_of([dt, leaf.dtype]), e) if np.issubdtype(dt, np.floating) else eps_f
         # result leaves: fun's output leaves
-        leaves = [_result_leaf(_out_path(lf.path, _out), lf.shape, lf.offset, lf, lf.dtype_name)
+        leaves = [result_leaf(out_path(lf.path, _out), lf.shape, lf.offset, lf, lf.dtype_name)
                   for lf in ev.ospec.leaves]
         spec = TreeSpec(ev.ospec.node, leaves, ev.ospec.size)
         messages = []
         noise = 0.0
         if (eps_a > _F64_EPS).any():
             noise = _analytic_noise(lambda tree, tangent=tangent: flatten_like(
-                _call(jvp, tree, tangent, what="jvp"), ev.ospec, "jvp's output")[0], a, ev, L, int(seed) + k, leaves)
-        prob = _VecProblem(_kind, method, int(seed), atol, rtol, spec, a, eps_a, ev, messages, t0, noise)
+                call_user(jvp, tree, tangent, what="jvp"), ev.ospec, "jvp's output")[0], a, ev, L, int(seed) + k, leaves)
+        prob = VecProblem(_kind, method, int(seed), atol, rtol, spec, a, eps_a, ev, messages, t0, noise)
         judge = Judge(prob)
 
         def jt(_k, D, R, prob=prob, judge=judge):
@@ -522,7 +523,7 @@ def check_jvp(fun, inputs, jvp, *, method="central", eps=None, atol=None, rtol=N
         messages.append(f"tangent {k + 1}: random +-1 times each input entry's scale, step {h:.3g} along it")
         res = assemble(prob, judge, num[0], err[0], ver[0], {}, mode="full")
         results.append(res)
-    res = _combine_worst(results, _kind)
+    res = combine_worst(results, _kind)
     res.n_evals = ev.n_evals
     res.n_params = int(ev.x0.size)
     return res
@@ -558,7 +559,7 @@ def _read_jacobian(J, ev):
             blk = spec.leaves[k]
             if blk.size != ol.size * il.size:
                 raise GradcheckInputError(
-                    f"jac block for {_out_path(ol.path)} / {il.path} has shape {blk.shape}; expected "
+                    f"jac block for {out_path(ol.path)} / {il.path} has shape {blk.shape}; expected "
                     f"{tuple(ol.shape) + tuple(il.shape)}")
             out[ol.slice, il.slice] = vec[blk.slice].reshape(ol.size, il.size)
             k += 1
@@ -575,10 +576,10 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
     if not callable(jac):
         raise GradcheckInputError(f"jac must be callable; got {type(jac).__name__}")
     if mode != "full":
-        ev0 = _VecEval(fun, inputs)
+        ev0 = VecEval(fun, inputs)
 
         def vjp(x, c):
-            Jm, _ = _read_jacobian(_call(jac, x, what="jac"), ev0)
+            Jm, _ = _read_jacobian(call_user(jac, x, what="jac"), ev0)
             cv, _ = flatten_like(c, ev0.ospec, "cotangent")
             g = Jm.T @ cv
 
@@ -595,7 +596,7 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
             return _vjp_check(fun, inputs, vjp, method, eps, atol, rtol, "fast", seed, n_cotangents, _kind)
     ev, L, rng, sigma = _prepare_vec(fun, inputs, method, "full", eps, atol, rtol, seed)
     scheme = SCHEMES[method]
-    jac_out = _call(jac, ev.native_tree(), what="jac")
+    jac_out = call_user(jac, ev.native_tree(), what="jac")
     Jm, dts = _read_jacobian(jac_out, ev)
     jac_native_eps = _native_eps(jac_out)
     if not np.all(np.isfinite(Jm)):
@@ -614,7 +615,7 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
     for ol in ev.ospec.leaves:
         for il in ev.spec.leaves:
             shape = tuple(ol.shape) + tuple(il.shape)
-            leaves.append(_result_leaf(f"d{_out_path(ol.path, _out)}/d{il.path}", shape, off, ol,
+            leaves.append(result_leaf(f"d{out_path(ol.path, _out)}/d{il.path}", shape, off, ol,
                                        f"{ol.dtype_name}"))
             pos[ol.slice, il.slice] = off + np.arange(ol.size * il.size).reshape(ol.size, il.size)
             off += ol.size * il.size
@@ -624,12 +625,12 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
     noise = np.zeros(m * n)
     if eps_a > _F64_EPS:
         def read(tree):
-            J = _read_jacobian(_call(jac, tree, what="jac"), ev)[0]
+            J = _read_jacobian(call_user(jac, tree, what="jac"), ev)[0]
             out = np.empty(m * n)
             out[pos] = J
             return out
         noise = _analytic_noise(read, analytic, ev, L, seed, leaves)
-    prob = _VecProblem(_kind, method, int(seed), atol, rtol, spec, analytic, np.full(m * n, eps_a), ev, [], t0,
+    prob = VecProblem(_kind, method, int(seed), atol, rtol, spec, analytic, np.full(m * n, eps_a), ev, [], t0,
                        noise)
     judge = Judge(prob)
     dirs, steps, cols = [], [], []

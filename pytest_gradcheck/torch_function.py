@@ -4,7 +4,7 @@ Importing this module imports torch (use it from code that uses torch).
 
 Custom functions::
 
-    from pytest_gradcheck.frameworks.torch_function import check_function
+    from pytest_gradcheck.torch_function import check_function
     result = check_function(MySoftplus, torch.randn(5, dtype=torch.float64, requires_grad=True))
     result.raise_for_status()
 
@@ -24,7 +24,7 @@ an ``autograd.Function`` subclass is checkable when it has a
 
 Modules::
 
-    from pytest_gradcheck.frameworks.torch_function import check_module
+    from pytest_gradcheck.torch_function import check_module
     check_module(model, lambda out: F.mse_loss(out, y), x).raise_for_status()
 
 or, spelled out (the report names entries by ``named_parameters()``, e.g.
@@ -37,6 +37,9 @@ parameters it is given, casting floating inputs and buffers to the
 parameters' dtype, so a float32 model's finite differences run in float64
 while the analytic gradient (autograd, ``grad=None``) stays float32.  The
 model itself is never modified (buffers are copied for each call).
+
+Layer: public API, above the numerics (it calls check_gradient through the
+package).  Imports errors and the package's public names; the plugin imports it.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..errors import GradcheckInputError
+from .errors import GradcheckInputError
 
 __all__ = ["check_function", "find_functions", "sample_inputs", "module_params", "module_fun", "check_module"]
 
@@ -92,7 +95,7 @@ def module_fun(model: "torch.nn.Module", loss: Callable | None = None, *inputs, 
 
 def check_module(model: "torch.nn.Module", loss: Callable | None = None, *inputs, grad=None, **check_options):
     """check_gradient of ``loss(model(*inputs))`` with respect to the model's trainable parameters."""
-    from .. import check_gradient
+    from . import check_gradient
 
     return check_gradient(module_fun(model, loss, *inputs), module_params(model), grad, **check_options)
 
@@ -130,7 +133,7 @@ def check_function(fn_cls, *inputs, seed: int = 0, **check_options):
     (method, eps, atol, rtol, mode, vectorized...).  Returns a GradcheckResult
     (kind "vjp"); call ``.raise_for_status()`` to fail a test.
     """
-    from .. import check_gradient
+    from . import check_gradient
 
     if not (isinstance(fn_cls, type) and issubclass(fn_cls, torch.autograd.Function)):
         raise GradcheckInputError(f"check_function needs a torch.autograd.Function subclass; got {fn_cls!r}")

@@ -1,0 +1,52 @@
+"""Reading a function's output as a scalar, through the adapter of its framework.
+
+Layer: frameworks, top (beside the torch and jax adapters, which use it for their
+batched evaluations).  Imports errors and frameworks.registry; never numerics/.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import GradcheckInputError
+from .registry import adapters
+
+
+def scalar_of(out, what: str = "fun", owners: dict | None = None):
+    """(value, eps of its dtype) of a scalar output; GradcheckInputError otherwise.
+
+    ``owners`` (type -> adapter) remembers which adapter read an output type, so that
+    the thousands of outputs of one check skip the adapter lookup (~2 us each)."""
+    if owners:
+        ad = owners.get(type(out))
+        if ad is not None:
+            got = ad.scalar_output(out)
+            if got is not None:
+                return got
+    if isinstance(out, (bool, np.bool_)):
+        raise GradcheckInputError(f"{what} returned a boolean; it must return a number")
+    if isinstance(out, float):
+        return out, float(np.finfo(np.float64).eps)
+    if isinstance(out, int):
+        return float(out), float(np.finfo(np.float64).eps)
+    if isinstance(out, complex):
+        return out, float(np.finfo(np.float64).eps)
+    if isinstance(out, (np.ndarray, np.generic)):
+        a = np.asarray(out)
+        if a.size != 1:
+            raise GradcheckInputError(
+                f"{what} must return a scalar; it returned an array of shape {a.shape}. "
+                f"For vector-valued functions use check_vjp, check_jvp or check_jacobian")
+        if not np.issubdtype(a.dtype, np.number):
+            raise GradcheckInputError(f"{what} returned a value of dtype {a.dtype}; it must return a number")
+        eps = float(np.finfo(a.dtype).eps) if np.issubdtype(a.dtype, np.inexact) else float(np.finfo(np.float64).eps)
+        return a.reshape(()).item(), eps
+    for ad in adapters():
+        if ad.owns(out):
+            got = ad.scalar_output(out)
+            if got is not None:
+                if owners is not None:
+                    owners[type(out)] = ad
+                return got
+            break
+    raise GradcheckInputError(f"{what} must return a scalar (float or size-1 array); it returned {type(out).__name__}")

@@ -1,0 +1,103 @@
+"""Per-entry arrays -> GradcheckResult: counts, worst entries, leaf summaries, histogram.
+
+Every checker (full, fast, vector, Hessian) ends here; a result that is not a
+pass gets its diagnosis (diagnose.py, imported lazily).  Also the result of a
+nondeterministic function, which no finite difference can check.
+
+Layer: numerics, middle (above result, pytree, verdict, problem).  Imports those and,
+lazily, diagnose; problem (for Problem).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..pytree import unravel
+from .problem import Problem
+from .result import EntryReport, GradcheckResult, LeafSummary, MAX_WORST, ratio_grid, ratio_histogram
+from .verdict import FAIL, INCONCLUSIVE, PASS, VERDICT_NAMES, Judge
+
+def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, mode, status=None,
+             checked=None) -> GradcheckResult:
+    """Per-entry arrays -> GradcheckResult (worst entries, leaf summaries, histogram)."""
+    a = problem.analytic
+    n = problem.n
+    checked = np.ones(n, dtype=bool) if checked is None else checked
+    ci = np.flatnonzero(checked)  # fast mode checks few entries: work on those, not on all n
+    # per-entry numbers of the checked entries (NaN elsewhere: numeric is NaN there)
+    sub = None if ci.size == n else ci
+    tol, ratio, diff, rel = (np.full(n, np.nan) for _ in range(4)) if sub is not None else (None,) * 4
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a_c = a if sub is None else a[sub]
+        n_c = numeric if sub is None else numeric[sub]
+        t_c = judge.tol_vec(n_c, err if sub is None else err[sub], sub)
+        d_c = np.abs(a_c - n_c)
+        r_c = np.where(t_c > 0, d_c / t_c, np.where(d_c == 0, 0.0, np.inf))
+        denom = np.maximum(np.maximum(np.abs(a_c), np.abs(n_c)), problem.grad_scale if sub is None else problem.grad_scale[sub])
+        e_c = np.where(denom > 0, d_c / denom, 0.0)
+    if sub is None:
+        tol, diff, ratio, rel = t_c, d_c, r_c, e_c
+    else:
+        tol[sub], diff[sub], ratio[sub], rel[sub] = t_c, d_c, r_c, e_c
+    m = checked & np.isfinite(diff)
+    cv = verdict[ci]
+    counts = {"pass": int((cv == PASS).sum()), "fail": int((cv == FAIL).sum()),
+              "inconclusive": int((cv == INCONCLUSIVE).sum())}
+    if status is None:
+        status = "fail" if counts["fail"] else ("inconclusive" if counts["inconclusive"] else "pass")
+    # worst first: failures, then inconclusive, then passes; within each, by ratio
+    order_key = np.where(cv == FAIL, 2.0, np.where(cv == INCONCLUSIVE, 1.0, 0.0))
+    r = np.nan_to_num(ratio[ci], nan=-1.0, posinf=1e308)
+    idx = ci[np.lexsort((-r, -order_key))[:MAX_WORST]]
+    worst = []
+    for i in idx:
+        path, index = unravel(problem.spec, int(i))
+        worst.append(EntryReport(path, index, float(a[i]), float(numeric[i]), float(err[i]), float(tol[i]),
+                                 VERDICT_NAMES[int(verdict[i])], reasons.get(int(i), "")))
+    leaves = []
+    for leaf in problem.spec.leaves:
+        sl = leaf.slice
+        c = checked[sl]
+        if c.size and not c.any():
+            leaves.append(LeafSummary(leaf.path, leaf.shape, leaf.dtype_name, 0.0,
+                                      {"pass": 0, "fail": 0, "inconclusive": 0}, None))
+            continue
+        v = verdict[sl]
+        lr = np.where(c, np.nan_to_num(ratio[sl], nan=0.0), 0.0)
+        leaves.append(LeafSummary(leaf.path, leaf.shape, leaf.dtype_name,
+                                  float(lr.max()) if lr.size else 0.0,
+                                  {"pass": int(((v == PASS) & c).sum()), "fail": int(((v == FAIL) & c).sum()),
+                                   "inconclusive": int(((v == INCONCLUSIVE) & c).sum())},
+                                  ratio_grid(lr, leaf.shape) if c.all() else None))
+    res = GradcheckResult(
+        status=status, kind=problem.kind, mode=mode, method=problem.method, seed=problem.seed,
+        n_params=n, n_checked=int(checked.sum()), n_evals=problem.ev.n_evals,
+        max_abs_error=float(diff[m].max()) if m.any() else 0.0,
+        max_rel_error=float(rel[m].max()) if m.any() else 0.0,
+        max_ratio=float(np.nan_to_num(ratio[m], nan=0.0).max()) if m.any() else 0.0,
+        tolerance=judge.describe(), counts=counts,
+        histogram=ratio_histogram(ratio[m]), worst=worst, leaves=leaves,
+        messages=list(problem.messages), duration_s=time.perf_counter() - problem.t0,
+        entries={"analytic": a, "numeric": numeric, "error_estimate": err, "tolerance": tol,
+                 "ratio": ratio, "verdict": verdict, "checked": checked, "reasons": reasons},
+    )
+    if res.status != "pass":
+        try:
+            from .diagnose import diagnose  # lazily; present once diagnosis is built
+        except ImportError:
+            diagnose = None
+        if diagnose is not None and res.diagnosis is None:
+            res.diagnosis = diagnose(problem, res)
+    return res
+
+
+def nondeterministic_result(problem, judge, msgs):
+    n = problem.n
+    verdict = np.full(n, INCONCLUSIVE, dtype=np.int8)
+    nan = np.full(n, np.nan)
+    res = assemble(problem, judge, nan, nan, verdict, {}, mode="full", status="fail")
+    res.messages = msgs + res.messages
+    res.diagnosis = {"kind": "nondeterministic", "summary": msgs[0]}
+    return res

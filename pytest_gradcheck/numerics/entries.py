@@ -1,0 +1,249 @@
+"""Entry-wise estimates: stage A (one step per entry) and stage B (refinement) for a set of entries.
+
+Full mode runs ``entry_estimates`` on every entry; fast mode on the suspects its
+probes localised, so that their numbers are exactly full mode's.  A pass that a
+sign flip would also get is marked inconclusive here (after a try at larger steps).
+
+Layer: numerics, upper-middle (above problem, noise, steps, refine, verdict).
+Imports those, stencils, problem (``call_user``) and frameworks.outputs
+(``scalar_of``); never full, fast or the public checks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..frameworks.outputs import scalar_of
+from .noise import noise_level
+from .problem import Problem, call_user
+from .refine import MAX_LEVELS, R_FACTOR, Chain, combine, level, real_value, refine
+from .steps import first_steps
+from .stencils import SCHEMES
+from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, Judge
+
+#: a first step is "too small" when roundoff alone forces a tolerance above
+#: RHO_TARGET times the scheme's best relative accuracy eps^(p/(p+1))
+RHO_TARGET = 1e3
+
+
+def entry_estimates(problem: Problem, judge: Judge, idx: np.ndarray):
+    """Entry-wise estimates and verdicts for the entries ``idx`` (full mode uses all of them;
+    fast mode the suspects it localised).
+
+    Stage A: one step per entry from the error model, 2 evaluations (central).
+    Stage B: refine the entries that do not agree at once.  Returns full-length
+    arrays (numeric, err, verdict) with NaN / INCONCLUSIVE outside ``idx``, and
+    reasons keyed by global index.
+    """
+    scheme = SCHEMES[problem.method]
+    sigma, eps_eff = noise_level(problem)
+    f0 = float(problem.ev.f0)
+    idx = np.asarray(idx, dtype=np.int64)
+    a = problem.analytic[idx]
+    h = first_steps(problem, scheme, sigma, eps_eff)[idx]
+    offs = [o for o in scheme.offsets if o != 0.0]
+    D, heff, vals, actual = _first_step(problem, scheme, offs, h, idx)
+    R = scheme.weight_norm * sigma / heff
+    # A step scaled by a tiny |x| (params ~1e-6 in a function that varies on the
+    # scale of 1) drowns the estimate in roundoff: R ~ sigma/h.  Where the
+    # tolerance that roundoff alone forces is far above what the scheme can
+    # reach (RHO_TARGET x its optimal relative error), take a larger first step.
+    # The symptom: the second difference f(x+h) - 2f(x) + f(x-h) is lost in the
+    # noise (it is ~ f'' h^2, far above sigma at a well-chosen step).
+    target = RHO_TARGET * eps_eff ** (scheme.order / (scheme.order + 1.0)) * (np.abs(a) + problem.grad_scale[idx])
+    second = _second_difference(offs, vals, f0)
+    loose = np.flatnonzero((SAFETY * R > target) & (target > 0) & np.isfinite(R) & (np.abs(second) < 100.0 * sigma))
+    if problem.eps is None and loose.size:
+        grow = np.minimum(SAFETY * R[loose] / target[loose], R_FACTOR ** MAX_LEVELS)
+        # never beyond the entry's own scale: far above it a difference quotient
+        # measures the far field (a plateau at 0 for anything bounded), not f'
+        h[loose] = np.minimum(h[loose] * R_FACTOR ** np.ceil(np.log(grow) / np.log(R_FACTOR)),
+                              np.maximum(problem.room[idx[loose]], h[loose]))
+        D2, heff2, vals2, actual2 = _first_step(problem, scheme, offs, h[loose], idx[loose])
+        D[loose], heff[loose] = D2, heff2
+        vals[:, loose], actual[:, loose] = vals2, actual2
+        R = scheme.weight_norm * sigma / heff
+    n = problem.n
+    numeric = np.full(n, np.nan)
+    err = np.full(n, np.nan)
+    verdict = np.full(n, INCONCLUSIVE, dtype=np.int8)
+    numeric[idx], err[idx], verdict[idx] = D, R, PASS
+    reasons: dict[int, str] = {}
+    tol = judge.tol_vec(numeric, err)[idx]
+    todo = np.flatnonzero(~(np.abs(D - a) <= tol))
+    fwd, bwd = _onesided(offs, vals, actual, f0, scheme.uses_center)
+    for c in todo:
+        i = int(idx[c])
+        numeric[i], err[i], verdict[i], why = refine(problem, judge, scheme, i, h[c], D[c], fwd[c], bwd[c], sigma)
+        if why:
+            reasons[i] = why
+    _mark_unresolved(problem, judge, idx, h, numeric, err, verdict, reasons)
+    return numeric, err, verdict, reasons
+
+
+def _larger_steps(problem, judge, scheme, i, h):
+    """A chain from 256 h down to 4 h (at most the scale of the entry or its leaf) for one entry:
+    (estimate, error, verdict) or None."""
+    sigma = problem.sigma
+    ks = [k for k in (4, 3, 2, 1) if h * R_FACTOR**k <= problem.room[i]]  # not beyond its leaf's scale
+    if len(ks) < 2:
+        return None
+    chain = Chain(problem, judge, scheme, i, sigma)
+    chain.informative = math.inf  # any pass will do here; resolution is judged by the caller
+    chain.start(*level(problem, scheme, i, h * R_FACTOR**ks[0])[:3])
+    for k in ks[1:]:
+        got = chain.feed(*level(problem, scheme, i, h * R_FACTOR**k))
+        if got is not None:
+            return got
+    return None
+
+
+def _mark_unresolved(problem, judge, idx, h, numeric, err, verdict, reasons):
+    """A pass that a sign flip would also get is no verification: inconclusive.
+
+    Only for entries above the analytic floor (below it, an entry is zero to
+    the precision of its dtype, and agreeing with ~0 is the right answer)."""
+    if judge.explicit:
+        return
+    a = problem.analytic[idx]
+    fd_bound = SAFETY * err[idx]
+    tol = judge.tol_vec(numeric, err)[idx]
+    weak = (verdict[idx] == PASS) & (np.abs(a) > problem.floor[idx]) & (np.abs(-a - numeric[idx]) <= tol)
+    scheme = SCHEMES[problem.method]
+    for c in np.flatnonzero(weak):
+        i = int(idx[c])
+        # first try larger steps (less roundoff): a tiny |x_i| may have set too small a scale
+        got = _larger_steps(problem, judge, scheme, i, h[c])
+        if got is not None:
+            n_i, e_i, v_i = got
+            t_i = judge.tol(i, n_i, e_i)
+            if v_i == FAIL or abs(-problem.analytic[i] - n_i) > t_i:
+                numeric[i], err[i], verdict[i] = got
+                continue
+        verdict[i] = INCONCLUSIVE
+        reasons[i] = (f"unresolved: finite differences pin this entry down only to +-{fd_bound[c]:.2g}, more than "
+                      f"its value {a[c]:.3g} (f's noise is {getattr(problem, 'sigma', 0.0):.2g}); even a sign "
+                      f"error would go unnoticed. Try method='complex', a larger eps, or float64")
+
+
+def _first_step(problem, scheme, offs, h, idx):
+    """Stage A for entries ``idx`` at steps ``h`` (aligned with idx): estimates, steps taken, raw values."""
+    ev, x0 = problem.ev, problem.x0
+    vals = np.empty((len(offs), idx.size))
+    actual = np.empty((len(offs), idx.size))
+    dts = [f.dtype for f in ev.flat]
+    lof = ev.leaf_of[idx]
+    for t, o in enumerate(offs):
+        for k, dt in enumerate(dts):
+            m = lof == k
+            if m.any():
+                xi = x0[idx[m]]
+                actual[t, m] = (xi + o * h[m]).astype(dt).astype(np.float64) - xi
+    if problem.batched is not None:
+        _stage_a_batched(problem, offs, actual, vals, idx)
+    else:
+        _stage_a_calls(ev, problem, offs, actual, vals, idx)
+    full_vals = _with_center(scheme, offs, vals, float(ev.f0))
+    full_actual = _with_center(scheme, offs, actual, 0.0)
+    D, heff = combine(scheme, full_vals, full_actual)
+    return D, heff, vals, actual
+
+
+def _stage_a_calls(ev, problem, offs, actual, vals, idx):
+    """The hot loop: perturb one entry, call fun, restore.
+
+    O(1) per call on leaves that alias their buffers; everything the loop
+    touches is a Python list so that the checker's own cost per call stays
+    well under a microsecond (benchmarks/bench_core.py measures it).
+    """
+    x0 = problem.x0
+    T, m = len(offs), idx.size
+    ks = ev.leaf_of[idx].tolist()
+    js = ev.local[idx].tolist()
+    points = [(x0[idx] + actual[t]).tolist() for t in range(T)]
+    out = [[None] * m for _ in range(T)]
+    flats, alias, fun, tree = ev.flat, ev.alias, ev.fun, ev.tree
+    done = 0
+    try:
+        for c in range(m):
+            k, j = ks[c], js[c]
+            if alias[k]:
+                flat = flats[k]
+                old = flat[j]
+                for t in range(T):
+                    flat[j] = points[t][c]
+                    out[t][c] = fun(tree)
+                flat[j] = old
+            else:
+                for t in range(T):
+                    out[t][c] = ev.at(int(idx[c]), points[t][c])
+                    ev.n_evals -= 1  # counted below with the others
+            done += T
+    finally:
+        ev.n_evals += done
+        ev.restore()
+    for t in range(T):
+        row = out[t]
+        if all(type(v) is float for v in row):
+            vals[t] = row
+        else:
+            vals[t] = [_real(ev, v) for v in row]
+
+
+def _stage_a_batched(problem, offs, actual, vals, idx):
+    """Stage A through a batch evaluator: chunks of perturbed points, one call each.
+    n_evals counts the points evaluated, not the calls."""
+    m, x0 = idx.size, problem.x0
+    rows = problem.batch_rows()
+    for t in range(len(offs)):
+        for s in range(0, m, rows):
+            e = min(m, s + rows)
+            pts = np.repeat(x0[None, :], e - s, axis=0)
+            sel = idx[s:e]
+            pts[np.arange(e - s), sel] = x0[sel] + actual[t, s:e]
+            vals[t, s:e] = call_user(problem.batched, pts, what="fun (evaluated on a batch of steps from params)")
+            problem.ev.n_evals += e - s
+
+
+def _real(ev, out):
+    """A float from one output of fun (numpy or framework scalar); records its dtype's eps."""
+    if type(out) is float:
+        return out
+    value, eps = scalar_of(out, owners=ev.owners)
+    if ev.eps_out is None or eps > ev.eps_out:
+        ev.eps_out = eps
+    return real_value(value)
+
+
+def _with_center(scheme, offs, arr, center):
+    if not scheme.uses_center:
+        return arr
+    rows = []
+    it = iter(arr)
+    for o in scheme.offsets:
+        rows.append(np.full(arr.shape[1], center) if o == 0.0 else next(it))
+    return np.array(rows)
+
+
+def _second_difference(offs, vals, f0):
+    """The evidence that a step is lost in noise: f(x+h) - 2 f(x) + f(x-h) where the
+    stencil has both sides; for one-sided schemes the first difference itself."""
+    if -1.0 in offs and 1.0 in offs:
+        return vals[offs.index(1.0)] - 2.0 * f0 + vals[offs.index(-1.0)]
+    return vals[0] - f0
+
+
+def _onesided(offs, vals, actual, f0, need_center):
+    """Forward and backward one-sided derivatives at the first step (NaN where a side is missing)."""
+    n = vals.shape[1]
+    fwd = np.full(n, np.nan)
+    bwd = np.full(n, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t, o in enumerate(offs):
+            if o == 1.0:
+                fwd = (vals[t] - f0) / actual[t]
+            if o == -1.0:
+                bwd = (f0 - vals[t]) / (-actual[t])
+    return fwd, bwd

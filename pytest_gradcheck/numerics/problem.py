@@ -1,0 +1,279 @@
+"""Problem: a check's inputs, validated and prepared once.
+
+``validate`` rejects bad arguments before fun is first called; ``Problem``
+flattens params, computes the analytic side, builds the evaluator (native or
+float64 buffers, batched when the framework offers it), and derives the
+per-entry scales and analytic floors every stage of a check reads.
+
+Layer: numerics, middle (above evaluate, trees, verdict, steps, noise).  Imports
+errors, pytree, frameworks.base (``batched_agrees``) and those modules; never
+the stages (refine, entries, full, fast) or the public checks.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..errors import GradcheckInputError
+from ..frameworks.base import batched_agrees
+from ..pytree import build, unravel
+from .evaluate import Evaluator
+from .noise import gradient_noise
+from .steps import entry_scales
+from .stencils import METHODS
+from .trees import flatten, flatten_like
+from .verdict import analytic_floor
+
+#: two calls at the same point may differ by this many units of roundoff
+#: (eps*|f|) before the function counts as nondeterministic rather than noisy
+NONDET_ULPS = 1e3
+#: memory budget for batched evaluation (the (B, n) array of points, with room
+#: for the framework's own copies)
+BATCH_MEMORY = 256 * 2**20
+#: check_gradient's modes: every entry, random probes, or full up to fast.AUTO_FULL_MAX parameters
+MODES = ("full", "fast", "auto")
+
+
+class Problem:
+    """Everything a check needs, prepared once: the flat point, the analytic
+    gradient, the evaluator, the measured noise and the per-entry scales."""
+
+    def __init__(self, fun, params, grad, method, eps, atol, rtol, seed, kind="gradient",
+                 vectorized=None, batch_memory=BATCH_MEMORY):
+        self.t0 = time.perf_counter()
+        self.vectorized, self.batch_memory = vectorized, batch_memory
+        self.method, self.eps, self.atol, self.rtol, self.seed, self.kind = method, eps, atol, rtol, seed, kind
+        self.messages: list[str] = []
+        self.rng = np.random.default_rng(seed)
+        self.fun = fun
+        self.x0, self.spec = flatten(params)
+        if self.spec.size == 0:
+            raise GradcheckInputError("params is empty: there is nothing to check")
+        self.n = self.spec.size
+        bad = ~np.isfinite(self.x0)
+        if bad.any():
+            path, idx = unravel(self.spec, int(np.flatnonzero(bad)[0]))
+            raise GradcheckInputError(f"params is not finite at {path}{list(idx) if idx else ''}")
+        self.analytic, self.eps_a = self._analytic(grad)
+        self.ev = self._evaluator()
+        self.leaf_of = self.ev.leaf_of
+        self._scales()
+        self.batched = self._batched()
+
+    # -- the analytic side -------------------------------------------------
+    def native_tree(self):
+        """A fresh copy of params in their native dtypes (what grad is called with)."""
+        def make(k, leaf):
+            buf = np.array(self.x0[leaf.slice], dtype=leaf.dtype).reshape(leaf.shape)
+            return leaf.adapter.leaf_from_buffer(buf, leaf.original)
+        return build(self.spec, make)
+
+    def _analytic(self, grad):
+        if grad is None:
+            adapters = [leaf.adapter for leaf in self.spec.leaves]
+
+            def gradient(tree):
+                for ad in adapters:
+                    g = ad.gradient(self.fun, tree)
+                    if g is not None:
+                        return g
+                raise GradcheckInputError(
+                    "grad is required for plain numpy functions: pass grad=<function returning the gradient "
+                    "of fun in the structure of params> (torch and jax can supply it by autodiff)")
+        else:
+            if not callable(grad):
+                raise GradcheckInputError(f"grad must be callable; got {type(grad).__name__}")
+
+            def gradient(tree):
+                return call_user(grad, tree, what="grad")
+        self.gradient_of = gradient  # params tree -> analytic gradient tree
+        tree = self.native_tree()
+        vec, dtypes = flatten_like(gradient(tree), self.spec, "grad")
+        copies = grad is None and all(leaf.adapter.gradient_copies_params for leaf in self.spec.leaves)
+        where = None if copies else _modified(self.spec, tree, self.x0)
+        if where:
+            raise GradcheckInputError(f"grad modified its input in place (leaf {where!r}); it must not change params")
+        self._grad_repeat = flatten_like(gradient(self.native_tree()), self.spec, "grad")[0] if grad is not None else vec
+        eps_a = np.empty(self.n)
+        for leaf, dt in zip(self.spec.leaves, dtypes):
+            e = float(np.finfo(dt).eps) if np.issubdtype(dt, np.floating) else float(np.finfo(np.float64).eps)
+            eps_a[leaf.slice] = max(e, leaf.eps if leaf.is_float else e)
+        return vec, eps_a
+
+    # -- the numeric side ---------------------------------------------------
+    def _evaluator(self):
+        complex_step = self.method == "complex"
+        wide = np.complex128 if complex_step else np.float64
+        native = [leaf.dtype if (leaf.is_float and not complex_step) else np.dtype(wide) for leaf in self.spec.leaves]
+        wide_all = [np.dtype(wide)] * len(self.spec.leaves)
+        tries = [wide_all] if all(np.dtype(d) == np.dtype(wide) for d in native) else [wide_all, native]
+        last_err = None
+        nfun = self.fun
+        for ad in {id(leaf.adapter): leaf.adapter for leaf in self.spec.leaves}.values():
+            nfun = ad.numeric_fun(nfun)  # e.g. jax: evaluate float64 buffers in float64
+        numpy_ok = not complex_step and all(leaf.adapter.takes_numpy_leaves(self.fun, leaf.original)
+                                                for leaf in self.spec.leaves)
+        for dtypes in tries:
+            # the native attempt needs no x64-style wrapper unless some buffer is still wide (and a
+            # wrapper may be what fails: jax retraces fun inside its x64 context, which some funs do not survive)
+            wrapped = nfun if any(np.dtype(d) == np.dtype(wide) for d in dtypes) else self.fun
+            ev = Evaluator(wrapped, self.spec, self.x0, dtypes)
+            try:
+                f0 = ev.call()
+            except GradcheckInputError:
+                raise
+            except Exception as e:  # noqa: BLE001 - any failure of fun at float64 means "try native"
+                last_err = e
+                continue
+            if numpy_ok:
+                ev = _numpy_leaf_evaluator(wrapped, self.spec, self.x0, dtypes, f0) or ev
+            if complex_step:
+                if not isinstance(f0, complex) and not np.iscomplexobj(f0):
+                    raise GradcheckInputError(
+                        "method='complex' needs complex-analytic code, but fun returned a real value for complex "
+                        "input (it discards the imaginary part: abs, comparisons, .real, casts to float)")
+            if not np.isfinite(f0):
+                if dtypes is not tries[-1]:
+                    last_err = None
+                    continue
+                raise GradcheckInputError(f"fun returned {f0} at params; it must be finite there")
+            if dtypes is not wide_all:
+                self.messages.append(
+                    f"fun did not run with float64 params ("
+                    + (f"{type(last_err).__name__}: {str(last_err)[:120]}" if last_err else "a non-finite result")
+                    + (" -- jax evaluates float64 inside jax.enable_x64, where some funs fail to trace"
+                       if any(leaf.adapter.name == "jax" for leaf in self.spec.leaves) else "")
+                    + "); the numeric side is computed in the params' own dtypes")
+            ev.f0 = f0
+            ev.past_base = True  # from now on fun failing is reported as such (Evaluator.call)
+            return ev
+        if complex_step and last_err is not None:
+            raise GradcheckInputError(f"method='complex' needs fun to accept complex input; it raised "
+                                      f"{type(last_err).__name__}: {last_err}") from last_err
+        raise GradcheckInputError(f"fun raised {type(last_err).__name__} at params: {last_err}") from last_err
+
+    def _batched(self):
+        """A batch evaluator (many points per call) when the framework or the user offers one."""
+        if self.vectorized is False or self.method == "complex":
+            return None
+        dtypes = [f.dtype for f in self.ev.flat]
+        adapter = self.spec.leaves[0].adapter
+        try:
+            run = adapter.batched(self.fun, self.spec, dtypes, self.vectorized)
+        except Exception as e:  # noqa: BLE001
+            run, why = None, f"{type(e).__name__}: {e}"
+        else:
+            why = "the framework offers no batched evaluation"
+        if run is not None and not self.vectorized and getattr(adapter, "validates_batches", False):
+            return run  # the adapter checks its batches against plain calls before it uses them
+        if run is not None:
+            try:
+                v = run(self.x0[None, :])
+                ref = float(np.real(self.ev.f0))
+                ok = v.shape == (1,) and batched_agrees(v[0], ref)
+                why = f"the batched value {v[0]!r} differs from fun's {ref!r}" if not ok else ""
+            except Exception as e:  # noqa: BLE001
+                ok, why = False, f"{type(e).__name__}: {e}"
+            if ok:
+                return run
+        if self.vectorized:
+            raise GradcheckInputError(f"vectorized=True, but fun cannot be evaluated on a batch of points: {why}")
+        return None
+
+    def batch_rows(self) -> int:
+        """Points per batched call: as many (n floats each) as fit the memory budget."""
+        return max(1, int(self.batch_memory // (8 * max(self.n, 1) * 4)))
+
+    def _scales(self):
+        """Per-entry scale L (for steps) and per-leaf rms of the analytic gradient (for floors)."""
+        self.L, self.room = entry_scales(self.x0, self.spec)
+        self.grad_noise = gradient_noise(self)
+        self.grad_scale, self.floor = analytic_floor(self.spec, self.analytic, self.eps_a, self.grad_noise)
+
+    def check_base(self):
+        """Repeat f at the base point and the gradient: nondeterminism fails the check."""
+        f0 = self.ev.f0
+        f1 = self.ev.call()
+        msgs = []
+        self.repeat_noise = abs(f1 - f0) if np.isfinite(f1) else math.inf
+        eps_f = self.ev.eps_out or float(np.finfo(np.float64).eps)
+        if f1 != f0 and self.repeat_noise <= NONDET_ULPS * eps_f * abs(f0):
+            # summation order changing between calls (parallel reductions): roundoff-sized,
+            # so it is noise like any other -- measured, and folded into sigma
+            msgs.append(f"fun varies at the roundoff level between calls ({abs(f1 - f0):.2g} apart at the "
+                        f"same params); treated as noise")
+        elif f1 != f0:
+            msgs.append(
+                f"fun is nondeterministic: two evaluations at the same params gave {float(np.real(f0)):.17g} and "
+                f"{float(np.real(f1)):.17g}. "
+                f"Finite differences need a deterministic function: seed its random number generator inside fun "
+                f"(e.g. np.random.default_rng(0)), or turn dropout/sampling off while checking")
+        dg = np.abs(self._grad_repeat - self.analytic)
+        if (dg > self.floor).any():
+            i = int(np.argmax(dg - self.floor))
+            path, idx = unravel(self.spec, i)
+            msgs.append(f"grad is nondeterministic: two calls differ by {dg[i]:.3g} at {path}{list(idx) if idx else ''}, "
+                        f"more than its floating-point floor; seed any randomness in grad")
+        where = self.ev.modified_leaf()
+        if where:
+            raise GradcheckInputError(f"fun modified its input in place (leaf {where!r}); it must not change params")
+        return msgs
+
+
+def _numpy_leaf_evaluator(nfun, spec, x0, dtypes, f0):
+    """An evaluator handing fun views of its buffers (Adapter.takes_numpy_leaves), if fun gives the
+    very same value with them at the base point; None otherwise.  Its count of evaluations starts
+    at 2: the call made with framework leaves and the confirming one."""
+    ev = Evaluator(nfun, spec, x0, dtypes, numpy_leaves=True)
+    try:
+        v = ev.call()
+    except GradcheckInputError:
+        return None
+    except Exception:  # noqa: BLE001 - fun needs its framework's arrays after all
+        return None
+    if not (v == f0 or (np.isnan(v) and np.isnan(f0))) or ev.modified_leaf():
+        return None
+    ev.n_evals = 2
+    return ev
+
+
+def _modified(spec, tree, x0):
+    """Path of a leaf of ``tree`` (built by native_tree) that no longer equals x0."""
+    vec, _ = flatten_like(tree, spec, "params")
+    for leaf in spec.leaves:
+        base = x0[leaf.slice].astype(leaf.dtype).astype(np.float64)
+        if not np.array_equal(vec[leaf.slice], base):
+            return leaf.path
+    return None
+
+
+def call_user(f, *args, what):
+    """``f(*args)``; any exception but GradcheckInputError becomes one, naming ``what`` raised it."""
+    __tracebackhide__ = True
+    try:
+        return f(*args)
+    except GradcheckInputError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise GradcheckInputError(f"{what} raised {type(e).__name__}: {e}") from e
+
+
+def validate(fun, method, mode, eps, atol, rtol, seed):
+    """The arguments every checker shares, rejected with a clear error before fun is first called."""
+    if not callable(fun):
+        raise GradcheckInputError(f"fun must be callable; got {type(fun).__name__}")
+    if method not in METHODS:
+        raise GradcheckInputError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if mode not in MODES:
+        raise GradcheckInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    for name, v in (("eps", eps), ("atol", atol), ("rtol", rtol)):
+        if v is not None:
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v) or v < 0:
+                raise GradcheckInputError(f"{name} must be a finite non-negative number or None; got {v!r}")
+    if eps is not None and eps == 0:
+        raise GradcheckInputError("eps must be positive (it is the first finite-difference step)")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise GradcheckInputError(f"seed must be a non-negative integer; got {seed!r}")

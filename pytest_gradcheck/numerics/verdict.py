@@ -1,0 +1,102 @@
+"""The verdict rule: PASS / FAIL / INCONCLUSIVE, its constants, Judge, the analytic floor.
+
+The verdict for entry i (model rule, the default):
+
+    fail  iff  |a_i - n_i| > S * E_i + F_i   and the disagreement is confirmed
+
+a_i  the analytic gradient (the user's), n_i the finite-difference estimate,
+E_i  the estimated error of n_i: the standard deviation of its roundoff,
+     sqrt(sum w_j^2)*sigma/h (sigma = measured noise of f, at least eps_f*|f|),
+     plus truncation (from Richardson: how much the estimate moves when the
+     step shrinks r-fold),
+S    = SAFETY (10): ten standard deviations of roundoff, and a decade of margin
+     on a truncation estimate that is good to an order of magnitude,
+F_i  = KAPPA * eps_a * (|a_i| + rms of a over the leaf): the analytic side is
+     itself computed in floating point with unit roundoff eps_a (its dtype);
+     sums of up to ~KAPPA^2/4 terms accumulate about sqrt(terms)*eps_a of error.
+
+"Confirmed" means two successive step sizes agree with each other and both
+disagree with a_i (the flat plateau that a bug leaves in the error-vs-step
+curve), and the one-sided derivatives do not reveal a kink.  At a kink that no
+usable step can avoid, an analytic value between the one-sided derivatives is
+"inconclusive" (a valid subgradient), one outside them is a failure.
+
+With explicit atol/rtol the rule is |a_i - n_i| <= atol + rtol*|n_i|.
+
+Layer: numerics, bottom (pure arithmetic on numpy arrays).  Imports numpy only:
+no other module of the package.  Judge reads a Problem (problem.py) by its
+attributes, without importing it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: S of the rule: ten standard deviations of roundoff, a decade of margin on truncation
+SAFETY = 10.0
+#: F_i's factor: the analytic side sums up to ~KAPPA^2/4 terms in its own dtype
+KAPPA = 32.0
+
+#: an entry's verdict (int8 in the per-entry arrays) and its name in results
+PASS, FAIL, INCONCLUSIVE = 0, 1, 2
+VERDICT_NAMES = {PASS: "pass", FAIL: "fail", INCONCLUSIVE: "inconclusive"}
+
+
+class Judge:
+    """The tolerance rule: model (S*E + F) or explicit (atol + rtol*|n|)."""
+
+    def __init__(self, problem):
+        self.explicit = problem.atol is not None or problem.rtol is not None
+        self.atol = float(problem.atol or 0.0)
+        self.rtol = float(problem.rtol or 0.0)
+        self.floor = problem.floor
+
+    def tol(self, i, numeric, err):
+        if self.explicit:
+            return self.atol + self.rtol * abs(numeric)
+        return SAFETY * err + self.floor[i]
+
+    def tol_vec(self, numeric, err, idx=None):
+        """Tolerances of all entries, or of the entries ``idx`` (numeric and err then aligned with idx)."""
+        if self.explicit:
+            return self.atol + self.rtol * np.abs(numeric)
+        return SAFETY * err + (self.floor if idx is None else self.floor[idx])
+
+    def describe(self):
+        if self.explicit:
+            return {"rule": "explicit", "atol": self.atol, "rtol": self.rtol, "safety": None}
+        return {"rule": "model", "atol": None, "rtol": None, "safety": SAFETY, "kappa": KAPPA}
+
+
+def analytic_floor(spec, analytic, eps_a, grad_noise=0.0):
+    """(typical |a| per entry's leaf, the floor F_i) for an analytic side in ``spec``'s layout.
+
+    F_i = KAPPA*eps_a*(|a_i| + typical |a| in the leaf) + SAFETY*noise_i: the
+    analytic side is computed in floating point too.  The measured noise term
+    matters where the gradient is a float32 sum of terms that cancel (a bias
+    before batch norm, any gradient at an optimum): roundoff of the terms'
+    size, which no scale of the gradient itself reveals."""
+    scale = np.empty(spec.size)
+    for leaf in spec.leaves:
+        scale[leaf.slice] = _typical(analytic[leaf.slice])
+    return scale, KAPPA * eps_a * (np.abs(analytic) + scale) + SAFETY * grad_noise
+
+
+def _typical(v: np.ndarray) -> float:
+    """A typical magnitude of a gradient: the median of |v| (the mean where most are 0).
+
+    Not the rms: a leaf of log(x) at x = [1e-10, ..., 3e4] has one entry of 1e10
+    that must not set the scale by which an entry of 3e-5 is judged."""
+    if v.size == 0:
+        return 0.0
+    m = np.abs(v)
+    total = float(m.sum())
+    if not math.isfinite(total):
+        med = float(np.median(m))
+    else:  # np.median without its NaN handling (none here): one partition
+        k = m.size // 2
+        part = np.partition(m, (k - 1, k) if m.size % 2 == 0 and k > 0 else k)
+        med = float(part[k]) if m.size % 2 else 0.5 * (float(part[k - 1]) + float(part[k]))
+    return med if med > 0 else total / m.size
