@@ -23,6 +23,8 @@ _PUBLIC = {
     "GradcheckError": ".errors",
     "GradcheckInputError": ".errors",
     "model": ".discovery",
+    "check_function": ".torch_function",      # torch: imported only when asked for
+    "check_module": ".torch_function",
     "register_adapter": ".frameworks.registry",
     "Adapter": ".frameworks.base",
 }
