@@ -36,6 +36,7 @@ from typing import Any, Callable
 import pytest
 
 from . import options as _options
+from .runner import execute, item_options, resolve_params
 
 #: attribute holding the ModelSpec list on a decorated function
 MODEL_ATTR = "__gradcheck_models__"
@@ -162,27 +163,6 @@ def _is_fixture(obj) -> bool:
     """A pytest fixture function (never a model's gradient or parameters)."""
     return (hasattr(obj, "_fixture_function_marker") or hasattr(obj, "_pytestfixturefunction")
             or type(obj).__name__ == "FixtureFunctionDefinition")
-
-
-def resolve_params(params, seed: int):
-    """Call a parameter factory (with a Generator seeded from ``seed`` when it takes
-    an argument); a pytree is returned as it is."""
-    if not callable(params):
-        return params
-    try:
-        sig = inspect.signature(params)
-        required = [
-            p for p in sig.parameters.values()
-            if p.default is inspect.Parameter.empty
-            and p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        ]
-    except (TypeError, ValueError):
-        required = []
-    if required:
-        import numpy as np
-
-        return params(np.random.default_rng(seed))
-    return params()
 
 
 # -- external model modules ---------------------------------------------------
@@ -345,8 +325,6 @@ class GradcheckModelItem(pytest.Item):
         self.extra_keyword_matches.update({ITEM_PREFIX, spec.name})
 
     def runtest(self) -> None:
-        from .fixtures import execute, item_options
-
         if self.spec.origin == "autograd.Function":
             execute(self, "function", (self.spec.fun,), {}, label=self.spec.name)
             return

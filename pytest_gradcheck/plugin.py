@@ -1,8 +1,8 @@
 """pytest hooks of pytest-gradcheck (entry point ``pytest11: gradcheck``).
 
 Only hooks live here; the work is done in options.py (options and their
-precedence), fixtures.py (fixtures, running and recording checks),
-discovery.py (models and their items), session.py (the run's state in
+precedence), runner.py (running and recording one check of an item),
+fixtures.py (the fixtures), discovery.py (models and their items), session.py (the run's state in
 ``config.stash``) and reporting/ (summary).  ``-p no:gradcheck`` disables all
 of it.
 """
@@ -17,7 +17,7 @@ import pytest
 from . import discovery as _discovery
 from . import options as _options
 from .fixtures import gradcheck, gradcheck_model, gradcheck_options  # noqa: F401 - fixtures of the plugin
-from .fixtures import item_options
+from .runner import item_options
 from .session import get_session, take_pending
 
 if importlib.util.find_spec("pytest_gradcheck.reporting.pytest_reports") is not None:

@@ -1,0 +1,194 @@
+"""Run one check for a test item: its resolved options, the call, the record.
+
+The one path every check of the plugin takes, whether it comes from the
+``gradcheck`` fixtures (fixtures.py) or from a discovered model's item
+(discovery.py); both import this module and neither imports the other.
+
+Layer: plugin.  Imports options, session and errors of this package (and the
+public checkers, lazily, through the package); never fixtures, discovery,
+plugin or reporting.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+
+import pytest
+
+from . import options as _options
+from .session import LABELS_KEY, add_pending, get_session, make_record
+
+#: check kind -> name of the function in the ``pytest_gradcheck`` package
+CHECK_FUNCTIONS = {
+    "gradient": "check_gradient",
+    "vjp": "check_vjp",
+    "jvp": "check_jvp",
+    "jacobian": "check_jacobian",
+    "hessian": "check_hessian",
+    "gradgrad": "check_gradgrad",
+    "function": "check_function",
+}
+
+_OPTIONS_KEY = pytest.StashKey[dict]()
+
+
+def check_function(kind: str):
+    """The checker for ``kind`` from the public API (looked up at call time, so that
+    monkeypatching ``pytest_gradcheck.check_vjp`` and the like reaches the fixture)."""
+    import pytest_gradcheck  # lazy: numpy and the numerics load on first use
+
+    if kind == "function":  # torch's custom autograd.Function checker (imports torch)
+        from .torch_function import check_function as checker
+        return checker
+    return getattr(pytest_gradcheck, CHECK_FUNCTIONS[kind])
+
+
+def _model_spec_of(item):
+    """The ModelSpec an item checks (a model item, or a test using gradcheck_model)."""
+    spec = getattr(item, "spec", None)
+    if spec is not None:
+        return spec
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        return callspec.params.get("gradcheck_model")
+    return None
+
+
+def item_options(item) -> dict:
+    """The resolved options of ``item`` (cached): built-in < ini < command line <
+    markers < the model's own options, then ``pytest_gradcheck_options``.
+
+    Raises :class:`~pytest_gradcheck.options.OptionError` for bad markers or bad
+    values set by the hook.
+    """
+    cached = item.stash.get(_OPTIONS_KEY, None)
+    if cached is not None:
+        return dict(cached)
+    config = item.config
+    spec = _model_spec_of(item)
+    opts = _options.merge(
+        get_session(config).base_options,
+        _options.marker_options(item),
+        getattr(spec, "options", None),
+    )
+    config.hook.pytest_gradcheck_options(config=config, item=item, options=opts)
+    opts = _options.validate_all(opts, "options set by pytest_gradcheck_options")
+    item.stash[_OPTIONS_KEY] = opts
+    return dict(opts)
+
+
+def _take_label(item, label) -> str:
+    used = item.stash.setdefault(LABELS_KEY, set())
+    if label is None:
+        label, n = "check", 1
+        while label in used:
+            n += 1
+            label = f"check-{n}"
+    else:
+        if not isinstance(label, str) or not label:
+            raise TypeError(f"gradcheck label must be a non-empty string, got {label!r}")
+        if label in used:
+            raise ValueError(
+                f"gradcheck label {label!r} is already used in {item.nodeid}; "
+                f"give each check of a test its own label="
+            )
+    used.add(label)
+    return label
+
+
+def _keyword_names(func) -> list:
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return []
+    return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _unaccepted(func, kwargs: dict) -> list:
+    """Keywords ``func`` does not take (none when it takes ``**kwargs``)."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return []
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return []
+    return [k for k in kwargs if k not in params]
+
+
+def _call_kwargs(func, resolved: dict, explicit: dict) -> dict:
+    """Resolved options the checker accepts (None = its own default is left alone),
+    then the call's explicit options."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        params = {}
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs = {k: v for k, v in resolved.items() if v is not None and (var_kw or k in params)}
+    kwargs.update(explicit)
+    return kwargs
+
+
+def _user_properties(item, label: str, result: dict) -> None:
+    """A few small scalars for JUnit XML (which stringifies every property)."""
+    ratio = result.get("max_ratio")
+    item.user_properties.append((f"gradcheck[{label}].status", result.get("status")))
+    item.user_properties.append((f"gradcheck[{label}].max_ratio", "" if ratio is None else f"{ratio:.3g}"))
+    item.user_properties.append((f"gradcheck[{label}].n_evals", int(result.get("n_evals") or 0)))
+
+
+def execute(item, kind: str, args: tuple, kwargs: dict, label=None, *, extra_options=None):
+    """Run one check for ``item``, record it, and fail the test when it failed.
+
+    ``kwargs`` are the keywords of the call: option names among them override
+    the resolved options (validated); other keywords go to the checker as they
+    are (e.g. ``vectorized=True``) when its signature takes them, else TypeError.
+    """
+    __tracebackhide__ = True
+    from .errors import GradcheckError
+
+    where = "gradcheck() call" if kind == "gradient" else f"gradcheck.{kind}() call"
+    explicit = {k: v for k, v in kwargs.items() if k in _options.OPTION_NAMES}
+    other = {k: v for k, v in kwargs.items() if k not in _options.OPTION_NAMES}
+    func = check_function(kind)
+    unknown = _unaccepted(func, other)
+    if unknown:
+        raise TypeError(
+            f"{where}: unexpected keyword argument(s) {', '.join(sorted(unknown))}; "
+            f"{CHECK_FUNCTIONS[kind]} takes: {', '.join(_keyword_names(func))}, and label"
+        )
+    explicit = _options.validate_all(explicit, where)
+    resolved = _options.merge(item_options(item), extra_options)
+    label = _take_label(item, label)
+    call_kwargs = _call_kwargs(func, resolved, explicit)
+    call_kwargs.update(other)
+    start = time.perf_counter()
+    result = func(*args, **call_kwargs)
+    duration = time.perf_counter() - start
+    record = make_record(item.nodeid, label, duration, result)
+    add_pending(item, record)
+    _user_properties(item, label, record["result"])
+    if result.status == "fail":
+        raise GradcheckError(f"gradcheck {label!r} failed\n{result}", result=result)
+    return result
+
+
+def resolve_params(params, seed: int):
+    """Call a parameter factory (with a Generator seeded from ``seed`` when it takes
+    an argument); a pytree is returned as it is."""
+    if not callable(params):
+        return params
+    try:
+        sig = inspect.signature(params)
+        required = [
+            p for p in sig.parameters.values()
+            if p.default is inspect.Parameter.empty
+            and p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        required = []
+    if required:
+        import numpy as np
+
+        return params(np.random.default_rng(seed))
+    return params()
