@@ -14,11 +14,25 @@ A *model* is a scalar function with its hand-written gradient and parameters:
 ``params`` is a pytree, a zero-argument factory, or a factory taking a
 ``numpy.random.Generator`` seeded from the ``seed`` option.
 
-Models are found in test modules (collected next to their tests), in
-``conftest.py`` files, in the modules listed in the ini option
-``gradcheck_models`` and in the modules named by entry points of the group
-``pytest_gradcheck.models``.  Each model becomes a test item named
-``gradcheck[NAME]`` under its file, e.g. ``tests/test_nets.py::gradcheck[mlp]``.
+Where models come from, and why there: ``@model`` registrations count wherever
+they are (test modules, ``conftest.py`` files, any module imported for them),
+because the decorator is an explicit request.  The naming conventions
+(``NAME``/``NAME_grad``/``NAME_params`` and autograd.Function subclasses with
+sample inputs) apply only to the modules a user named as holding models: the
+ini option ``gradcheck_models`` and entry points of the group
+``pytest_gradcheck.models``.  A test module with a helper ``loss`` next to
+``loss_grad`` and ``loss_params`` thus never gets a surprise item (list the
+test module in ``gradcheck_models`` to opt it in).  In a listed module a name
+that half fits the convention (``NAME_grad`` not a function, ``NAME_params``
+missing, a factory pytest cannot call) is skipped with one
+:class:`GradcheckDiscoveryWarning` naming the module and the name; discovery
+never raises into pytest.
+
+Each model becomes a test item ``gradcheck[NAME]`` under its file, e.g.
+``tests/test_nets.py::gradcheck[mlp]``.  Which arguments bring the listed
+modules' items into a run: see :func:`wants_external`.
+
+Layer: plugin.  Imports options and runner of this package; never fixtures or plugin.
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ import inspect
 import os
 import pkgutil
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -44,6 +59,8 @@ MODEL_ATTR = "__gradcheck_models__"
 ENTRY_POINT_GROUP = "pytest_gradcheck.models"
 #: prefix of model item names: ``gradcheck[NAME]``
 ITEM_PREFIX = "gradcheck"
+#: the ``source`` of a GradcheckModelFile made for a conftest.py file
+CONFTEST_SOURCE = "conftest.py"
 
 _MISSING = object()
 
@@ -110,28 +127,68 @@ def model(_fun=None, /, *, params=_MISSING, grad=None, name=None, **options):
     return register
 
 
-def module_models(module) -> list[ModelSpec]:
+class GradcheckDiscoveryWarning(pytest.PytestWarning):
+    """A module-level name looked like a model but does not fit the convention, so it
+    was skipped (e.g. ``loss_grad`` is an array, or ``loss_params`` is missing).
+
+    Silence it with ``filterwarnings = ignore::pytest_gradcheck.discovery.GradcheckDiscoveryWarning``.
+    """
+
+
+@dataclass
+class SkippedCandidate:
+    """A name that looked like a model and was not one: why, and where it is defined."""
+
+    module: str
+    name: str
+    reason: str
+    filename: str | None = None
+    lineno: int | None = None
+
+    def message(self) -> str:
+        return f"gradcheck: skipped {self.module}.{self.name}, not a model: {self.reason}"
+
+
+class _NotAModel(Exception):
+    """A convention candidate that does not fit (the message says why)."""
+
+
+def module_models(module, *, conventions: bool, skipped: list | None = None) -> list[ModelSpec]:
     """The models defined in ``module`` (decorated first-come, then by convention),
-    in definition order; names made unique with a ``-2``, ``-3`` suffix."""
+    in definition order; names made unique with a ``-2``, ``-3`` suffix.
+
+    ``conventions``: whether the naming conventions apply (``NAME`` with ``NAME_grad``
+    and ``NAME_params``; torch ``autograd.Function`` subclasses with sample inputs).
+    They apply only to the modules a user named as holding models (the ini option
+    ``gradcheck_models``, entry points): in a test module or a conftest file only
+    ``@model`` registrations become items, so that a helper named ``loss`` next
+    to ``loss_grad`` and ``loss_params`` never turns into a surprise test.
+
+    Never raises: a candidate that does not fit is left out and described in
+    ``skipped`` (a list of :class:`SkippedCandidate`), if given.
+    """
     ns = vars(module)
-    modname = getattr(module, "__name__", "")
+    modname = getattr(module, "__name__", "") or ""
     found: list[ModelSpec] = []
+
+    def skip(name, reason, obj=None):
+        if skipped is not None:
+            code = getattr(obj, "__code__", None)
+            skipped.append(SkippedCandidate(modname, name, reason, getattr(module, "__file__", None),
+                                            code.co_firstlineno if code is not None else None))
+
     for attr, obj in list(ns.items()):
-        if not inspect.isroutine(obj):
-            continue
-        specs = getattr(obj, MODEL_ATTR, None)
-        if isinstance(specs, list):
-            found.extend(s for s in specs if isinstance(s, ModelSpec) and s.module == modname)
-            continue
-        if attr.startswith(("_", "test")) or attr.endswith(("_grad", "_params")) or attr.startswith("grad_"):
-            continue
-        if not inspect.isfunction(obj) or obj.__module__ != modname:
-            continue
-        grad = ns.get(f"{attr}_grad") or ns.get(f"grad_{attr}")
-        params = ns.get(f"{attr}_params", _MISSING)
-        if callable(grad) and params is not _MISSING and not _is_fixture(grad) and not _is_fixture(params):
-            found.append(ModelSpec(name=attr, fun=obj, grad=grad, params=params, module=modname, origin="convention"))
-    found.extend(_autograd_functions(module))
+        try:
+            found.extend(_candidate(attr, obj, ns, modname, conventions))
+        except _NotAModel as exc:
+            skip(attr, str(exc), obj)
+        except Exception as exc:  # noqa: BLE001 - discovery never raises into pytest
+            skip(attr, f"inspecting it raised {type(exc).__name__}: {exc}", obj)
+    if conventions:
+        try:
+            found.extend(_autograd_functions(module))
+        except Exception as exc:  # noqa: BLE001 - discovery never raises into pytest
+            skip("<autograd.Function subclasses>", f"looking for them raised {type(exc).__name__}: {exc}")
     seen: dict = {}
     unique = []
     for spec in found:
@@ -141,6 +198,85 @@ def module_models(module) -> list[ModelSpec]:
             spec = ModelSpec(**{**spec.__dict__, "name": f"{spec.name}-{n}"})
         unique.append(spec)
     return unique
+
+
+def _candidate(attr: str, obj, ns: dict, modname: str, conventions: bool) -> list[ModelSpec]:
+    """The models module attribute ``attr`` declares; _NotAModel when it half fits the convention."""
+    if not inspect.isroutine(obj):
+        return []
+    specs = getattr(obj, MODEL_ATTR, None)
+    if isinstance(specs, list):
+        return [s for s in specs if isinstance(s, ModelSpec) and s.module == modname]
+    if not conventions:
+        return []
+    if attr.startswith(("_", "test")) or attr.endswith(("_grad", "_params")) or attr.startswith("grad_"):
+        return []
+    if not inspect.isfunction(obj) or obj.__module__ != modname:
+        return []
+    # ``is _MISSING`` tests throughout: a sibling may be an array, whose truth value raises
+    grad_name = f"{attr}_grad"
+    grad = ns.get(grad_name, _MISSING)
+    if grad is _MISSING:
+        grad_name = f"grad_{attr}"
+        grad = ns.get(grad_name, _MISSING)
+    params_name = f"{attr}_params"
+    params = ns.get(params_name, _MISSING)
+    if grad is _MISSING:
+        return []  # no gradient: a plain function (a lone NAME_params is e.g. an init helper)
+    if _is_fixture(grad) or (params is not _MISSING and _is_fixture(params)):
+        return []  # pytest fixtures named like siblings are never a model's parts
+    if not callable(grad):
+        raise _NotAModel(f"{grad_name} is {_kind(grad)}, not a function")
+    if params is _MISSING:
+        raise _NotAModel(f"{grad_name} is defined but {params_name} is missing")
+    if callable(params):
+        problem = _factory_problem(params)
+        if problem:
+            raise _NotAModel(f"{params_name} is a factory {problem}")
+    return [ModelSpec(name=attr, fun=obj, grad=grad, params=params, module=modname, origin="convention")]
+
+
+def _kind(obj) -> str:
+    """``a ndarray of shape (3,)``, ``a float``: what a sibling is, for a warning."""
+    shape = getattr(obj, "shape", None)
+    name = type(obj).__name__
+    return f"a {name} of shape {tuple(shape)}" if isinstance(shape, tuple) else f"a {name}"
+
+
+def _factory_problem(factory) -> str | None:
+    """Why ``factory`` cannot be called with nothing or with one Generator (None: it can)."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None  # builtins and the like: trust them, a wrong call fails the item
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in sig.parameters.values() if p.default is inspect.Parameter.empty]
+    if any(p.kind is inspect.Parameter.KEYWORD_ONLY for p in required):
+        return f"with the signature {sig}: a keyword-only argument without a default cannot be given"
+    if sum(p.kind in positional for p in required) > 1:
+        return f"with the signature {sig}: it must take no argument or one numpy.random.Generator"
+    return None
+
+
+def discover(config, module, *, conventions: bool) -> list[ModelSpec]:
+    """:func:`module_models`, with one :class:`GradcheckDiscoveryWarning` per skipped
+    candidate and run (a module is searched again for each test using ``gradcheck_model``)."""
+    skipped: list = []
+    specs = module_models(module, conventions=conventions, skipped=skipped)
+    if skipped:
+        warned = config.stash.setdefault(_WARNED_KEY, set())
+        for cand in skipped:
+            key = (cand.module, cand.name)
+            if key in warned:
+                continue
+            warned.add(key)
+            # attributed to the user's file and line, not to this module
+            warnings.warn_explicit(GradcheckDiscoveryWarning(cand.message()), GradcheckDiscoveryWarning,
+                                   filename=cand.filename or cand.module, lineno=cand.lineno or 1)
+    return specs
+
+
+_WARNED_KEY = pytest.StashKey[set]()
 
 
 def _autograd_functions(module) -> list[ModelSpec]:
@@ -282,8 +418,16 @@ def conftest_module_at(config, path: Path):
 
 
 def wants_external(config) -> bool:
-    """External models join the run when a directory is collected (a bare ``pytest``,
-    ``pytest tests/``), not when only files or node ids were asked for."""
+    """Whether the items of the listed model modules join this run.
+
+    As pytest selects tests: without path arguments (pytest runs ``testpaths`` or
+    the current directory: the whole suite) and with a directory argument, they
+    join; when only files or node ids are named, only those run (a listed module's
+    own file or node id selects its items, through normal collection).
+    """
+    sources = getattr(pytest.Config, "ArgsSource", None)  # pytest >= 7.2
+    if sources is not None and getattr(config, "args_source", sources.ARGS) is not sources.ARGS:
+        return True  # no arguments given: the suite pytest runs by default, even if testpaths names files
     base = Path(config.invocation_params.dir)
     for arg in config.args:
         if "::" in str(arg):
@@ -356,11 +500,11 @@ class GradcheckModelItem(pytest.Item):
         return self.path, (lineno - 1 if lineno else None), f"{ITEM_PREFIX}[{self.spec.name}]"
 
 
-def model_items(parent, module) -> list[GradcheckModelItem]:
-    """Items for the models of ``module`` under ``parent``."""
+def model_items(parent, module, *, conventions: bool) -> list[GradcheckModelItem]:
+    """Items for the models of ``module`` under ``parent`` (see :func:`module_models`)."""
     return [
         GradcheckModelItem.from_parent(parent, name=f"{ITEM_PREFIX}[{spec.name}]", spec=spec)
-        for spec in module_models(module)
+        for spec in discover(parent.config, module, conventions=conventions)
     ]
 
 
@@ -380,7 +524,8 @@ class GradcheckModelFile(pytest.File):
             raise self.CollectError(
                 f"gradcheck: cannot import model module {self.modname!r} ({self.source}):\n{self.error}"
             )
-        return model_items(self, self.module)
+        # a conftest file holds fixtures and hooks: only its @model registrations are models
+        return model_items(self, self.module, conventions=self.source != CONFTEST_SOURCE)
 
 
 def external_collector(session, ext: ExternalModule) -> GradcheckModelFile:

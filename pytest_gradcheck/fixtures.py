@@ -157,8 +157,9 @@ def gradcheck_model(request, gradcheck) -> ModelHandle:
     """One discovered model (the test runs once per model; ids are model names).
 
     Gives ``.name, .fun, .grad, .params, .options`` and ``.check(**options)``.
-    Models come from ``gradcheck_models`` ini modules, ``pytest_gradcheck.models``
-    entry points, conftest files above the test, and the test's own module.
+    Models come from ``gradcheck_models`` ini modules and ``pytest_gradcheck.models``
+    entry points (decorated or by naming convention), and from the ``@model``
+    registrations of the conftest files above the test and of the test's own module.
     """
     spec = getattr(request, "param", None)
     if spec is None:  # pragma: no cover - pytest_generate_tests always parametrizes

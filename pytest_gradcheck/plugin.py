@@ -71,26 +71,43 @@ def pytest_collect_file(file_path, parent):
     config = parent.config
     for ext in _external(config):
         if ext.path == file_path:
-            get_session(config).collected_model_paths.add(file_path)
             return _discovery.GradcheckModelFile.from_parent(
                 parent, path=file_path, module=ext.module, modname=ext.modname, source=ext.source,
             )
     if file_path.name == "conftest.py":
         module = _discovery.conftest_module_at(config, file_path)
-        if module is not None and _discovery.module_models(module):
+        if module is not None and _discovery.module_models(module, conventions=False):
             return _discovery.GradcheckModelFile.from_parent(
-                parent, path=file_path, module=module, source="conftest.py",
+                parent, path=file_path, module=module, source=_discovery.CONFTEST_SOURCE,
             )
     return None
+
+
+def _listed(config, path) -> bool:
+    """Whether the file at ``path`` is a module named in ``gradcheck_models`` or an entry point
+    (the naming conventions apply there; elsewhere only ``@model`` registrations)."""
+    return any(ext.path == path for ext in _external(config))
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_make_collect_report(collector):
     report = yield
+    if isinstance(collector, _discovery.GradcheckModelFile):
+        # marked when collected, not when made: pytest makes the collectors of a whole
+        # directory to find one file argument in it, and collects only the matching ones
+        get_session(collector.config).collected_model_paths.add(collector.path)
     if (isinstance(collector, pytest.Module) and type(collector).__name__ != "DoctestModule"
             and report.passed):
-        get_session(collector.config).collected_model_paths.add(collector.path)
-        report.result.extend(_discovery.model_items(collector, collector.obj))
+        config = collector.config
+        get_session(config).collected_model_paths.add(collector.path)
+        try:
+            items = _discovery.model_items(collector, collector.obj, conventions=_listed(config, collector.path))
+        except Exception:  # noqa: BLE001 - e.g. a discovery warning turned into an error by -W error
+            report.outcome = "failed"
+            report.longrepr = collector.repr_failure(pytest.ExceptionInfo.from_current())
+            report.result = []
+        else:
+            report.result.extend(items)
     return report
 
 
@@ -112,13 +129,15 @@ def pytest_generate_tests(metafunc):
     if "gradcheck_model" not in metafunc.fixturenames:
         return
     config = metafunc.config
-    modules = [ext.module for ext in _external(config) if ext.module is not None]
-    modules += _discovery.conftest_modules_above(config, Path(str(metafunc.definition.path)).parent)
+    # (module, whether the naming conventions apply there): see discovery.module_models
+    modules = [(ext.module, True) for ext in _external(config) if ext.module is not None]
+    modules += [(conftest, False) for conftest in
+                _discovery.conftest_modules_above(config, Path(str(metafunc.definition.path)).parent)]
     if metafunc.module is not None:
-        modules.append(metafunc.module)
+        modules.append((metafunc.module, _listed(config, Path(str(metafunc.definition.path)))))
     specs, seen = [], set()
-    for module in modules:
-        for spec in _discovery.module_models(module):
+    for module, conventions in modules:
+        for spec in _discovery.discover(config, module, conventions=conventions):
             # one file imported under two names (a listed test module) gives its models once
             code = getattr(spec.fun, "__code__", None)
             key = (code.co_filename, code.co_firstlineno, spec.name) if code else (id(spec.fun), spec.name)

@@ -37,8 +37,28 @@ def fx_params(): return 1.0
 """
 
 
-def test_models_in_a_test_module_become_items(pytester):
+def listed(pytester, *modules):
+    """An ini file naming ``modules`` in gradcheck_models (importable from the test directory)."""
+    pytester.syspathinsert()
+    pytester.makeini("[pytest]\ngradcheck_models =\n" + "".join(f"    {m}\n" for m in modules))
+
+
+def test_only_decorated_models_of_an_unlisted_test_module_become_items(pytester):
     pytester.makepyfile(test_nets=MODELS + "\ndef test_plain():\n    pass\n")
+    result = pytester.runpytest("--collect-only", "-q", "-W", "error::pytest.PytestWarning")
+    result.stdout.fnmatch_lines([
+        "test_nets.py::test_plain",
+        "test_nets.py::gradcheck[[]two_layer_net[]]",
+        "test_nets.py::gradcheck[[]cube_bad[]]",
+        "3 tests collected*",
+    ])
+    result.stdout.no_fnmatch_line("*softplus*")  # the naming convention: listed modules only
+    result.stdout.no_fnmatch_line("*warning*")
+
+
+def test_models_in_a_listed_test_module_become_items(pytester):
+    pytester.makepyfile(test_nets=MODELS + "\ndef test_plain():\n    pass\n")
+    listed(pytester, "test_nets")
     result = pytester.runpytest("--collect-only", "-q")
     result.stdout.fnmatch_lines([
         "test_nets.py::test_plain",
@@ -49,7 +69,9 @@ def test_models_in_a_test_module_become_items(pytester):
         "5 tests collected*",
     ])
     result.stdout.no_fnmatch_line("*hidden*")
-    result.stdout.no_fnmatch_line("*lonely*")
+    result.stdout.no_fnmatch_line("*::gradcheck[[]lonely*")
+    result.stdout.fnmatch_lines(["*GradcheckDiscoveryWarning: gradcheck: skipped test_nets.lonely, not a model: "
+                                 "lonely_grad is defined but lonely_params is missing"])
     result.stdout.no_fnmatch_line("*fx*")
     result = pytester.runpytest("-v")
     result.assert_outcomes(passed=4, failed=1)
@@ -58,6 +80,7 @@ def test_models_in_a_test_module_become_items(pytester):
 
 def test_selection_by_keyword_and_node_id(pytester):
     pytester.makepyfile(test_nets=MODELS)
+    listed(pytester, "test_nets")
     pytester.runpytest("-k", "softplus or two_layer").assert_outcomes(passed=2)
     pytester.runpytest("test_nets.py::gradcheck[sq]").assert_outcomes(passed=1)
     pytester.runpytest("test_nets.py::gradcheck").assert_outcomes(passed=3, failed=1)
@@ -136,6 +159,7 @@ def test_each(gradcheck_model):
     result = gradcheck_model.check(atol=1.0 if gradcheck_model.name == "cube_bad" else None)
     assert result.passed
 """)
+    listed(pytester, "test_m")
     result = pytester.runpytest("-v", "-k", "test_each")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines([
@@ -215,14 +239,18 @@ def test_entry_point_modules(mypkg):
 def test_conftest_models_and_gradcheck_model_scope(pytester):
     pytester.makeconftest("""
 import numpy as np
+from pytest_gradcheck import model
+@model(params=np.ones(2), grad=lambda x: 2 * x)
 def root(x): return float((x ** 2).sum())
-def root_grad(x): return 2 * x
-root_params = np.ones(2)
+def helper(x): return 0.0      # the naming convention does not apply to conftest files
+def helper_grad(x): return x
+helper_params = 1.0
 """)
     pytester.mkpydir("sub")
     pytester.makepyfile(**{
-        "sub/conftest": "import numpy as np\ndef deep(x): return float(x.sum())\n"
-                        "def deep_grad(x): return np.ones_like(x)\ndeep_params = np.ones(2)\n",
+        "sub/conftest": "import numpy as np\nfrom pytest_gradcheck import model\n"
+                        "@model(params=np.ones(2), grad=lambda x: np.ones_like(x))\n"
+                        "def deep(x): return float(x.sum())\n",
         "sub/test_s": "def test_models(gradcheck_model):\n    gradcheck_model.check()\n",
         "test_top": "def test_models(gradcheck_model):\n    gradcheck_model.check()\n",
     })
@@ -235,6 +263,7 @@ root_params = np.ones(2)
         "sub/test_s.py::test_models[[]deep[]] PASSED*",
         "test_top.py::test_models[[]root[]] PASSED*",
     ])
+    result.stdout.no_fnmatch_line("*helper*")
 
 
 def test_no_models_skips_gradcheck_model_tests(pytester):

@@ -38,6 +38,9 @@ class NoInputs(torch.autograd.Function):   # no sample inputs: not a model
 @pytest.mark.parametrize("factor, outcome", [(3, "passed"), (2, "failed")])
 def test_functions_with_sample_inputs_become_items(pytester, factor, outcome):
     pytester.makepyfile(test_ops=f"FACTOR = {factor}\n" + FUNCS)
+    # a convention, like NAME/NAME_grad/NAME_params: it applies to the modules listed as holding models
+    pytester.syspathinsert()
+    pytester.makeini("[pytest]\ngradcheck_models = test_ops\n")
     result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["test_ops.py::gradcheck[[]Cube[]]"])
     assert "NoInputs" not in result.stdout.str()

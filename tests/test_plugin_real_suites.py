@@ -1,0 +1,114 @@
+"""The plugin inside real test suites (issue 13): it never breaks a session it was not
+asked into, reruns what failed, takes every per-test keyword of the checkers, shows the
+user's frames, and prints paths a user can use from where they ran pytest."""
+
+import pytest
+
+# An ML test module that never uses gradcheck, with helpers that happen to be named
+# like the convention: the gradient is an array (its truth value raises).
+UNRELATED = """
+import numpy as np
+
+def loss(w):
+    return float((w ** 2).sum())
+
+loss_grad = np.array([1.0, 2.0])
+loss_params = np.array([0.5, 0.5])
+
+def test_loss_is_positive():
+    assert loss(loss_params) > 0
+"""
+
+# A module listed in gradcheck_models: good models next to names that half fit the convention.
+LISTED = """
+import numpy as np
+
+def good(x): return float((x ** 2).sum())
+def good_grad(x): return 2 * x
+good_params = np.ones(3)
+
+def arr(x): return float(x.sum())
+arr_grad = np.array([1.0, 2.0])             # not a function
+arr_params = np.ones(2)
+
+def orphan(x): return float(x.sum())
+def orphan_grad(x): return np.ones_like(x)  # no orphan_params
+
+def pair(x): return float(x.sum())
+def pair_grad(x): return np.ones_like(x)
+def pair_params(rng, size): return rng.normal(size=size)   # a factory pytest cannot call
+
+def kw(x): return float(x.sum())
+def kw_grad(x): return np.ones_like(x)
+def kw_params(*, size): return np.ones(size)
+
+def init(x): return x
+def init_params(): return np.ones(2)        # no gradient sibling: a plain helper, no warning
+"""
+
+
+def test_unrelated_test_module_with_convention_like_names_is_left_alone(pytester):
+    pytester.makepyfile(test_unrelated=UNRELATED)
+    result = pytester.runpytest("-v", "-W", "error")
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    result.stdout.no_fnmatch_line("*gradcheck[[]*")
+    # the gradcheck_model fixture searches the test's own module too
+    pytester.makepyfile(test_fixture=UNRELATED + "\ndef test_models(gradcheck_model):\n    pass\n")
+    result = pytester.runpytest("-W", "error")
+    result.assert_outcomes(passed=2, skipped=1)
+
+
+@pytest.fixture
+def listed_models(pytester):
+    pytester.syspathinsert()
+    pytester.makepyfile(models=LISTED, test_a="def test_a():\n    pass\n")
+    pytester.makeini("[pytest]\npython_files = test_*.py\ngradcheck_models = models\n")
+    return pytester
+
+
+def test_listed_module_candidates_that_do_not_fit_are_skipped_with_one_warning_each(listed_models):
+    result = listed_models.runpytest("-v")
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=2, warnings=4)
+    result.stdout.fnmatch_lines(["models.py::gradcheck[[]good[]] PASSED*"])
+    out = result.stdout.str()
+    for name, why in [
+        ("arr", "arr_grad is a ndarray of shape (2,), not a function"),
+        ("orphan", "orphan_grad is defined but orphan_params is missing"),
+        ("pair", "pair_params is a factory with the signature (rng, size)"),
+        ("kw", "kw_params is a factory with the signature (*, size)"),
+    ]:
+        line = f"GradcheckDiscoveryWarning: gradcheck: skipped models.{name}, not a model: {why}"
+        assert out.count(line) == 1, (line, out)
+    assert "models.init" not in out
+    result.stdout.no_fnmatch_line("*discovery.py*")
+
+
+def test_discovery_warning_as_error_is_a_collection_error_not_an_internal_error(listed_models):
+    result = listed_models.runpytest("-W", "error::pytest_gradcheck.discovery.GradcheckDiscoveryWarning")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*ERROR collecting*models.py*", "*skipped models.arr, not a model*"])
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+@pytest.mark.parametrize("args, expected", [
+    ((), {"test_a", "gradcheck[good]"}),                     # no arguments: the whole suite
+    ((".",), {"test_a", "gradcheck[good]"}),                 # a directory: the whole suite
+    (("test_a.py",), {"test_a"}),                            # a file: only what it holds
+    (("test_a.py::test_a",), {"test_a"}),                    # a node id: only that
+    (("models.py::gradcheck[good]",), {"gradcheck[good]"}),  # a model item's own node id
+    (("models.py",), {"gradcheck[good]"}),                   # the listed module as a file
+    (("test_a.py", "."), {"test_a", "gradcheck[good]"}),     # a directory among files
+])
+def test_which_arguments_bring_the_configured_model_items(listed_models, args, expected):
+    result = listed_models.runpytest("--collect-only", "-q", *args)
+    collected = {line.split("::", 1)[1] for line in result.stdout.lines if "::" in line}
+    assert collected == expected
+
+
+def test_no_arguments_bring_the_model_items_even_when_testpaths_names_files(listed_models):
+    listed_models.makeini("[pytest]\ntestpaths = test_a.py\ngradcheck_models = models\n")
+    result = listed_models.runpytest("-q", "-W", "ignore::pytest.PytestWarning")
+    result.assert_outcomes(passed=2)
