@@ -503,9 +503,22 @@ class GradcheckModelItem(pytest.Item):
 def model_items(parent, module, *, conventions: bool) -> list[GradcheckModelItem]:
     """Items for the models of ``module`` under ``parent`` (see :func:`module_models`)."""
     return [
-        GradcheckModelItem.from_parent(parent, name=f"{ITEM_PREFIX}[{spec.name}]", spec=spec)
+        GradcheckModelItem.from_parent(parent, name=f"{ITEM_PREFIX}[{spec.name}]", spec=spec,
+                                       nodeid=_item_id(parent, spec.name))
         for spec in discover(parent.config, module, conventions=conventions)
     ]
+
+
+def _item_id(parent, model_name: str):
+    """The structured id of ``gradcheck[NAME]`` as pytest >= 9.2 builds a parametrized
+    function's: name ``gradcheck``, params ``NAME``.  It must equal the id pytest parses
+    from the string ``...::gradcheck[NAME]`` (the ``--lf`` cache, ``-k``/node-id
+    selection), which the default ``parent.id.child("gradcheck[NAME]")`` does not.
+    None on older pytest, whose string node ids need no help."""
+    parent_id = getattr(parent, "id", None)
+    if parent_id is None or not hasattr(parent_id, "with_params"):
+        return None
+    return parent_id.child(ITEM_PREFIX).with_params(model_name)
 
 
 class GradcheckModelFile(pytest.File):

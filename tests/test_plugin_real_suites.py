@@ -112,3 +112,52 @@ def test_no_arguments_bring_the_model_items_even_when_testpaths_names_files(list
     listed_models.makeini("[pytest]\ntestpaths = test_a.py\ngradcheck_models = models\n")
     result = listed_models.runpytest("-q", "-W", "ignore::pytest.PytestWarning")
     result.assert_outcomes(passed=2)
+
+
+LF_MODELS = """
+import numpy as np
+def good(x): return float((x ** 2).sum())
+def good_grad(x): return 2 * x
+good_params = np.ones(3)
+def bad(x): return float((x ** 3).sum())
+def bad_grad(x): return 2 * x
+bad_params = np.ones(3)
+"""
+
+LF_TESTS = """
+import numpy as np
+from pytest_gradcheck import model
+@model(params=np.ones(2), grad=lambda x: x)
+def inmod(x): return float((x ** 2).sum())
+def test_ok(): pass
+def test_broken(): assert 0
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_last_failed_and_failed_first_rerun_the_failed_model_items(pytester, xdist):
+    if xdist:
+        pytest.importorskip("xdist")
+    else:
+        xdist = ["-p", "no:xdist"]
+    pytester.mkpydir("mypkg")
+    pytester.makepyfile(**{"mypkg/models": LF_MODELS, "tests/test_a": LF_TESTS})
+    pytester.makeini("[pytest]\ntestpaths = tests\npythonpath = .\ngradcheck_models = mypkg.models\n")
+    failed = {"tests/test_a.py::test_broken", "tests/test_a.py::gradcheck[inmod]", "mypkg/models.py::gradcheck[bad]"}
+
+    def outcomes(*args):
+        result = pytester.runpytest("-rA", *xdist, *args)
+        lines = [line.split(" ", 1) for line in result.stdout.lines
+                 if line.startswith(("PASSED ", "FAILED "))]
+        return result, [(status, rest.split(" - ")[0]) for status, rest in lines]
+
+    _, first = outcomes()
+    assert {nodeid for status, nodeid in first if status == "FAILED"} == failed
+    result, rerun = outcomes("--lf")
+    assert {nodeid for _, nodeid in rerun} == failed and all(s == "FAILED" for s, _ in rerun)
+    result = pytester.runpytest(*xdist, "--ff", "-v")
+    result.assert_outcomes(passed=2, failed=3)
+    if "-n" not in xdist:  # under xdist the workers collect: no status line, and their own order
+        result.stdout.fnmatch_lines(["run-last-failure: rerun previous 3 failures first*"])
+        ran = [line.split(" ")[0] for line in result.stdout.lines if line.endswith("]") and "::" in line]
+        assert set(ran[:3]) == failed, ran
