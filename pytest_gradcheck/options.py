@@ -36,10 +36,25 @@ MARKER_HELP = (
     f"gradcheck(atol=None, rtol=None, eps=None, method={DEFAULT_METHOD!r}, mode={DEFAULT_MODE!r}, "
     f"seed={DEFAULT_SEED}): "
     "options for the gradient checks of this test, class or module (the gradcheck and "
-    "gradcheck_model fixtures); keyword arguments only. None means the error-model rule."
+    "gradcheck_model fixtures); keyword arguments only. None means the error-model rule. "
+    "Also the settings some checkers take: n_probes, n_cotangents, n_tangents, vectorized, "
+    "batch_memory (each check gets those its checker takes)."
 )
 
 _RESET_WORDS = ("", "none", "auto", "model")
+
+#: check kind -> name of its checker in the ``pytest_gradcheck`` package (the fixture's
+#: methods; "function", torch's autograd.Function checker, forwards to check_vjp's keywords)
+CHECKERS = {
+    "gradient": "check_gradient",
+    "vjp": "check_vjp",
+    "jvp": "check_jvp",
+    "jacobian": "check_jacobian",
+    "hessian": "check_hessian",
+    "gradgrad": "check_gradgrad",
+}
+#: keyword-only parameters of the checkers that are inputs of one call, not settings
+_CALL_INPUTS = frozenset({"hvp"})
 
 
 def builtin_defaults() -> dict:
@@ -101,6 +116,34 @@ def _seed(name: str, value):
     return int(value)
 
 
+def _count(name: str, value):
+    """A positive integer (a number of probes, directions, bytes); None keeps the checker's default."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in _RESET_WORDS):
+        return None
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise OptionError(f"{name}={value!r} must be a positive integer") from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+        raise OptionError(f"{name}={value!r} must be a positive integer")
+    return int(value)
+
+
+def _flag(name: str, value):
+    """True, False, or None (the checker decides)."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, str) else None
+    if text in ("true", "yes", "1"):
+        return True
+    if text in ("false", "no", "0"):
+        return False
+    if text in _RESET_WORDS:
+        return None
+    raise OptionError(f"{name}={value!r} must be True, False or None")
+
+
 _VALIDATORS = {
     "atol": lambda v: _number("atol", v, strictly_positive=False),
     "rtol": lambda v: _number("rtol", v, strictly_positive=False),
@@ -108,14 +151,62 @@ _VALIDATORS = {
     "method": lambda v: _choice("method", v, METHODS),
     "mode": lambda v: _choice("mode", v, MODES),
     "seed": lambda v: _seed("seed", v),
+    # keywords of some checkers only (see checker_keywords); a test that checks the
+    # table against the signatures asks for a validator when a checker gains one
+    "n_probes": lambda v: _count("n_probes", v),
+    "n_cotangents": lambda v: _count("n_cotangents", v),
+    "n_tangents": lambda v: _count("n_tangents", v),
+    "batch_memory": lambda v: _count("batch_memory", v),
+    "vectorized": lambda v: _flag("vectorized", v),
 }
+
+_checker_keywords: dict | None = None
+
+
+def checker_keywords() -> dict:
+    """Settings that only some checkers take, read from their signatures: name -> the
+    checkers that take it (e.g. ``n_probes`` -> check_gradient, check_hessian).
+
+    Their keyword-only parameters, less the six options every checker takes, private
+    names and the inputs of one call (``hvp``).  A marker, ``@model`` options or the
+    ``pytest_gradcheck_options`` hook may set them; each check gets those its checker
+    takes.  Imports the checkers (numpy) on first use, never at plugin load.
+    """
+    global _checker_keywords
+    if _checker_keywords is None:
+        import inspect
+
+        import pytest_gradcheck
+
+        found: dict = {}
+        for checker in CHECKERS.values():
+            for p in inspect.signature(getattr(pytest_gradcheck, checker)).parameters.values():
+                if (p.kind is p.KEYWORD_ONLY and not p.name.startswith("_")
+                        and p.name not in OPTION_NAMES and p.name not in _CALL_INPUTS):
+                    found.setdefault(p.name, []).append(checker)
+        _checker_keywords = {name: tuple(checkers) for name, checkers in found.items()}
+    return dict(_checker_keywords)
+
+
+def accepted_names() -> str:
+    """What the error for an unknown name lists: every option, then each checker keyword
+    with the checkers that take it."""
+    extra = [f"{name} ({', '.join(checkers)})" for name, checkers in sorted(checker_keywords().items())]
+    return ", ".join(OPTION_NAMES) + "; and for some checkers: " + ", ".join(extra)
+
+
+def is_option(name: str) -> bool:
+    """One of the six options or a checker keyword (a setting a test may give)."""
+    return name in OPTION_NAMES or name in checker_keywords()
 
 
 def validate(name: str, value):
     """The normalised value of option ``name``; OptionError when unusable."""
-    if name not in _VALIDATORS:
-        raise OptionError(f"unknown option {name!r}; valid options: {', '.join(OPTION_NAMES)}")
-    return _VALIDATORS[name](value)
+    if not is_option(name):
+        raise OptionError(f"unknown option {name!r}; valid options: {accepted_names()}")
+    validator = _VALIDATORS.get(name)
+    # a checker keyword without a validator yet goes as it is: the checker validates it
+    return value if validator is None else validator(value)
 
 
 def validate_all(mapping: dict, where: str) -> dict:
@@ -237,7 +328,7 @@ def marker_options(item) -> dict:
         if mark.args:
             raise OptionError(
                 f"{where}: takes keyword arguments only, got positional argument(s) "
-                f"{', '.join(repr(a) for a in mark.args)}; valid options: {', '.join(OPTION_NAMES)}"
+                f"{', '.join(repr(a) for a in mark.args)}; valid options: {accepted_names()}"
             )
         layers.append(validate_all(mark.kwargs, where))
     merged: dict = {}

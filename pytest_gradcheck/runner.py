@@ -20,15 +20,7 @@ from . import options as _options
 from .session import LABELS_KEY, add_pending, get_session, make_record
 
 #: check kind -> name of the function in the ``pytest_gradcheck`` package
-CHECK_FUNCTIONS = {
-    "gradient": "check_gradient",
-    "vjp": "check_vjp",
-    "jvp": "check_jvp",
-    "jacobian": "check_jacobian",
-    "hessian": "check_hessian",
-    "gradgrad": "check_gradgrad",
-    "function": "check_function",
-}
+CHECK_FUNCTIONS = {**_options.CHECKERS, "function": "check_function"}
 
 _OPTIONS_KEY = pytest.StashKey[dict]()
 
@@ -97,34 +89,43 @@ def _take_label(item, label) -> str:
     return label
 
 
-def _keyword_names(func) -> list:
+#: a checker taking ``**kwargs`` -> the kind whose checker gets them (check_function
+#: forwards its keywords to check_gradient)
+_FORWARDS_TO = {"function": "gradient"}
+
+
+def _takes(kind: str, func) -> set | None:
+    """Keyword names ``func``, the checker of ``kind``, takes (following a ``**kwargs``
+    forwarded to another checker); None when it takes any keyword."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return None
+    names = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        target = _FORWARDS_TO.get(kind)
+        if target is None:
+            return None
+        forwarded = _takes(target, check_function(target))
+        return None if forwarded is None else names | forwarded
+    return names
+
+
+def _keyword_names(kind: str, func) -> list:
+    """What the TypeError for an unknown keyword lists: the keywords the checker takes."""
     try:
         params = inspect.signature(func).parameters.values()
     except (TypeError, ValueError):  # pragma: no cover - builtins
         return []
-    return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    own = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+           and not p.name.startswith("_")]
+    return own + sorted((_takes(kind, func) or set()) - set(own) - {"fun", "params", "grad"})
 
 
-def _unaccepted(func, kwargs: dict) -> list:
-    """Keywords ``func`` does not take (none when it takes ``**kwargs``)."""
-    try:
-        params = inspect.signature(func).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        return []
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return []
-    return [k for k in kwargs if k not in params]
-
-
-def _call_kwargs(func, resolved: dict, explicit: dict) -> dict:
-    """Resolved options the checker accepts (None = its own default is left alone),
+def _call_kwargs(takes: set | None, resolved: dict, explicit: dict) -> dict:
+    """Resolved options the checker takes (None = its own default is left alone),
     then the call's explicit options."""
-    try:
-        params = inspect.signature(func).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        params = {}
-    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    kwargs = {k: v for k, v in resolved.items() if v is not None and (var_kw or k in params)}
+    kwargs = {k: v for k, v in resolved.items() if v is not None and (takes is None or k in takes)}
     kwargs.update(explicit)
     return kwargs
 
@@ -140,28 +141,31 @@ def _user_properties(item, label: str, result: dict) -> None:
 def execute(item, kind: str, args: tuple, kwargs: dict, label=None, *, extra_options=None):
     """Run one check for ``item``, record it, and fail the test when it failed.
 
-    ``kwargs`` are the keywords of the call: option names among them override
-    the resolved options (validated); other keywords go to the checker as they
-    are (e.g. ``vectorized=True``) when its signature takes them, else TypeError.
+    ``kwargs`` are the keywords of the call: options and checker keywords among
+    them (validated) override the resolved ones; other keywords go to the checker
+    as they are when its signature takes them.  A keyword the checker does not
+    take is a TypeError listing those it takes.
     """
     __tracebackhide__ = True
     from .errors import GradcheckError
 
     where = "gradcheck() call" if kind == "gradient" else f"gradcheck.{kind}() call"
-    explicit = {k: v for k, v in kwargs.items() if k in _options.OPTION_NAMES}
-    other = {k: v for k, v in kwargs.items() if k not in _options.OPTION_NAMES}
+    explicit = {k: v for k, v in kwargs.items() if _options.is_option(k)}
+    other = {k: v for k, v in kwargs.items() if k not in explicit}
     func = check_function(kind)
-    unknown = _unaccepted(func, other)
+    takes = _takes(kind, func)
+    # the options every checker takes, or keywords this one takes (n_probes to check_vjp is a mistake)
+    unknown = [] if takes is None else [k for k in kwargs if k not in _options.OPTION_NAMES and k not in takes]
     if unknown:
         raise TypeError(
             f"{where}: unexpected keyword argument(s) {', '.join(sorted(unknown))}; "
-            f"{CHECK_FUNCTIONS[kind]} takes: {', '.join(_keyword_names(func))}, and label"
+            f"{CHECK_FUNCTIONS[kind]} takes: {', '.join(_keyword_names(kind, func))}, and label"
         )
     explicit = _options.validate_all(explicit, where)
     resolved = _options.merge(item_options(item), extra_options)
     label = _take_label(item, label)
-    call_kwargs = _call_kwargs(func, resolved, explicit)
-    call_kwargs.update(other)
+    call_kwargs = _call_kwargs(takes, resolved, explicit)
+    call_kwargs.update(other)  # keywords of this checker that are no setting (e.g. hvp=)
     start = time.perf_counter()
     result = func(*args, **call_kwargs)
     duration = time.perf_counter() - start

@@ -161,3 +161,84 @@ def test_last_failed_and_failed_first_rerun_the_failed_model_items(pytester, xdi
         result.stdout.fnmatch_lines(["run-last-failure: rerun previous 3 failures first*"])
         ran = [line.split(" ")[0] for line in result.stdout.lines if line.endswith("]") and "::" in line]
         assert set(ran[:3]) == failed, ran
+
+
+SPY = """
+import functools
+import numpy as np, pytest, pytest_gradcheck
+
+CALLS = []
+
+@pytest.fixture
+def spy(monkeypatch):
+    # the fixture looks the checkers up at call time: record what each one gets
+    for name in ("check_gradient", "check_vjp", "check_hessian"):
+        real = getattr(pytest_gradcheck, name)
+        @functools.wraps(real)  # keeps the signature the plugin reads
+        def wrapper(*args, _real=real, _name=name, **kwargs):
+            CALLS.append((_name, kwargs))
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(pytest_gradcheck, name, wrapper)
+    CALLS.clear()
+    return CALLS
+
+def quad(p): return float((p ** 2).sum())
+def quad_grad(p): return 2 * p
+def lin(x): return 2.0 * x
+def lin_vjp(x, v): return 2.0 * v
+"""
+
+
+def test_marker_and_model_take_the_keywords_some_checkers_take(pytester):
+    pytester.makepyfile(test_k=SPY + """
+@pytest.mark.gradcheck(n_probes=3, mode="fast", n_cotangents=4, vectorized=False)
+def test_marked(gradcheck, spy):
+    assert gradcheck.options["n_probes"] == 3
+    gradcheck(quad, np.linspace(-1.0, 1.0, 6), quad_grad)
+    gradcheck.vjp(lin, np.ones(3), lin_vjp, mode="full")
+    (_, g), (_, v) = spy
+    # each checker gets the settings it takes: n_probes is not check_vjp's
+    assert (g["n_probes"], g["vectorized"], g["mode"]) == (3, False, "fast")
+    assert v["n_cotangents"] == 4 and "n_probes" not in v and "vectorized" not in v
+
+def test_call_keyword_wins(gradcheck, spy):
+    gradcheck(quad, np.ones(4), quad_grad, mode="fast", n_probes=5)
+    assert spy[0][1]["n_probes"] == 5
+
+def test_call_keyword_the_checker_does_not_take(gradcheck):
+    gradcheck.vjp(lin, np.ones(3), lin_vjp, n_probes=2)
+
+@pytest.mark.gradcheck(n_probes=0)
+def test_bad_value(gradcheck):
+    pass
+
+@pytest.mark.gradcheck(probes=3)
+def test_unknown(gradcheck):
+    pass
+
+@pytest_gradcheck.model(params=np.ones(3), grad=quad_grad, mode="fast", n_probes=2)
+def quad_model(p): return quad(p)
+""")
+    result = pytester.runpytest("-rA", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=1, errors=2)
+    out = result.stdout.str()
+    assert "test_k.py::gradcheck[quad_model]" in out
+    result.stdout.fnmatch_lines_random([
+        "*TypeError: gradcheck.vjp() call: unexpected keyword argument(s) n_probes; check_vjp takes: *n_cotangents*",
+        "@pytest.mark.gradcheck on function 'test_bad_value': n_probes=0 must be a positive integer",
+        "@pytest.mark.gradcheck on function 'test_unknown': unknown option "
+        "'probes'; valid options: atol, rtol, eps, method, mode, seed; and for some checkers: *"
+        "n_probes (check_gradient, check_hessian)*",
+    ])
+
+
+def test_every_checker_keyword_has_a_validator():
+    """The accepted names come from the checkers' signatures; a new one needs a validator."""
+    from pytest_gradcheck import options
+
+    keywords = options.checker_keywords()
+    assert {"n_probes", "n_cotangents", "n_tangents", "vectorized", "batch_memory"} <= set(keywords)
+    assert "hvp" not in keywords and not any(name.startswith("_") for name in keywords)
+    for name in keywords:
+        assert name in options._VALIDATORS, f"add a validator for the checker keyword {name!r}"
+    assert options.validate("n_probes", "4") == 4 and options.validate("vectorized", "false") is False
