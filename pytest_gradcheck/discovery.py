@@ -32,7 +32,7 @@ Each model becomes a test item ``gradcheck[NAME]`` under its file, e.g.
 ``tests/test_nets.py::gradcheck[mlp]``.  Which arguments bring the listed
 modules' items into a run: see :func:`wants_external`.
 
-Layer: plugin.  Imports options and runner of this package; never fixtures or plugin.
+Layer: plugin.  Imports options, runner and tracebacks of this package; never fixtures or plugin.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ import pytest
 
 from . import options as _options
 from .runner import execute, item_options, resolve_params
+from .tracebacks import is_own_file, is_own_or_pytest_frame
 
 #: attribute holding the ModelSpec list on a decorated function
 MODEL_ATTR = "__gradcheck_models__"
@@ -442,24 +443,6 @@ def wants_external(config) -> bool:
 
 # -- collection nodes ---------------------------------------------------------
 
-def _is_plugin_file(filename) -> bool:
-    """A file of this package (the checker's frames are noise in a user's traceback)."""
-    here = Path(os.path.abspath(__file__)).parent
-    return here in Path(os.path.abspath(str(filename))).parents
-
-
-def _is_plugin_frame(entry) -> bool:
-    """A frame of this package, of pytest or of pluggy: not the user's code."""
-    import _pytest
-    import pluggy
-
-    path = Path(os.path.abspath(str(entry.path)))
-    for package in (_pytest, pluggy):
-        if Path(os.path.abspath(package.__file__)).parent in path.parents:
-            return True
-    return _is_plugin_file(path)
-
-
 class GradcheckModelItem(pytest.Item):
     """A test item that checks one model's gradient with the resolved options."""
 
@@ -485,14 +468,14 @@ class GradcheckModelItem(pytest.Item):
             if cause is None:
                 return str(exc)
             # the user's function raised inside the check: show where, in the user's code
-            frames = [f for f in traceback.extract_tb(cause.__traceback__) if not _is_plugin_file(f.filename)]
+            frames = [f for f in traceback.extract_tb(cause.__traceback__) if not is_own_file(f.filename)]
             return ("".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(cause))
                     + "\n" + str(exc))
         return self._repr_failure_py(excinfo, style="short")
 
     def _traceback_filter(self, excinfo):
         tb = excinfo.traceback
-        kept = tb.filter(lambda entry: not _is_plugin_frame(entry))
+        kept = tb.filter(lambda entry: not is_own_or_pytest_frame(entry))
         return kept or tb[-1:]
 
     def reportinfo(self):

@@ -16,6 +16,7 @@ import pytest
 
 from . import discovery as _discovery
 from . import options as _options
+from . import tracebacks as _tracebacks
 from .fixtures import gradcheck, gradcheck_model, gradcheck_options  # noqa: F401 - fixtures of the plugin
 from .runner import item_options
 from .session import get_session, take_pending
@@ -145,6 +146,12 @@ def pytest_generate_tests(metafunc):
                 seen.add(key)
                 specs.append(spec)
     metafunc.parametrize("gradcheck_model", specs, ids=[s.name for s in specs], indirect=True)
+
+
+def pytest_itemcollected(item):
+    """A failure inside a check shows the user's frames and the message, not the checker's."""
+    if not isinstance(item, _discovery.GradcheckModelItem):  # model items filter their own
+        _tracebacks.hide_own_frames(item)
 
 
 # -- running -----------------------------------------------------------------------

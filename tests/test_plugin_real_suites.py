@@ -242,3 +242,82 @@ def test_every_checker_keyword_has_a_validator():
     for name in keywords:
         assert name in options._VALIDATORS, f"add a validator for the checker keyword {name!r}"
     assert options.validate("n_probes", "4") == 4 and options.validate("vectorized", "false") is False
+
+
+TRACEBACKS = {
+    "helpers": "def boom(p):\n    raise KeyError('missing weight')\n",
+    "test_tb": """
+import numpy as np
+from helpers import boom
+from pytest_gradcheck import check_gradient
+
+def quad(p): return float((p ** 2).sum())
+def quad_grad(p): return 2 * p
+def bad_grad(p): return 3 * p
+
+def test_input_error(gradcheck):
+    gradcheck(quad, np.ones(3), lambda p: np.ones(2))
+
+def test_failure(gradcheck):
+    gradcheck(quad, np.ones(3), bad_grad)
+
+def test_user_code_raises(gradcheck):
+    gradcheck(boom, np.ones(3), quad_grad)
+
+def test_vjp_input_error(gradcheck):
+    gradcheck.vjp(lambda x: 2.0 * x, np.ones(3), lambda x, v: np.ones(2))
+
+def test_direct_call():
+    check_gradient(quad, np.ones(3), lambda p: np.ones(2))
+""",
+}
+
+
+def _sections(lines):
+    """test name -> the lines of its failure section."""
+    out, name = {}, None
+    for line in lines:
+        if line.startswith("_") and line.rstrip("_ ").strip("_ "):
+            name = line.strip("_ ").split("[")[0].strip()
+            out[name] = []
+        elif line.startswith("=") and name is not None and "short test summary" in line:
+            break
+        elif name is not None:
+            out[name].append(line)
+    return out
+
+
+@pytest.mark.parametrize("style", ["auto", "short", "long"])
+@pytest.mark.parametrize("xdist", [["-p", "no:xdist"], ["-n", "2"]], ids=["serial", "xdist"])
+def test_tracebacks_show_the_users_frames_and_message_not_the_plugins(pytester, style, xdist):
+    if "-n" in xdist:
+        pytest.importorskip("xdist")
+    pytester.makepyfile(**TRACEBACKS)
+    pytester.syspathinsert()
+    result = pytester.runpytest(f"--tb={style}", "--gradcheck-summary=none", "-p", "no:cacheprovider", *xdist)
+    result.assert_outcomes(failed=5)
+    sections = _sections(result.stdout.lines)
+    expected = {
+        "test_input_error": ("gradcheck(quad, np.ones(3), lambda p: np.ones(2))",
+                             "GradcheckInputError: grad leaf 'params' has shape (2,) but params leaf has shape (3,)"),
+        "test_failure": ("gradcheck(quad, np.ones(3), bad_grad)", "GradcheckError: gradcheck 'check' failed"),
+        "test_user_code_raises": ("raise KeyError('missing weight')", "fun raised KeyError at params"),
+        "test_vjp_input_error": ("gradcheck.vjp(lambda x", "GradcheckInputError:"),
+        "test_direct_call": ("check_gradient(quad, np.ones(3), lambda p: np.ones(2))", "GradcheckInputError:"),
+    }
+    for name, (frame, message) in expected.items():
+        text = "\n".join(sections[name])
+        assert frame in text and message in text, text
+        assert "pytest_gradcheck/" not in text and "pytest_gradcheck\\" not in text, text
+        # before the first message line: the test's own lines (and the user's helper), no more
+        before = [line for line in sections[name][: next(i for i, line in enumerate(sections[name])
+                                                         if line.lstrip().startswith("E "))] if line.strip()]
+        limit = 14 if name == "test_user_code_raises" else 6
+        assert len(before) <= limit, text
+
+
+def test_full_trace_still_shows_every_frame(pytester):
+    pytester.makepyfile(**TRACEBACKS)
+    pytester.syspathinsert()
+    result = pytester.runpytest("--full-trace", "-p", "no:xdist", "-k", "test_input_error")
+    result.stdout.fnmatch_lines(["*pytest_gradcheck*trees.py*GradcheckInputError*"])
