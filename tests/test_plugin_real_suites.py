@@ -321,3 +321,25 @@ def test_full_trace_still_shows_every_frame(pytester):
     pytester.syspathinsert()
     result = pytester.runpytest("--full-trace", "-p", "no:xdist", "-k", "test_input_error")
     result.stdout.fnmatch_lines(["*pytest_gradcheck*trees.py*GradcheckInputError*"])
+
+
+def test_paths_and_rerun_ids_are_relative_to_where_pytest_ran(pytester, monkeypatch, tmp_path_factory):
+    from pytest_gradcheck.reporting.html_report import extract_data
+
+    pytester.makeini("[pytest]\n")  # the rootdir: the pytester directory
+    pytester.makepyfile(**{"tests/test_m": """
+import numpy as np
+def test_quad(gradcheck):
+    gradcheck(lambda p: float((p ** 2).sum()), np.ones(2), lambda p: 2 * p)
+"""})
+    elsewhere = tmp_path_factory.mktemp("reports") / "report.html"
+    monkeypatch.chdir(pytester.path / "tests")  # the user runs pytest inside tests/
+    result = pytester.runpytest("-p", "no:cacheprovider", "test_m.py",
+                                f"--gradcheck-html={elsewhere}", "--gradcheck-json=out/r.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines_random([f"gradcheck HTML report: {elsewhere}", "gradcheck JSON report: out/r.json"])
+    result.stdout.no_fnmatch_line("*../..*")
+    (check,) = extract_data(elsewhere.read_text())["checks"]
+    assert check["nodeid"] == "tests/test_m.py::test_quad"  # the key of the check across runs
+    assert check["run_id"] == "test_m.py::test_quad"  # what `pytest ...` takes from tests/
+    assert "(c.run_id || c.nodeid)" in elsewhere.read_text()

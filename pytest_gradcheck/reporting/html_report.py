@@ -464,7 +464,7 @@ function renderDetails(c) {
   if (c.diagnosis) box.appendChild(diagnosisBlock(c.diagnosis));
   if (c.worst && c.worst.length) box.appendChild(worstTable(c.worst));
   if (c.leaves && c.leaves.length) box.appendChild(leavesTable(c.leaves));
-  box.appendChild(el("p", {cls: "kv"}, ["rerun: ", el("span", {cls: "mono", text: "pytest '" + c.nodeid + "'"})]));
+  box.appendChild(el("p", {cls: "kv"}, ["rerun: ", el("span", {cls: "mono", text: "pytest '" + (c.run_id || c.nodeid) + "'"})]));
   return box;
 }
 function diagnosisBlock(d) {

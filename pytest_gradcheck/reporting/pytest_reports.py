@@ -292,7 +292,7 @@ def _finish(session, state: ReportState) -> None:
             from . import html_report
 
             try:
-                html_report.write_html(state.html_path, report)
+                html_report.write_html(state.html_path, _with_run_ids(report, config))
                 state.written.append(("HTML", state.html_path))
             except OSError as exc:
                 state.errors.append(f"could not write the gradcheck HTML report {state.html_path}: {exc}")
@@ -307,10 +307,29 @@ def _change_line(c: dict) -> str:
 
 
 def _relpath(path: str, config) -> str:
-    try:
-        return os.path.relpath(path, config.invocation_params.dir)
-    except ValueError:
-        return path
+    """``path`` as the user can use it where they ran pytest: relative to that directory
+    when inside it, else absolute (a ``../../../..`` climb out of the project helps nobody)."""
+    invocation = Path(os.path.abspath(config.invocation_params.dir))
+    target = Path(os.path.abspath(path))
+    if invocation == target or invocation in target.parents:
+        return os.path.relpath(target, invocation)
+    return str(target)
+
+
+def _with_run_ids(report: dict, config) -> dict:
+    """``report`` whose checks also carry ``run_id``: the node id as pytest takes it from
+    the directory it was run in (node ids are rootdir-relative), for the rerun command."""
+    checks = [dict(c, run_id=_cwd_relative_nodeid(c.get("nodeid", ""), config)) for c in report.get("checks", [])]
+    return dict(report, checks=checks)
+
+
+def _cwd_relative_nodeid(nodeid: str, config) -> str:
+    """As pytest's Config.cwd_relative_nodeid (whose argument type changed in pytest 9.2)."""
+    path, sep, rest = nodeid.partition("::")
+    invocation, root = Path(config.invocation_params.dir), Path(config.rootpath)
+    if not path or invocation == root:
+        return nodeid
+    return Path(os.path.relpath(root / path, invocation)).as_posix() + sep + rest
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
