@@ -32,7 +32,7 @@ Each model becomes a test item ``gradcheck[NAME]`` under its file, e.g.
 ``tests/test_nets.py::gradcheck[mlp]``.  Which arguments bring the listed
 modules' items into a run: see :func:`wants_external`.
 
-Layer: plugin.  Imports options, runner and tracebacks of this package; never fixtures or plugin.
+Layer: plugin side (items).  Imports options, runner and tracebacks of this package; never fixtures or plugin.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 All three resolve options the same way (see :mod:`pytest_gradcheck.options`)
 and every completed check becomes one check record on the test item.
+
+Layer: plugin side (items, fixtures).  Imports options and runner of this package;
+never discovery or plugin.
 """
 
 from __future__ import annotations

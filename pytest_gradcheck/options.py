@@ -8,6 +8,9 @@ Precedence, lowest first::
 
 The numbers ``atol``, ``rtol`` and ``eps`` default to ``None``: the tolerance and
 the step then come from the error model of the finite-difference estimate.
+
+Layer: plugin side (options).  Imports nothing of this package at import time; reads
+the public checkers' signatures lazily (:func:`checker_keywords`).
 """
 
 from __future__ import annotations

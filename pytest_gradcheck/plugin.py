@@ -5,6 +5,8 @@ precedence), runner.py (running and recording one check of an item),
 fixtures.py (the fixtures), discovery.py (models and their items), session.py (the run's state in
 ``config.stash``) and reporting/ (summary).  ``-p no:gradcheck`` disables all
 of it.
+
+Layer: plugin, the top: may import every module of the package; none imports it.
 """
 
 from __future__ import annotations

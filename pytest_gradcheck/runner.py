@@ -4,9 +4,9 @@ The one path every check of the plugin takes, whether it comes from the
 ``gradcheck`` fixtures (fixtures.py) or from a discovered model's item
 (discovery.py); both import this module and neither imports the other.
 
-Layer: plugin.  Imports options, session and errors of this package (and the
-public checkers, lazily, through the package); never fixtures, discovery,
-plugin or reporting.
+Layer: plugin side (one check of an item).  Imports options, session and errors
+of this package (and the public checkers, lazily, through the package); never
+fixtures, discovery, plugin or reporting.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ the fixture's call path); those frames are noise to a user, who needs their own
 line and the message.  pytest hides its own frames the same way (and
 ``--full-trace`` shows everything, ours included).
 
-Layer: plugin.  Imports nothing of this package.
+Layer: plugin side (which frames are ours).  Imports nothing of this package.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ NO_PYTEST_BELOW = "options"
 #: modules whose docstrings do not yet name their layer
 KNOWN_NO_LAYER_DOC = {
     # added by the plugin-layout and report-assets changes, which rewrite these modules
-    "discovery", "fixtures", "options", "plugin", "session", "reporting.baseline", "reporting.histogram",
+    "session", "reporting.baseline", "reporting.histogram",
     "reporting.html_report", "reporting.json_report", "reporting.pytest_reports", "reporting.terminal",
 }
 
