@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pathlib
+import re
+import subprocess
+import sys
 
 import pytest
 
-from pytest_gradcheck.reporting import html_report
+from pytest_gradcheck.reporting import files, html_report
+
+pytest_plugins = ["pytester"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ASSET_DIR = ROOT / "pytest_gradcheck" / "reporting" / "assets"
@@ -43,3 +50,110 @@ def test_package_data_globs_cover_every_asset_file():
     assert set(html_report.ASSETS) <= set(files)
     for name in files:
         assert any(fnmatch.fnmatch(f"assets/{name}", g) for g in globs), (name, globs)
+
+
+# ---------------------------------------------------------------- concurrent baseline updates (#13.12)
+
+RUN = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark")
+
+#: a test that checks one gradient, then waits until the other run has checked its own: both runs
+#: have read the baseline (at start) before either writes it (at the end), every time
+BARRIER_TEST = """
+import pathlib, time
+import numpy as np
+
+def test_{name}(gradcheck):
+    gradcheck(lambda x: float((x ** 2).sum()), np.ones(3), lambda x: 2 * x)
+    pathlib.Path("ready-{name}").touch()
+    deadline = time.monotonic() + 60
+    while not pathlib.Path("ready-{other}").exists():
+        assert time.monotonic() < deadline, "the other run never got here"
+        time.sleep(0.01)
+"""
+
+
+def _child_env():
+    """A clean child: none of this run's options, xdist state or current test; this checkout first."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST") and not k.startswith("PYTEST_XDIST")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return env
+
+
+def test_two_concurrent_updates_keep_both_runs_entries(tmp_path):
+    for name, other in (("a", "b"), ("b", "a")):
+        (tmp_path / f"test_{name}.py").write_text(BARRIER_TEST.format(name=name, other=other))
+    procs = [subprocess.Popen([sys.executable, "-m", "pytest", f"test_{name}.py", *RUN, "--gradcheck-update-baseline"],
+                              cwd=tmp_path, env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+             for name in ("a", "b")]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out
+        assert "gradcheck baseline updated" in out, out
+    checks = json.loads((tmp_path / ".gradcheck" / "baseline.json").read_text())["checks"]
+    assert set(checks) == {"test_a.py::test_a::check", "test_b.py::test_b::check"}
+    assert sorted(p.name for p in (tmp_path / ".gradcheck").iterdir()) == ["baseline.json"]  # no lock, no temp
+
+
+def test_lock_serialises_holders_and_leaves_nothing(tmp_path, monkeypatch):
+    target = tmp_path / "b.json"
+    for backend in ("flock", "exclusive-create"):
+        if backend == "exclusive-create":
+            monkeypatch.setattr(files, "fcntl", None)  # the portable fallback (Windows)
+        elif files.fcntl is None:
+            continue
+        with files.locked(target) as lock_path:
+            assert os.path.exists(lock_path)
+            with pytest.raises(files.LockTimeout, match=re.escape(lock_path)):
+                with files.locked(target, timeout=0.1):
+                    pass
+        assert list(tmp_path.iterdir()) == []
+        with files.locked(target):  # free again
+            pass
+
+
+def test_interrupted_write_leaves_old_file_and_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "r.json"
+    target.write_text("old\n")
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_text_atomic(target, "new\n")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_interrupt_while_updating_the_baseline_prints_one_line(pytester, monkeypatch):
+    pytester.makepyfile(test_m="""
+import numpy as np
+
+def test_quad(gradcheck):
+    gradcheck(lambda x: float((x ** 2).sum()), np.ones(3), lambda x: 2 * x)
+""")
+    assert pytester.runpytest(*RUN, "--gradcheck-update-baseline").ret == 0
+    path = pytester.path / ".gradcheck" / "baseline.json"
+    data = json.loads(path.read_text())
+    data["checks"]["other.py::t::check"] = dict(data["checks"]["test_m.py::test_quad::check"], nodeid="other.py::t")
+    data["checks"]["test_m.py::test_quad::check"]["max_ratio"] = 0.5  # so that the next run rewrites the file
+    path.write_text(json.dumps(data))
+    before = path.read_text()
+    real_replace = os.replace
+
+    def ctrl_c_at_the_baseline(src, dst, *args, **kwargs):
+        if os.fspath(dst).endswith("baseline.json"):
+            raise KeyboardInterrupt
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", ctrl_c_at_the_baseline)
+    res = pytester.runpytest(*RUN, "--gradcheck-update-baseline")
+    monkeypatch.undo()
+    assert res.ret == pytest.ExitCode.INTERRUPTED
+    err = res.stderr.str() + res.stdout.str()
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    res.stderr.fnmatch_lines(["Exit: gradcheck: interrupted while writing the baseline/reports*"])
+    assert path.read_text() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["baseline.json"]

@@ -17,7 +17,9 @@ File layout (``BASELINE_VERSION``)::
 Numbers are stored with 3 significant digits so that reruns on the same
 machine leave the file unchanged (and diffs show real changes only).  Keys are
 sorted for the same reason.  Updating merges: entries of checks that did not
-run this time (``-k``, a single file, a skipped framework) are kept.
+run this time (``-k``, a single file, a skipped framework) are kept; the file
+is re-read and merged under a lock at write time, so two runs updating it at
+once (on different test files) both keep their entries.
 
 Noise floor
 -----------
@@ -48,6 +50,7 @@ import math
 import os
 from typing import Iterable
 
+from . import files as _files
 from .json_report import json_safe, make_context, record_key
 
 BASELINE_VERSION = 1
@@ -153,27 +156,30 @@ def merge_baseline(records: Iterable[dict], context: dict | None = None, existin
     })
 
 
-def save_baseline(path: str | os.PathLike, records: Iterable[dict], context: dict | None = None,
-                  existing: dict | None = None) -> dict:
-    """Merge ``records`` into ``existing`` (may be None) and write the file at ``path``.
+def update_baseline(path: str | os.PathLike, records: Iterable[dict],
+                    context: dict | None = None) -> tuple[dict, bool]:
+    """Merge ``records`` into the baseline file at ``path``; return ``(data, written)``.
 
-    Parents are created; the write is atomic (temp file + replace).  The file
-    is rewritten only when its checks or context changed, so an unchanged
-    baseline keeps its bytes and its ``updated`` stamp.  Returns the new dict.
+    The file is re-read, merged and written under a lock (:func:`.files.locked`):
+    another run that updated it since this one started keeps its entries.
+    The write is atomic (:func:`.files.write_text_atomic`).  The file is
+    rewritten only when its checks or context changed, so an unchanged
+    baseline keeps its bytes and its ``updated`` stamp (``written`` is then
+    False and ``data`` is the file as it is).  Raises :class:`BaselineError`
+    when the file on disk cannot be read, :class:`OSError` when it cannot be
+    written.
     """
     path = os.fspath(path)
-    data = merge_baseline(records, context, existing)
-    if existing is not None and existing.get("checks") == data["checks"] \
-            and existing.get("context") == data["context"] and os.path.exists(path):
-        return existing
-    data["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
-    return data
+    records = list(records)
+    with _files.locked(path):
+        current = load_baseline(path) if os.path.exists(path) else None
+        data = merge_baseline(records, context, current)
+        if current is not None and current.get("checks") == data["checks"] \
+                and current.get("context") == data["context"]:
+            return current, False
+        data["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        _files.write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return data, True
 
 
 def _is_fail(status: str | None) -> bool:

@@ -26,6 +26,7 @@ import json
 import os
 from importlib import resources
 
+from . import files as _files
 from .json_report import json_safe
 
 #: the page's files, package data of ``pytest_gradcheck.reporting``
@@ -128,13 +129,7 @@ def render(report: dict, title: str = "pytest-gradcheck report") -> str:
 
 def write_html(path: str | os.PathLike, report: dict, title: str = "pytest-gradcheck report") -> str:
     """Write :func:`render` of ``report`` to ``path`` (parents created, atomic); return the path."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(render(report, title))
-    os.replace(tmp, path)
-    return path
+    return _files.write_text_atomic(path, render(report, title))
 
 
 def extract_data(html_text: str) -> dict:

@@ -127,6 +127,7 @@ class ReportState:
         self.written: list[tuple[str, str]] = []
         self.errors: list[str] = []
         self.updated: dict | None = None
+        self.baseline_written = False
         self.n_records = 0
 
     @property
@@ -251,6 +252,10 @@ def pytest_sessionfinish(session, exitstatus):
         return
     try:
         _finish(session, state)
+    except KeyboardInterrupt:
+        # one line (pytest prints "Exit: ..."), not a traceback; every write is atomic, so no file is half-written
+        pytest.exit("gradcheck: interrupted while writing the baseline/reports; each file is either unchanged "
+                    "or completely written", returncode=pytest.ExitCode.INTERRUPTED)
     except Exception as exc:  # a report must never turn into INTERNALERROR
         state.errors.append(f"gradcheck reports failed: {type(exc).__name__}: {exc}")
     if state.errors and session.exitstatus == pytest.ExitCode.OK:
@@ -271,8 +276,8 @@ def _finish(session, state: ReportState) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if state.update:
         try:
-            state.updated = _baseline.save_baseline(state.baseline_path, records, context, existing=state.baseline)
-        except OSError as exc:
+            state.updated, state.baseline_written = _baseline.update_baseline(state.baseline_path, records, context)
+        except (OSError, _baseline.BaselineError) as exc:
             state.errors.append(f"could not write the gradcheck baseline {state.baseline_path}: {exc}")
     if state.json_path or state.html_path:
         base_info = None
@@ -350,7 +355,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(f"  warning: {w}", yellow=True)
         if state.updated is not None:
             n_all = len(state.updated.get("checks") or {})
-            if state.updated is state.baseline:
+            if not state.baseline_written:
                 tr.write_line(f"gradcheck baseline unchanged: {base} ({n_all} checks)", green=True)
             else:
                 tr.write_line(f"gradcheck baseline updated: {base} ({state.n_records} checks from this run, "
