@@ -127,13 +127,16 @@ def test_interrupted_write_leaves_old_file_and_no_temporary(tmp_path, monkeypatc
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
-def test_interrupt_while_updating_the_baseline_prints_one_line(pytester, monkeypatch):
-    pytester.makepyfile(test_m="""
+QUAD_TEST = """
 import numpy as np
 
 def test_quad(gradcheck):
     gradcheck(lambda x: float((x ** 2).sum()), np.ones(3), lambda x: 2 * x)
-""")
+"""
+
+
+def test_interrupt_while_updating_the_baseline_prints_one_line(pytester, monkeypatch):
+    pytester.makepyfile(test_m=QUAD_TEST)
     assert pytester.runpytest(*RUN, "--gradcheck-update-baseline").ret == 0
     path = pytester.path / ".gradcheck" / "baseline.json"
     data = json.loads(path.read_text())
@@ -157,3 +160,73 @@ def test_quad(gradcheck):
     res.stderr.fnmatch_lines(["Exit: gradcheck: interrupted while writing the baseline/reports*"])
     assert path.read_text() == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["baseline.json"]
+
+
+# ---------------------------------------------------------------- symlinks, modes, read-only files (#13.13)
+
+def test_write_through_a_symlink_keeps_the_link_and_the_mode(tmp_path):
+    target = tmp_path / "shared" / "report.json"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    target.chmod(0o640)
+    link = tmp_path / "out" / "report.json"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    files.write_text_atomic(link, "new\n")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text() == "new\n"
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in target.parent.iterdir()) == ["report.json"]
+    # a dangling link creates its target
+    (tmp_path / "out" / "new.json").symlink_to(tmp_path / "shared" / "new.json")
+    files.write_text_atomic(tmp_path / "out" / "new.json", "x\n")
+    assert (tmp_path / "shared" / "new.json").read_text() == "x\n"
+    assert (tmp_path / "out" / "new.json").is_symlink()
+
+
+def test_read_only_and_special_targets_are_refused(tmp_path):
+    ro = tmp_path / "baseline.json"
+    ro.write_text("keep\n")
+    ro.chmod(0o444)
+    link = tmp_path / "link.json"
+    link.symlink_to(ro)
+    for path in (ro, link):
+        with pytest.raises(files.RefusedTarget, match=r"read-only \(mode 444\).*chmod u\+w") as info:
+            files.write_text_atomic(path, "new\n")
+        assert str(path) in str(info.value)
+    assert "a link to" in str(info.value)
+    assert ro.read_text() == "keep\n"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(files.RefusedTarget, match="not a regular file"):
+        files.write_text_atomic(fifo, "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.json", "fifo", "link.json"]
+
+
+def test_symlinked_baseline_and_report_are_written_through(pytester):
+    pytester.makepyfile(test_m=QUAD_TEST)
+    shared = pytester.path / "shared"
+    shared.mkdir()
+    (pytester.path / ".gradcheck").mkdir()
+    (pytester.path / ".gradcheck" / "baseline.json").symlink_to(shared / "baseline.json")
+    (pytester.path / "report.html").symlink_to(shared / "report.html")
+    res = pytester.runpytest(*RUN, "--gradcheck-update-baseline", "--gradcheck-html=report.html")
+    assert res.ret == 0, res.stdout.str()
+    assert (pytester.path / ".gradcheck" / "baseline.json").is_symlink()
+    assert (pytester.path / "report.html").is_symlink()
+    assert "test_m.py::test_quad::check" in json.loads((shared / "baseline.json").read_text())["checks"]
+    assert "gradcheck-data" in (shared / "report.html").read_text()
+
+
+def test_read_only_baseline_is_a_usage_error_before_the_tests(pytester):
+    pytester.makepyfile(test_m=QUAD_TEST)
+    assert pytester.runpytest(*RUN, "--gradcheck-update-baseline").ret == 0
+    path = pytester.path / ".gradcheck" / "baseline.json"
+    before = path.read_text()
+    path.chmod(0o444)
+    res = pytester.runpytest(*RUN, "--gradcheck-update-baseline")
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
+    res.stderr.fnmatch_lines(["*gradcheck: *baseline.json is read-only (mode 444)*chmod u+w*"])
+    assert "passed" not in res.stdout.str()
+    assert path.read_text() == before
+    assert pytester.runpytest(*RUN, "--gradcheck-baseline").ret == 0  # comparing never writes: allowed

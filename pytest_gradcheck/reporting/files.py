@@ -3,11 +3,18 @@
 Layer: reporting.  Standard library only; knows nothing of pytest or of what
 the files contain.
 
+* :func:`write_target`: where a write to a path lands.  A symlink is written
+  through: the link stays, its target gets the new content (a report path that
+  links into a shared folder keeps linking there).  A target that is not a
+  regular file (a device, a FIFO, a directory) is refused, and so is a
+  read-only one: a 0444 baseline says "do not rewrite me", so the run says
+  how to make it writable rather than replacing it (:class:`RefusedTarget`).
 * :func:`write_text_atomic`: the text goes to a temporary file beside the
   target, flushed to disk, then ``os.replace``-d over it, so a reader - or a
   run interrupted half-way - sees the old file or the new one, never a part of
   one.  The temporary file is removed on any exception, KeyboardInterrupt
-  included.
+  included.  The target's permission bits are kept (the temporary file would
+  otherwise bring the umask's).
 * :func:`locked`: an exclusive lock for one path, held across a
   read-merge-write (two ``--gradcheck-update-baseline`` runs at the same time
   must not lose each other's entries).  ``fcntl.flock`` on a sidecar
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import time
 
 try:
@@ -40,11 +48,43 @@ class LockTimeout(OSError):
     """The lock of a file could not be taken in time."""
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> str:
-    """Write ``text`` (UTF-8) to ``path`` atomically; parents are created.  Returns the path."""
+class RefusedTarget(OSError):
+    """A path the plugin will not write: not a regular file, or read-only."""
+
+
+def write_target(path: str | os.PathLike) -> str:
+    """The file a write to ``path`` replaces: ``path`` with symlinks resolved.
+
+    Raises :class:`RefusedTarget` when that file exists and is not a regular
+    file, or is read-only (no write bit, or not writable by this user: root
+    ignores permission bits, this check does not).
+    """
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
+    target = os.path.realpath(path)
+    shown = path if target == os.path.abspath(path) else f"{path} (a link to {target})"
+    try:
+        st = os.stat(target)
+    except OSError:  # absent (created by the write), or unreachable: the write reports that itself
+        return target
+    if not stat.S_ISREG(st.st_mode):
+        raise RefusedTarget(f"{shown} is not a regular file; give the path of a file to write")
+    if not st.st_mode & 0o222 or not os.access(target, os.W_OK):
+        raise RefusedTarget(f"{shown} is read-only (mode {stat.S_IMODE(st.st_mode):o}); pytest-gradcheck does not "
+                            f"replace a read-only file: make it writable (chmod u+w) to update it")
+    return target
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> str:
+    """Write ``text`` (UTF-8) to :func:`write_target` of ``path`` atomically, keeping its
+    permission bits; parents are created.  Returns ``path``."""
+    path = os.fspath(path)
+    target = write_target(path)
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = None  # a new file: the umask decides, as for any file the user creates
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = f"{target}.tmp{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)  # a leftover of a killed process that had our pid
     try:
@@ -54,7 +94,9 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> str:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, target)
     except BaseException:  # KeyboardInterrupt too: no half-written file, no temporary left behind
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -64,9 +106,12 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> str:
 
 @contextlib.contextmanager
 def locked(path: str | os.PathLike, timeout: float = LOCK_TIMEOUT_S):
-    """Hold an exclusive lock for ``path`` while the ``with`` body runs (see the module docstring)."""
-    lock_path = os.fspath(path) + ".lock"
-    os.makedirs(os.path.dirname(os.path.abspath(lock_path)) or ".", exist_ok=True)
+    """Hold an exclusive lock for ``path`` while the ``with`` body runs (see the module docstring).
+
+    The lock sits beside the resolved target, so runs that reach one file through
+    different links share it."""
+    lock_path = os.path.realpath(os.fspath(path)) + ".lock"
+    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
     deadline = time.monotonic() + timeout
     if fcntl is not None:
         fd = _acquire_flock(lock_path, deadline)

@@ -25,6 +25,12 @@ A baseline that cannot be read (missing when comparing, not JSON, wrong
 version) is a usage error (exit code 4) raised before any test runs.  A
 report that cannot be written is an error line in the summary and exit code 1.
 
+Files are written through symlinks (the link stays, its target changes) and
+keep their permission bits.  A report or baseline path that is read-only
+(e.g. a 0444 baseline) or not a regular file is refused with a usage error
+before any test runs: a read-only file is a request not to rewrite it
+(see :mod:`.files`).
+
 With pytest-html installed and ``--html`` given, its table gets a "gradcheck"
 column and each test's extras a table of its checks with the diagnosis.
 """
@@ -38,6 +44,7 @@ from pathlib import Path
 import pytest
 
 from . import baseline as _baseline
+from . import files as _files
 from . import json_report as _json_report
 
 _USE_INI = "\0ini"  # const of a bare --gradcheck-baseline
@@ -135,7 +142,14 @@ class ReportState:
         return bool(self.json_path or self.html_path or self.compare or self.update)
 
     def load(self) -> None:
-        """Read the baseline when one is needed; a bad file is a usage error now, not at the end."""
+        """Read the baseline when one is needed; a bad file, or a file that will not be written
+        (read-only, not a regular file), is a usage error now, not at the end."""
+        for path in (self.json_path, self.html_path, self.baseline_path if self.update else None):
+            if path:
+                try:
+                    _files.write_target(path)
+                except _files.RefusedTarget as exc:
+                    raise pytest.UsageError(f"gradcheck: {exc}") from None
         if not (self.compare or self.update):
             return
         if self.update and not os.path.exists(self.baseline_path):
