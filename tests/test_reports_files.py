@@ -230,3 +230,57 @@ def test_read_only_baseline_is_a_usage_error_before_the_tests(pytester):
     assert "passed" not in res.stdout.str()
     assert path.read_text() == before
     assert pytester.runpytest(*RUN, "--gradcheck-baseline").ret == 0  # comparing never writes: allowed
+
+
+# ---------------------------------------------------------------- baseline content validated at load (#13.14)
+
+def _baseline_text(**entry_fields):
+    entry = {"nodeid": "t.py::t", "label": "check", "status": "pass", "max_ratio": 0.02, "max_rel_error": 1e-9,
+             "n_evals": 10, "method": "central", "mode": "full", "kind": "gradient", "dtypes": ["float64"]}
+    entry.update(entry_fields)
+    return json.dumps({"version": 1, "tool": "pytest-gradcheck", "context": {}, "checks": {"t.py::t::check": entry}})
+
+
+@pytest.mark.parametrize("text, words", [
+    (_baseline_text(dtypes=5), "'t.py::t::check' has dtypes = 5; expected a list of dtype names"),
+    (_baseline_text(dtypes=["float64", 3]), "has dtypes = ['float64', 3]"),
+    (_baseline_text(max_ratio=float("nan")), "'t.py::t::check' has max_ratio = nan; expected a finite number"),
+    (_baseline_text(max_rel_error=float("inf")), "has max_rel_error = inf"),
+    (_baseline_text().replace("0.02", "1e999"), "has max_ratio = inf"),
+    (_baseline_text(max_ratio=-1.0), "has max_ratio = -1.0"),
+    (_baseline_text(max_ratio=True), "non-numeric max_ratio (a boolean true)"),
+    (_baseline_text(n_evals=2.5), "has n_evals = 2.5; expected a whole number"),
+    (_baseline_text(n_evals="10"), "has n_evals = '10'"),
+    (_baseline_text(method=["central"]), "has method = ['central']; expected a string"),
+    (_baseline_text(status=1), "is malformed (needs a 'status' string)"),
+    (_baseline_text().replace('"context": {}', '"context": [1]'), "'context' is a list [1], expected an object"),
+    (_baseline_text().replace('"tool": "pytest-gradcheck"', '"tool": 3'), "'tool' is a number 3"),
+    (_baseline_text().replace('"version": 1', '"version": true'), "has version True"),
+])
+def test_bad_baseline_content_names_the_file_and_the_key(tmp_path, text, words):
+    from pytest_gradcheck.reporting import baseline as bl
+
+    path = tmp_path / "baseline.json"
+    path.write_text(text)
+    with pytest.raises(bl.BaselineError) as info:
+        bl.load_baseline(path)
+    assert str(path) in str(info.value) and words in str(info.value)
+
+
+def test_valid_baseline_content_loads(tmp_path):
+    from pytest_gradcheck.reporting import baseline as bl
+
+    path = tmp_path / "baseline.json"
+    path.write_text(_baseline_text(max_ratio=None, max_rel_error=0, method=None, extra_field={"kept": 1}))
+    assert bl.load_baseline(path)["checks"]["t.py::t::check"]["extra_field"] == {"kept": 1}
+
+
+def test_bad_baseline_content_is_a_usage_error_not_a_traceback(pytester):
+    pytester.makepyfile(test_m=QUAD_TEST)
+    (pytester.path / ".gradcheck").mkdir()
+    (pytester.path / ".gradcheck" / "baseline.json").write_text(_baseline_text(dtypes=5))
+    for flag in ("--gradcheck-update-baseline", "--gradcheck-baseline"):
+        res = pytester.runpytest(*RUN, flag)
+        assert res.ret == pytest.ExitCode.USAGE_ERROR
+        res.stderr.fnmatch_lines(["*baseline.json*entry 't.py::t::check' has dtypes = 5*"])
+        assert "Traceback" not in res.stderr.str() + res.stdout.str()

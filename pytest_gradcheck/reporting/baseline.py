@@ -95,7 +95,7 @@ def load_baseline(path: str | os.PathLike) -> dict:
     if not isinstance(data, dict):
         raise BaselineError(f"gradcheck baseline {path!r} is not a JSON object")
     version = data.get("version")
-    if version != BASELINE_VERSION:
+    if version != BASELINE_VERSION or isinstance(version, bool):
         raise BaselineError(f"gradcheck baseline {path!r} has version {version!r}, this pytest-gradcheck reads "
                             f"version {BASELINE_VERSION}; recreate it with --gradcheck-update-baseline after "
                             "deleting it")
@@ -103,14 +103,56 @@ def load_baseline(path: str | os.PathLike) -> dict:
     if not isinstance(checks, dict):
         raise BaselineError(f"gradcheck baseline {path!r} has no 'checks' object")
     for key, entry in checks.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("status"), str):
-            raise BaselineError(f"gradcheck baseline {path!r}: entry {key!r} is malformed (needs a 'status')")
-        ratio = entry.get("max_ratio")
-        if ratio is not None and not isinstance(ratio, (int, float)):
-            raise BaselineError(f"gradcheck baseline {path!r}: entry {key!r} has a non-numeric max_ratio")
-    if not isinstance(data.get("context"), dict):
+        _validate_entry(path, key, entry)
+    context = data.get("context")
+    if context is None:
         data["context"] = {}
+    elif not isinstance(context, dict):
+        raise BaselineError(f"gradcheck baseline {path!r}: 'context' is {_kind(context)}, expected an object")
+    for field in ("tool", "updated"):
+        if field in data and not isinstance(data[field], str):
+            raise BaselineError(f"gradcheck baseline {path!r}: {field!r} is {_kind(data[field])}, expected a string")
     return data
+
+
+#: the fields of a baseline entry that are read, with what each must be; other fields are kept
+#: unread (a newer version may add some)
+_NUMBER_FIELDS = ("max_ratio", "max_rel_error")   # finite and >= 0, or null
+_TEXT_FIELDS = ("nodeid", "label", "method", "mode", "kind")   # string or null
+
+
+def _validate_entry(path: str, key: str, entry) -> None:
+    """Raise :class:`BaselineError` naming the file, the entry and the field that is wrong."""
+    where = f"gradcheck baseline {path!r}: entry {key!r}"
+    fix = "; fix it, or delete the entry and rerun with --gradcheck-update-baseline"
+    if not isinstance(entry, dict) or not isinstance(entry.get("status"), str):
+        raise BaselineError(f"{where} is malformed (needs a 'status' string){fix}")
+    for field in _NUMBER_FIELDS:
+        value = entry.get(field)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BaselineError(f"{where} has a non-numeric {field} ({_kind(value)}); expected a finite "
+                                f"number >= 0 or null{fix}")
+        if not math.isfinite(value) or value < 0:
+            raise BaselineError(f"{where} has {field} = {value!r}; expected a finite number >= 0 or null{fix}")
+    n_evals = entry.get("n_evals")
+    if n_evals is not None and (isinstance(n_evals, bool) or not isinstance(n_evals, int) or n_evals < 0):
+        raise BaselineError(f"{where} has n_evals = {n_evals!r}; expected a whole number >= 0{fix}")
+    for field in _TEXT_FIELDS:
+        value = entry.get(field)
+        if value is not None and not isinstance(value, str):
+            raise BaselineError(f"{where} has {field} = {value!r}; expected a string{fix}")
+    dtypes = entry.get("dtypes")
+    if dtypes is not None and not (isinstance(dtypes, list) and all(isinstance(d, str) for d in dtypes)):
+        raise BaselineError(f"{where} has dtypes = {dtypes!r}; expected a list of dtype names{fix}")
+
+
+def _kind(value) -> str:
+    """``value`` as an error message shows it: its JSON type and the value."""
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+             dict: "an object", type(None): "null"}
+    return f"{names.get(type(value), type(value).__name__)} {json.dumps(value)[:40]}"
 
 
 def baseline_entry(record: dict) -> dict:
