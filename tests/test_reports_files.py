@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -284,3 +285,79 @@ def test_bad_baseline_content_is_a_usage_error_not_a_traceback(pytester):
         assert res.ret == pytest.ExitCode.USAGE_ERROR
         res.stderr.fnmatch_lines(["*baseline.json*entry 't.py::t::check' has dtypes = 5*"])
         assert "Traceback" not in res.stderr.str() + res.stdout.str()
+
+
+# ---------------------------------------------------------------- rerun commands are quoted for the shell (#13.15)
+
+#: node ids that would run ``touch PWNED`` if pasted into a shell unquoted or naively quoted
+HOSTILE_NODEIDS = [
+    "tests/t.py::test_x[x'; touch PWNED; echo ']",
+    "tests/t.py::test_x[$(touch PWNED)]",
+    "tests/t.py::test_x[`touch PWNED`]",
+    'tests/t.py::test_x[a"; touch PWNED; echo "]',
+    "tests/t.py::test_x[a\ntouch PWNED]",
+    "tests/t.py::test_x[;touch PWNED #]",
+    "tests/t.py::test_x[a b\\' \\\\]",
+    "-k; touch PWNED",
+]
+
+
+def _run_pasted(command: str, tmp_path) -> list[str]:
+    """Run ``command`` in bash as if pasted, with ``pytest`` a stub that prints its arguments;
+    return those arguments and check that nothing else ran."""
+    stub_dir = tmp_path / "bin"
+    stub_dir.mkdir(exist_ok=True)
+    stub = stub_dir / "pytest"
+    stub.write_text("#!/bin/sh\nprintf '%s\\0' \"$@\"\n")
+    stub.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    env = dict(os.environ, PATH=f"{stub_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    out = subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True, timeout=30)
+    assert list(work.iterdir()) == [], f"{command!r} created {list(work.iterdir())}"
+    assert out.returncode == 0, out.stderr
+    return out.stdout.decode().split("\0")[:-1]
+
+
+def _check_record(nodeid: str) -> dict:
+    import numpy as np
+
+    from pytest_gradcheck import check_gradient
+
+    res = check_gradient(lambda x: float((x ** 2).sum()), np.ones(2), lambda x: 2 * x).to_dict()
+    return {"nodeid": nodeid, "label": "check", "duration_s": 0.01, "result": json.loads(json.dumps(res))}
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_html_rerun_commands_run_pytest_and_nothing_else(tmp_path):
+    from pytest_gradcheck.reporting import json_report
+
+    report = json_report.build_report([_check_record(n) for n in HOSTILE_NODEIDS], [])
+    data = html_report.extract_data(html_report.render(report))
+    assert [c["nodeid"] for c in data["checks"]] == HOSTILE_NODEIDS
+    assert "rerun" not in report["checks"][0]  # the caller's report is not modified
+    for check in data["checks"]:
+        assert _run_pasted(check["rerun"], tmp_path) == [check["nodeid"]]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_rerun_command_as_the_browser_shows_it(tmp_path):
+    """The text a user copies from the page, not only the embedded data."""
+    browser_mod = pytest.importorskip("browser")
+    if browser_mod.find_chromium() is None:
+        pytest.skip("chromium is not installed")
+    from pytest_gradcheck.reporting import json_report
+
+    nodeid = HOSTILE_NODEIDS[0]
+    path = tmp_path / "report.html"
+    html_report.write_html(path, json_report.build_report([_check_record(nodeid)], []))
+    with browser_mod.Chromium() as browser:
+        page = browser.new_page()
+        page.navigate(path.as_uri())
+        page.click("#rows .row")
+        shown = page.evaluate("Array.from(document.querySelectorAll('.details p')).map(function (p) "
+                              "{ return p.textContent; }).filter(function (t) { return t.startsWith('rerun: '); })")
+        assert len(shown) == 1
+        shown = shown[0][len("rerun: "):]
+        assert page.console_errors == []
+    assert _run_pasted(shown, tmp_path) == [nodeid]

@@ -28,6 +28,7 @@ from importlib import resources
 
 from . import files as _files
 from .json_report import json_safe
+from .safe_text import rerun_command
 
 #: the page's files, package data of ``pytest_gradcheck.reporting``
 ASSETS = ("report.html", "report.css", "report.js")
@@ -113,8 +114,18 @@ def embed_json(data: dict) -> str:
     return text.replace("</", "<\\/").replace("<!--", "<\\u0021--")
 
 
+def with_rerun_commands(report: dict) -> dict:
+    """``report`` with a ``rerun`` shell command on each check (the node id quoted for the
+    shell, so that pasting it runs pytest and nothing else); the caller's dict is not modified."""
+    checks = report.get("checks")
+    if not checks:
+        return report
+    return dict(report, checks=[dict(c, rerun=rerun_command(c.get("nodeid", ""))) for c in checks])
+
+
 def render(report: dict, title: str = "pytest-gradcheck report") -> str:
     """One self-contained HTML document for ``report`` (see the module docstring)."""
+    report = with_rerun_commands(report)
     s = report.get("summary") or {}
     c = s.get("counts") or {}
     noscript = (f"{s.get('total', 0)} checks: {c.get('fail', 0)} failed, {c.get('inconclusive', 0)} inconclusive, "

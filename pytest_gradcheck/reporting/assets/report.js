@@ -377,7 +377,7 @@ function renderDetails(c) {
   if (c.diagnosis) box.appendChild(diagnosisBlock(c.diagnosis));
   if (c.worst && c.worst.length) box.appendChild(worstTable(c.worst));
   if (c.leaves && c.leaves.length) box.appendChild(leavesTable(c.leaves));
-  box.appendChild(el("p", {cls: "kv"}, ["rerun: ", el("span", {cls: "mono", text: "pytest '" + c.nodeid + "'"})]));
+  box.appendChild(el("p", {cls: "kv"}, ["rerun: ", el("span", {cls: "mono rerun", text: c.rerun})]));
   return box;
 }
 function diagnosisBlock(d) {
