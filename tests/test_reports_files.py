@@ -361,3 +361,49 @@ def test_rerun_command_as_the_browser_shows_it(tmp_path):
         shown = shown[0][len("rerun: "):]
         assert page.console_errors == []
     assert _run_pasted(shown, tmp_path) == [nodeid]
+
+
+# ---------------------------------------------------------------- control characters (#13.16)
+
+HOSTILE = "\x1b]0;owned\x07\x1b[2J\r\x08\u202e\x85"
+CONTROL_TEST = '''
+import numpy as np
+
+LABEL = {label!r}
+LEAF = {leaf!r}
+
+def test_controls(gradcheck):
+    x = {{LEAF: np.array([0.3, -0.7])}}
+    gradcheck(lambda p: float((p[LEAF] ** 2).sum()), x, lambda p: {{LEAF: 2 * p[LEAF]}}, label=LABEL + "ok")
+    gradcheck(lambda p: float((p[LEAF] ** 2).sum()), x, lambda p: {{LEAF: 3 * p[LEAF]}}, label=LABEL)
+'''
+
+
+def test_safe_text_escapes():
+    from pytest_gradcheck.reporting import safe_text
+
+    assert safe_text.terminal_text("a\x1b[2Jb\nc\td\x7f\u202e") == "a\\x1b[2Jb\\x0ac\\x09d\\x7f\\u202e"
+    assert safe_text.terminal_text("a\x1b\nb\r\n", multiline=True) == "a\\x1b\nb\\x0d\n"
+    assert safe_text.terminal_text("héllo wörld [1] 'x'") == "héllo wörld [1] 'x'"  # printable text is kept
+    assert safe_text.xml_text("a\x00\ud800\ufffe") == "a\\x00\\ud800\\ufffe"
+    assert safe_text.rerun_command("tests/t.py::test_x") == "pytest tests/t.py::test_x"
+
+
+def test_control_characters_never_reach_the_terminal_or_the_junit_xml(pytester):
+    import xml.etree.ElementTree as ET
+
+    pytester.makepyfile(test_c=CONTROL_TEST.format(label="lab" + HOSTILE, leaf="w" + HOSTILE))
+    (pytester.path / ".gradcheck").mkdir()
+    res = pytester.runpytest(*RUN, "-v", "--junitxml=junit.xml", "--gradcheck-update-baseline",
+                             "--gradcheck-baseline")
+    res.assert_outcomes(failed=1)
+    out = res.stdout.str()
+    start = out.index("= gradcheck =")
+    ours = out[start:out.index("short test summary info", start)]
+    assert "labok" not in ours  # the raw label never appears ...
+    assert "lab\\x1b]0;owned\\x07\\x1b[2J\\x0d\\x08\\u202e\\x85ok" in ours  # ... only its escaped form
+    assert "w\\x1b]0;owned" in ours  # the leaf name in the worst entries, escaped too
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]", ours)
+    tree = ET.parse(pytester.path / "junit.xml")  # ill-formed XML raises here
+    names = [p.get("name") for p in tree.iter("property")]
+    assert "gradcheck[lab\\x1b]0;owned\\x07\\x1b[2J\\x0d\\x08\\u202e\\x85].status" in names

@@ -45,6 +45,7 @@ import pytest
 
 from . import baseline as _baseline
 from . import files as _files
+from .safe_text import terminal_text, xml_text
 from . import json_report as _json_report
 
 _USE_INI = "\0ini"  # const of a bare --gradcheck-baseline
@@ -241,6 +242,30 @@ def _html_checks_table(records: list) -> str:
     return f'<table class="gradcheck"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
+#: the prefix of the JUnit XML properties a check adds to its test (see fixtures.py)
+_PROPERTY_PREFIX = "gradcheck["
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report):
+    """Before junitxml writes them: the check's properties carry its label in their names, and
+    junitxml escapes property values but not names, so a control character in a label made
+    the whole XML file ill-formed.  Other plugins' properties are left as they are."""
+    props = getattr(report, "user_properties", None)
+    if props:
+        safe = [_xml_safe_property(p) for p in props]
+        if safe != list(props):
+            report.user_properties = safe
+
+
+def _xml_safe_property(prop):
+    if isinstance(prop, (tuple, list)) and len(prop) == 2 and isinstance(prop[0], str) \
+            and prop[0].startswith(_PROPERTY_PREFIX):
+        name, value = prop
+        return (xml_text(name), xml_text(value) if isinstance(value, str) else value)
+    return prop
+
+
 def pytest_report_header(config):
     state = get_report_state(config)
     if state is None or not (state.compare or state.update):
@@ -322,14 +347,14 @@ def _plural(n: int, word: str) -> str:
 
 
 def _change_line(c: dict) -> str:
-    return f"{c['key']}: {c['reason']}"
+    return terminal_text(f"{c['key']}: {c['reason']}")  # labels, and a baseline file's text, are user text
 
 
 def _relpath(path: str, config) -> str:
     try:
-        return os.path.relpath(path, config.invocation_params.dir)
+        return terminal_text(os.path.relpath(path, config.invocation_params.dir))
     except ValueError:
-        return path
+        return terminal_text(path)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -366,7 +391,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         if len(lines) > MAX_INFO_LINES:
             tr.write_line(f"  ... and {len(lines) - MAX_INFO_LINES} more (see --gradcheck-json/--gradcheck-html)")
         for w in state.context_warnings:
-            tr.write_line(f"  warning: {w}", yellow=True)
+            tr.write_line(terminal_text(f"  warning: {w}"), yellow=True)
         if state.updated is not None:
             n_all = len(state.updated.get("checks") or {})
             if not state.baseline_written:
@@ -377,4 +402,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for what, path in state.written:
         tr.write_line(f"gradcheck {what} report: {_relpath(path, config)}")
     for err in state.errors:
-        tr.write_line(f"ERROR: {err}", red=True, bold=True)
+        tr.write_line(terminal_text(f"ERROR: {err}"), red=True, bold=True)

@@ -31,9 +31,12 @@ def _escape(match: re.Match) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def terminal_text(text) -> str:
+def terminal_text(text, multiline: bool = False) -> str:
     """``text`` with every control character written as a visible escape (``\\x1b``, ``\\n``
-    as ``\\x0a``): one line, shown as it is, never acted on by the terminal."""
+    as ``\\x0a``): one line, shown as it is, never acted on by the terminal.  With
+    ``multiline``, newlines are kept (for a message whose lines are its own)."""
+    if multiline:
+        return "\n".join(_CONTROL.sub(_escape, line) for line in str(text).split("\n"))
     return _CONTROL.sub(_escape, str(text))
 
 
