@@ -40,6 +40,9 @@ current ratio exceeds ``factor`` times ``max(baseline ratio, noise floor)``;
 with the defaults, a check must reach ratio 0.1 - still ten times under its
 tolerance - before a growth is reported, and a check at ratio 0.2 regresses
 when it passes 2.0 (which also fails it).
+
+Layer: plugin side, reports.  Imports json_report and files of reporting/ and
+the standard library; never the numerics or pytest.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Safe writes of the files the plugin produces: the baseline and the reports.
 
-Layer: reporting.  Standard library only; knows nothing of pytest or of what
-the files contain.
+Layer: plugin side, report data (the lowest reporting layer).  Standard
+library only; knows nothing of pytest or of what the files contain.
 
 * :func:`write_target`: where a write to a path lands.  A symlink is written
   through: the link stays, its target gets the new content (a report path that

@@ -16,6 +16,9 @@ placeholders), ``report.css`` and ``report.js``.  They are package data
 (``[tool.setuptools.package-data]`` in pyproject.toml), read once with
 :mod:`importlib.resources` and inlined, so the report stays one file.  This
 module only prepares the data and assembles the page.
+
+Layer: plugin side, reports.  Imports json_report, files and safe_text of
+reporting/ and the standard library; never the numerics or pytest.
 """
 
 from __future__ import annotations

@@ -33,6 +33,9 @@ before any test runs: a read-only file is a request not to rewrite it
 
 With pytest-html installed and ``--html`` given, its table gets a "gradcheck"
 column and each test's extras a table of its checks with the diagnosis.
+
+Layer: plugin side, pytest report hooks.  Imports pytest, the session and the
+other modules of reporting/.
 """
 
 from __future__ import annotations

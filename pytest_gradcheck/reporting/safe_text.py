@@ -1,6 +1,7 @@
 """User text made safe for where the reports put it: a shell command line, a terminal, XML.
 
-Layer: reporting.  Standard library only.
+Layer: plugin side, report data (the lowest reporting layer).  Standard
+library only.
 
 Node ids, check labels and leaf names come from user code and may hold
 anything: a quote that ends a shell word (a pasted rerun command then runs
