@@ -200,7 +200,7 @@ class GradcheckController:
         records = self.session.records
         terminal.write_summary(
             terminalreporter, records, which=self.session.summary,
-            verbosity=self.config.get_verbosity(),
+            verbosity=self.config.getoption("verbose"),  # Config.get_verbosity() is pytest 8+
         )
         self.config.hook.pytest_gradcheck_summary(
             config=self.config, terminalreporter=terminalreporter, records=records,

@@ -342,4 +342,4 @@ def test_quad(gradcheck):
     (check,) = extract_data(elsewhere.read_text())["checks"]
     assert check["nodeid"] == "tests/test_m.py::test_quad"  # the key of the check across runs
     assert check["run_id"] == "test_m.py::test_quad"  # what `pytest ...` takes from tests/
-    assert "(c.run_id || c.nodeid)" in elsewhere.read_text()
+    assert check["rerun"] == "pytest test_m.py::test_quad"  # the command the page shows

@@ -83,7 +83,8 @@ def test_context_warnings():
 
 def test_save_merges_and_keeps_absent_entries(tmp_path):
     path = tmp_path / "b" / "baseline.json"
-    first = bl.save_baseline(path, [rec("t::a", ratio=0.0123456), rec("t::b")], CTX)
+    first, written = bl.update_baseline(path, [rec("t::a", ratio=0.0123456), rec("t::b")], CTX)
+    assert written
     loaded = bl.load_baseline(path)
     assert loaded["checks"] == first["checks"]
     assert loaded["checks"]["t::a::check"]["max_ratio"] == 0.0123  # 3 significant digits: stable files
@@ -92,7 +93,7 @@ def test_save_merges_and_keeps_absent_entries(tmp_path):
     assert loaded["context"]["numpy"] == "2.4.6" and loaded["context"]["dtypes"] == ["float64"]
     assert "time" not in loaded["context"] and loaded["updated"]
     # a partial run updates its entries and keeps the others
-    bl.save_baseline(path, [rec("t::a", "fail", 7.0), rec("t::c", dtype="float32")], CTX, existing=loaded)
+    bl.update_baseline(path, [rec("t::a", "fail", 7.0), rec("t::c", dtype="float32")], CTX)
     again = bl.load_baseline(path)
     assert set(again["checks"]) == {"t::a::check", "t::b::check", "t::c::check"}
     assert again["checks"]["t::a::check"]["status"] == "fail"
@@ -100,8 +101,8 @@ def test_save_merges_and_keeps_absent_entries(tmp_path):
     assert again["context"]["dtypes"] == ["float32", "float64"]
     # an unchanged run leaves the file byte for byte
     before = path.read_bytes()
-    bl.save_baseline(path, [rec("t::a", "fail", 7.0004)], dict(CTX, time="other"), existing=again)
-    assert path.read_bytes() == before
+    data, written = bl.update_baseline(path, [rec("t::a", "fail", 7.0004)], dict(CTX, time="other"))
+    assert path.read_bytes() == before and not written and data == again
     assert list(json.loads(before)["checks"]) == sorted(json.loads(before)["checks"])
 
 

@@ -153,7 +153,7 @@ def test_html_holds_one_packed_copy_of_the_data(records):
     recs = [dict(records[i % 3], nodeid=f"tests/test_{i}.py::test_{i}") for i in range(300)]
     rep = json_report.build_report(recs, [])
     page = html_report.render(rep)
-    data = html_report.embed_json(rep)
+    data = html_report.embed_json(html_report.with_rerun_commands(rep))
     shell = len(page) - len(data)
     # one copy of the data (rounded: smaller than the JSON report) plus a fixed shell; rows are made by the script
     assert page.count(data) == 1

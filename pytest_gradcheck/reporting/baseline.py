@@ -17,7 +17,9 @@ File layout (``BASELINE_VERSION``)::
 Numbers are stored with 3 significant digits so that reruns on the same
 machine leave the file unchanged (and diffs show real changes only).  Keys are
 sorted for the same reason.  Updating merges: entries of checks that did not
-run this time (``-k``, a single file, a skipped framework) are kept.
+run this time (``-k``, a single file, a skipped framework) are kept; the file
+is re-read and merged under a lock at write time, so two runs updating it at
+once (on different test files) both keep their entries.
 
 Noise floor
 -----------
@@ -38,6 +40,9 @@ current ratio exceeds ``factor`` times ``max(baseline ratio, noise floor)``;
 with the defaults, a check must reach ratio 0.1 - still ten times under its
 tolerance - before a growth is reported, and a check at ratio 0.2 regresses
 when it passes 2.0 (which also fails it).
+
+Layer: plugin side, reports.  Imports json_report and files of reporting/ and
+the standard library; never the numerics or pytest.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import math
 import os
 from typing import Iterable
 
+from . import files as _files
 from .json_report import json_safe, make_context, record_key
 
 BASELINE_VERSION = 1
@@ -92,7 +98,7 @@ def load_baseline(path: str | os.PathLike) -> dict:
     if not isinstance(data, dict):
         raise BaselineError(f"gradcheck baseline {path!r} is not a JSON object")
     version = data.get("version")
-    if version != BASELINE_VERSION:
+    if version != BASELINE_VERSION or isinstance(version, bool):
         raise BaselineError(f"gradcheck baseline {path!r} has version {version!r}, this pytest-gradcheck reads "
                             f"version {BASELINE_VERSION}; recreate it with --gradcheck-update-baseline after "
                             "deleting it")
@@ -100,14 +106,56 @@ def load_baseline(path: str | os.PathLike) -> dict:
     if not isinstance(checks, dict):
         raise BaselineError(f"gradcheck baseline {path!r} has no 'checks' object")
     for key, entry in checks.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("status"), str):
-            raise BaselineError(f"gradcheck baseline {path!r}: entry {key!r} is malformed (needs a 'status')")
-        ratio = entry.get("max_ratio")
-        if ratio is not None and not isinstance(ratio, (int, float)):
-            raise BaselineError(f"gradcheck baseline {path!r}: entry {key!r} has a non-numeric max_ratio")
-    if not isinstance(data.get("context"), dict):
+        _validate_entry(path, key, entry)
+    context = data.get("context")
+    if context is None:
         data["context"] = {}
+    elif not isinstance(context, dict):
+        raise BaselineError(f"gradcheck baseline {path!r}: 'context' is {_kind(context)}, expected an object")
+    for field in ("tool", "updated"):
+        if field in data and not isinstance(data[field], str):
+            raise BaselineError(f"gradcheck baseline {path!r}: {field!r} is {_kind(data[field])}, expected a string")
     return data
+
+
+#: the fields of a baseline entry that are read, with what each must be; other fields are kept
+#: unread (a newer version may add some)
+_NUMBER_FIELDS = ("max_ratio", "max_rel_error")   # finite and >= 0, or null
+_TEXT_FIELDS = ("nodeid", "label", "method", "mode", "kind")   # string or null
+
+
+def _validate_entry(path: str, key: str, entry) -> None:
+    """Raise :class:`BaselineError` naming the file, the entry and the field that is wrong."""
+    where = f"gradcheck baseline {path!r}: entry {key!r}"
+    fix = "; fix it, or delete the entry and rerun with --gradcheck-update-baseline"
+    if not isinstance(entry, dict) or not isinstance(entry.get("status"), str):
+        raise BaselineError(f"{where} is malformed (needs a 'status' string){fix}")
+    for field in _NUMBER_FIELDS:
+        value = entry.get(field)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BaselineError(f"{where} has a non-numeric {field} ({_kind(value)}); expected a finite "
+                                f"number >= 0 or null{fix}")
+        if not math.isfinite(value) or value < 0:
+            raise BaselineError(f"{where} has {field} = {value!r}; expected a finite number >= 0 or null{fix}")
+    n_evals = entry.get("n_evals")
+    if n_evals is not None and (isinstance(n_evals, bool) or not isinstance(n_evals, int) or n_evals < 0):
+        raise BaselineError(f"{where} has n_evals = {n_evals!r}; expected a whole number >= 0{fix}")
+    for field in _TEXT_FIELDS:
+        value = entry.get(field)
+        if value is not None and not isinstance(value, str):
+            raise BaselineError(f"{where} has {field} = {value!r}; expected a string{fix}")
+    dtypes = entry.get("dtypes")
+    if dtypes is not None and not (isinstance(dtypes, list) and all(isinstance(d, str) for d in dtypes)):
+        raise BaselineError(f"{where} has dtypes = {dtypes!r}; expected a list of dtype names{fix}")
+
+
+def _kind(value) -> str:
+    """``value`` as an error message shows it: its JSON type and the value."""
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+             dict: "an object", type(None): "null"}
+    return f"{names.get(type(value), type(value).__name__)} {json.dumps(value)[:40]}"
 
 
 def baseline_entry(record: dict) -> dict:
@@ -153,27 +201,30 @@ def merge_baseline(records: Iterable[dict], context: dict | None = None, existin
     })
 
 
-def save_baseline(path: str | os.PathLike, records: Iterable[dict], context: dict | None = None,
-                  existing: dict | None = None) -> dict:
-    """Merge ``records`` into ``existing`` (may be None) and write the file at ``path``.
+def update_baseline(path: str | os.PathLike, records: Iterable[dict],
+                    context: dict | None = None) -> tuple[dict, bool]:
+    """Merge ``records`` into the baseline file at ``path``; return ``(data, written)``.
 
-    Parents are created; the write is atomic (temp file + replace).  The file
-    is rewritten only when its checks or context changed, so an unchanged
-    baseline keeps its bytes and its ``updated`` stamp.  Returns the new dict.
+    The file is re-read, merged and written under a lock (:func:`.files.locked`):
+    another run that updated it since this one started keeps its entries.
+    The write is atomic (:func:`.files.write_text_atomic`).  The file is
+    rewritten only when its checks or context changed, so an unchanged
+    baseline keeps its bytes and its ``updated`` stamp (``written`` is then
+    False and ``data`` is the file as it is).  Raises :class:`BaselineError`
+    when the file on disk cannot be read, :class:`OSError` when it cannot be
+    written.
     """
     path = os.fspath(path)
-    data = merge_baseline(records, context, existing)
-    if existing is not None and existing.get("checks") == data["checks"] \
-            and existing.get("context") == data["context"] and os.path.exists(path):
-        return existing
-    data["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
-    return data
+    records = list(records)
+    with _files.locked(path):
+        current = load_baseline(path) if os.path.exists(path) else None
+        data = merge_baseline(records, context, current)
+        if current is not None and current.get("checks") == data["checks"] \
+                and current.get("context") == data["context"]:
+            return current, False
+        data["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        _files.write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return data, True
 
 
 def _is_fail(status: str | None) -> bool:

@@ -4,6 +4,8 @@ Input is the ``histogram`` dict of ``GradcheckResult.to_dict()``: fixed log10
 edges (-8 ... 4) and counts one longer (counts[0]: ratio < 1e-8, counts[-1]:
 ratio >= 1e4).  The tolerance is ratio 1 (the edge at log10 = 0); a line marks
 it.
+
+Layer: reporting, report data.  Imports nothing of the package: it reads plain dicts.
 """
 
 from __future__ import annotations

@@ -261,12 +261,6 @@ def dumps(report: dict, indent: int | None = None) -> str:
 
 def write_json(path: str | os.PathLike, report: dict) -> str:
     """Write ``report`` to ``path`` (parents created, atomic replace); return the path."""
-    path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(dumps(report))
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    from .files import write_text_atomic
+
+    return write_text_atomic(path, dumps(report) + "\n")

@@ -25,8 +25,17 @@ A baseline that cannot be read (missing when comparing, not JSON, wrong
 version) is a usage error (exit code 4) raised before any test runs.  A
 report that cannot be written is an error line in the summary and exit code 1.
 
+Files are written through symlinks (the link stays, its target changes) and
+keep their permission bits.  A report or baseline path that is read-only
+(e.g. a 0444 baseline) or not a regular file is refused with a usage error
+before any test runs: a read-only file is a request not to rewrite it
+(see :mod:`.files`).
+
 With pytest-html installed and ``--html`` given, its table gets a "gradcheck"
 column and each test's extras a table of its checks with the diagnosis.
+
+Layer: plugin side, pytest report hooks.  Imports pytest, the session and the
+other modules of reporting/.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ from pathlib import Path
 import pytest
 
 from . import baseline as _baseline
+from . import files as _files
+from .safe_text import terminal_text, xml_text
 from . import json_report as _json_report
 
 _USE_INI = "\0ini"  # const of a bare --gradcheck-baseline
@@ -127,6 +138,7 @@ class ReportState:
         self.written: list[tuple[str, str]] = []
         self.errors: list[str] = []
         self.updated: dict | None = None
+        self.baseline_written = False
         self.n_records = 0
 
     @property
@@ -134,7 +146,14 @@ class ReportState:
         return bool(self.json_path or self.html_path or self.compare or self.update)
 
     def load(self) -> None:
-        """Read the baseline when one is needed; a bad file is a usage error now, not at the end."""
+        """Read the baseline when one is needed; a bad file, or a file that will not be written
+        (read-only, not a regular file), is a usage error now, not at the end."""
+        for path in (self.json_path, self.html_path, self.baseline_path if self.update else None):
+            if path:
+                try:
+                    _files.write_target(path)
+                except _files.RefusedTarget as exc:
+                    raise pytest.UsageError(f"gradcheck: {exc}") from None
         if not (self.compare or self.update):
             return
         if self.update and not os.path.exists(self.baseline_path):
@@ -226,6 +245,30 @@ def _html_checks_table(records: list) -> str:
     return f'<table class="gradcheck"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
+#: the prefix of the JUnit XML properties a check adds to its test (see fixtures.py)
+_PROPERTY_PREFIX = "gradcheck["
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report):
+    """Before junitxml writes them: the check's properties carry its label in their names, and
+    junitxml escapes property values but not names, so a control character in a label made
+    the whole XML file ill-formed.  Other plugins' properties are left as they are."""
+    props = getattr(report, "user_properties", None)
+    if props:
+        safe = [_xml_safe_property(p) for p in props]
+        if safe != list(props):
+            report.user_properties = safe
+
+
+def _xml_safe_property(prop):
+    if isinstance(prop, (tuple, list)) and len(prop) == 2 and isinstance(prop[0], str) \
+            and prop[0].startswith(_PROPERTY_PREFIX):
+        name, value = prop
+        return (xml_text(name), xml_text(value) if isinstance(value, str) else value)
+    return prop
+
+
 def pytest_report_header(config):
     state = get_report_state(config)
     if state is None or not (state.compare or state.update):
@@ -251,6 +294,10 @@ def pytest_sessionfinish(session, exitstatus):
         return
     try:
         _finish(session, state)
+    except KeyboardInterrupt:
+        # one line (pytest prints "Exit: ..."), not a traceback; every write is atomic, so no file is half-written
+        pytest.exit("gradcheck: interrupted while writing the baseline/reports; each file is either unchanged "
+                    "or completely written", returncode=pytest.ExitCode.INTERRUPTED)
     except Exception as exc:  # a report must never turn into INTERNALERROR
         state.errors.append(f"gradcheck reports failed: {type(exc).__name__}: {exc}")
     if state.errors and session.exitstatus == pytest.ExitCode.OK:
@@ -271,8 +318,8 @@ def _finish(session, state: ReportState) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if state.update:
         try:
-            state.updated = _baseline.save_baseline(state.baseline_path, records, context, existing=state.baseline)
-        except OSError as exc:
+            state.updated, state.baseline_written = _baseline.update_baseline(state.baseline_path, records, context)
+        except (OSError, _baseline.BaselineError) as exc:
             state.errors.append(f"could not write the gradcheck baseline {state.baseline_path}: {exc}")
     if state.json_path or state.html_path:
         base_info = None
@@ -303,7 +350,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def _change_line(c: dict) -> str:
-    return f"{c['key']}: {c['reason']}"
+    return terminal_text(f"{c['key']}: {c['reason']}")  # labels, and a baseline file's text, are user text
 
 
 def _relpath(path: str, config) -> str:
@@ -312,8 +359,8 @@ def _relpath(path: str, config) -> str:
     invocation = Path(os.path.abspath(config.invocation_params.dir))
     target = Path(os.path.abspath(path))
     if invocation == target or invocation in target.parents:
-        return os.path.relpath(target, invocation)
-    return str(target)
+        return terminal_text(os.path.relpath(target, invocation))
+    return terminal_text(str(target))
 
 
 def _with_run_ids(report: dict, config) -> dict:
@@ -366,10 +413,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         if len(lines) > MAX_INFO_LINES:
             tr.write_line(f"  ... and {len(lines) - MAX_INFO_LINES} more (see --gradcheck-json/--gradcheck-html)")
         for w in state.context_warnings:
-            tr.write_line(f"  warning: {w}", yellow=True)
+            tr.write_line(terminal_text(f"  warning: {w}"), yellow=True)
         if state.updated is not None:
             n_all = len(state.updated.get("checks") or {})
-            if state.updated is state.baseline:
+            if not state.baseline_written:
                 tr.write_line(f"gradcheck baseline unchanged: {base} ({n_all} checks)", green=True)
             else:
                 tr.write_line(f"gradcheck baseline updated: {base} ({state.n_records} checks from this run, "
@@ -377,4 +424,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for what, path in state.written:
         tr.write_line(f"gradcheck {what} report: {_relpath(path, config)}")
     for err in state.errors:
-        tr.write_line(f"ERROR: {err}", red=True, bold=True)
+        tr.write_line(terminal_text(f"ERROR: {err}"), red=True, bold=True)

@@ -17,17 +17,19 @@ adds details of inconclusive checks and more worst entries.
 from __future__ import annotations
 
 from . import histogram as _histogram
+from .safe_text import terminal_text
 
 _STATUS_WORD = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive"}
 _MARKUP = {"fail": {"red": True, "bold": True}, "inconclusive": {"yellow": True}, "pass": {}}
 
 
 def check_name(record: dict) -> str:
-    """``nodeid [label]``; a model item's nodeid already ends in its name."""
+    """``nodeid [label]``; a model item's nodeid already ends in its name.  Control characters
+    are escaped (:func:`.safe_text.terminal_text`), as everywhere in this section."""
     nodeid, label = record.get("nodeid", "?"), record.get("label", "check")
     if nodeid.endswith(f"[{label}]"):
-        return nodeid
-    return f"{nodeid} [{label}]"
+        return terminal_text(nodeid)
+    return terminal_text(f"{nodeid} [{label}]")
 
 
 def _g(x, fmt: str = ".2e") -> str:
@@ -115,7 +117,7 @@ def detail_lines(record: dict, verbosity: int = 0) -> list[str]:
         lines.append(f"  diagnosis: {diagnosis['summary']}")
     for message in res.get("messages", [])[: (None if verbosity > 0 else 3)]:
         lines.append(f"  note: {message}")
-    return lines
+    return [terminal_text(line) for line in lines]  # leaf names and messages may hold control characters
 
 
 def write_summary(terminalreporter, records: list, *, which: str = "all", verbosity: int = 0) -> None:
