@@ -18,7 +18,7 @@ from . import discovery as _discovery
 from . import options as _options
 from .fixtures import gradcheck, gradcheck_model, gradcheck_options  # noqa: F401 - fixtures of the plugin
 from .fixtures import item_options
-from .session import get_session, take_pending
+from .session import end_item_attempt, get_session, take_pending
 
 if importlib.util.find_spec("pytest_gradcheck.reporting.pytest_reports") is not None:
     pytest_plugins = ["pytest_gradcheck.reporting.pytest_reports"]
@@ -152,6 +152,8 @@ def pytest_runtest_makereport(item, call):
     if records:
         # JSON-safe: pytest-xdist serialises extra report attributes to the controller.
         report.gradcheck_records = records
+    if call.when == "teardown":
+        end_item_attempt(item)
     return report
 
 
@@ -162,9 +164,23 @@ class GradcheckController:
         self.config = config
         self.session = get_session(config)
 
+    # Records count per attempt of a test (see session.py): pytest-rerunfailures
+    # repeats logstart ... logfinish for every attempt and marks repeated ones "rerun".
+    def pytest_runtest_logstart(self, nodeid, location):
+        self.session.begin_attempt(nodeid)
+
+    @pytest.hookimpl(tryfirst=True)  # before junitxml reads the report's properties
     def pytest_runtest_logreport(self, report):
-        for record in getattr(report, "gradcheck_records", None) or ():
-            self.session.add_record(record)
+        self.session.add_report_records(report)
+
+    def pytest_runtest_logfinish(self, nodeid, location):
+        self.session.end_attempt(nodeid)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self, session, exitstatus):
+        # before every reporter (the JSON/HTML/baseline writer is tryfirst) reads the records
+        self.session.finish_attempts()
+        return (yield)
 
     def pytest_terminal_summary(self, terminalreporter):
         from .reporting import terminal

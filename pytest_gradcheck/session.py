@@ -7,6 +7,14 @@ under xdist the workers' records arrive on their test reports
 (``report.gradcheck_records``) and are collected in
 ``pytest_runtest_logreport``.
 
+Records are counted per *attempt* of a test, as pytest counts reports: an
+attempt runs from ``pytest_runtest_logstart`` to ``pytest_runtest_logfinish``
+(pytest-rerunfailures calls both around every attempt), and its records join
+:attr:`GradcheckSession.records` when it finishes, unless one of its reports
+was a ``rerun``: then the next attempt replaces them.  The check labels of an
+item restart at "check" in every attempt (they are cleared with its teardown
+report), so a rerun check keeps its key ``nodeid::label``.
+
 Other parts of the package read it with::
 
     from pytest_gradcheck.session import get_session
@@ -29,8 +37,12 @@ class GradcheckSession:
         self.config = config
         #: True in an xdist worker process
         self.is_worker = hasattr(config, "workerinput")
-        #: check records of the run (controller: all of them)
+        #: check records of the run (controller: all of them, in the order their attempts finished)
         self.records: list[dict] = []
+        #: nodeid -> the current attempt's records (not yet in ``records``)
+        self._attempts: dict[str, list] = {}
+        #: nodeids whose current attempt had a ``rerun`` report: its records are dropped
+        self._superseded: set[str] = set()
         self._base_options: dict | None = None
         self._summary: str | None = None
         #: external model modules (ini ``gradcheck_models``, entry points), loaded lazily
@@ -57,6 +69,41 @@ class GradcheckSession:
         self.records.append(record)
         self.config.hook.pytest_gradcheck_result(config=self.config, record=record)
 
+    def begin_attempt(self, nodeid: str) -> None:
+        """A test attempt starts (``pytest_runtest_logstart``); a still open one of the same
+        test (no logfinish came) is finished first."""
+        if nodeid in self._attempts:
+            self.end_attempt(nodeid)
+
+    def add_report_records(self, report) -> None:
+        """Keep the records a test report carries with its test's current attempt."""
+        records = getattr(report, "gradcheck_records", None) or ()
+        nodeid = report.nodeid
+        self._attempts.setdefault(nodeid, []).extend(records)
+        if report.outcome == "rerun":  # pytest-rerunfailures: this attempt is repeated
+            self._superseded.add(nodeid)
+        if nodeid in self._superseded:
+            # JUnit XML adds every report's properties to the test case: only the last attempt's count
+            props = getattr(report, "user_properties", None)
+            if props:
+                props[:] = [p for p in props if not _is_gradcheck_property(p)]
+
+    def end_attempt(self, nodeid: str) -> None:
+        """A test attempt finished (``pytest_runtest_logfinish``): its records count, unless
+        it is being rerun."""
+        records = self._attempts.pop(nodeid, [])
+        if nodeid in self._superseded:
+            self._superseded.discard(nodeid)
+            return
+        for record in records:
+            self.add_record(record)
+
+    def finish_attempts(self) -> None:
+        """Count the records of attempts that never finished (an interrupted run, a crashed
+        xdist worker): they are all this run has of those tests."""
+        for nodeid in list(self._attempts):
+            self.end_attempt(nodeid)
+
     def counts(self) -> dict:
         """Number of checks per status (pass, fail, inconclusive)."""
         out = {"pass": 0, "fail": 0, "inconclusive": 0}
@@ -69,7 +116,7 @@ class GradcheckSession:
 _SESSION_KEY = pytest.StashKey[GradcheckSession]()
 #: per item: records made in the current phase, not yet attached to a report
 PENDING_KEY = pytest.StashKey[list]()
-#: per item: labels used so far
+#: per item: labels used so far in the current attempt (cleared by :func:`end_item_attempt`)
 LABELS_KEY = pytest.StashKey[set]()
 
 
@@ -135,3 +182,16 @@ def take_pending(item) -> list:
 
 def add_pending(item, record: dict) -> None:
     item.stash.setdefault(PENDING_KEY, []).append(record)
+
+
+def end_item_attempt(item) -> None:
+    """The item's attempt is over (its teardown report is made): a rerun of it starts
+    again at label "check", so that its checks replace this attempt's under the same keys,
+    and its JUnit properties replace this attempt's (the reports already hold their copies)."""
+    item.stash[LABELS_KEY] = set()
+    item.user_properties[:] = [p for p in item.user_properties if not _is_gradcheck_property(p)]
+
+
+def _is_gradcheck_property(prop) -> bool:
+    """One of the ``gradcheck[LABEL].*`` JUnit properties the fixtures add."""
+    return isinstance(prop, tuple) and len(prop) == 2 and str(prop[0]).startswith("gradcheck[")

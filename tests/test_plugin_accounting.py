@@ -1,0 +1,108 @@
+"""Every check is counted once, as pytest counts tests: reruns (pytest-rerunfailures)
+replace the attempt they repeat, checks that never finished (pytest-timeout, a crash in
+the user's code) are errors, checks in xfail-marked tests are xfailed / xpassed, and a
+failure's diagnosis is printed once."""
+
+import json
+import re
+
+import pytest
+
+MODES = [pytest.param("xdist", id="xdist-n2"), pytest.param("no-xdist", id="no-xdist")]
+
+
+def run(pytester, mode, *args):
+    """Run pytest in ``pytester.path``; under xdist in a subprocess (workers are processes anyway)."""
+    common = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark")
+    if mode == "xdist":
+        return pytester.runpytest_subprocess("-n", "2", *common, *args)
+    return pytester.runpytest("-p", "no:xdist", *common, *args)
+
+
+def outcomes(result) -> dict:
+    """pytest's outcome line as a dict (assert_outcomes knows no "rerun"); "warnings" left out."""
+    return {k: v for k, v in result.parseoutcomes().items() if k not in ("warnings", "warning")}
+
+
+def count_line(result) -> str:
+    lines = [line for line in result.stdout.lines if line.startswith("gradcheck: ") and " checks" in line]
+    assert len(lines) == 1, result.stdout.str()
+    return lines[0]
+
+
+def hook_records_conftest() -> str:
+    """A conftest that writes every record the result hook sees to hook_records.json."""
+    return """
+import json
+
+def pytest_gradcheck_result(config, record):
+    config._gc_seen = getattr(config, "_gc_seen", []) + [record]
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):
+        with open(config.rootpath / "hook_records.json", "w") as f:
+            json.dump(getattr(config, "_gc_seen", []), f)
+"""
+
+
+# -- #13.5: pytest-rerunfailures -------------------------------------------------------
+
+RERUN_SUITE = """
+import pathlib
+import numpy as np
+
+def quad(p): return float((p ** 2).sum())
+P = np.array([0.5, -1.0, 2.0])
+GOOD = lambda p: 2 * p
+BAD = lambda p: np.array([1.0, -2.0, 4.4])
+
+def test_ok(gradcheck):
+    gradcheck(quad, P, GOOD)
+
+def test_bug(gradcheck):
+    gradcheck(quad, P, GOOD)
+    gradcheck(quad, P, BAD)
+
+def test_flaky(gradcheck):
+    marker = pathlib.Path(__file__).with_name("flaky_attempts.txt")
+    attempts = int(marker.read_text()) + 1 if marker.exists() else 1
+    marker.write_text(str(attempts))
+    gradcheck(quad, P, BAD if attempts == 1 else GOOD)
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reruns_replace_the_attempt_they_repeat(pytester, mode):
+    pytest.importorskip("pytest_rerunfailures")
+    pytester.makepyfile(test_rerun=RERUN_SUITE)
+    pytester.makeconftest(hook_records_conftest())
+    result = run(pytester, mode, "--reruns", "2", "--gradcheck-json=out.json",
+                 "--gradcheck-update-baseline", "--junitxml=junit.xml")
+    assert outcomes(result) == {"passed": 2, "failed": 1, "rerun": 3}
+    # 4 checks: test_ok, test_bug's two (the default labels "check" and "check-2" in every
+    # attempt, no phantom check-3 ... check-6) and test_flaky's last attempt, which passed
+    assert count_line(result) == "gradcheck: 4 checks: 3 passed, 1 failed, 0 inconclusive"
+    keys = {"test_rerun.py::test_ok::check", "test_rerun.py::test_bug::check",
+            "test_rerun.py::test_bug::check-2", "test_rerun.py::test_flaky::check"}
+    report = json.loads((pytester.path / "out.json").read_text())
+    assert sorted(c["key"] for c in report["checks"]) == sorted(keys)
+    assert report["summary"]["counts"]["pass"] == 3 and report["summary"]["counts"]["fail"] == 1
+    flaky = next(c for c in report["checks"] if c["nodeid"].endswith("test_flaky"))
+    assert flaky["status"] == "pass"  # the last attempt's record won
+    baseline = json.loads((pytester.path / ".gradcheck" / "baseline.json").read_text())
+    assert set(baseline["checks"]) == keys
+    # pytest_gradcheck_result sees each counted check once, not the attempts that were repeated
+    seen = json.loads((pytester.path / "hook_records.json").read_text())
+    assert sorted(f"{r['nodeid']}::{r['label']}" for r in seen) == sorted(keys)
+    # JUnit properties of the final attempt only
+    junit = (pytester.path / "junit.xml").read_text()
+    assert junit.count('name="gradcheck[check-2].status"') == 1
+    assert "check-3" not in junit and "check-3" not in result.stdout.str()
+
+
+def test_rerun_without_the_plugin_changes_nothing(pytester):
+    """Without pytest-rerunfailures every attempt is the only one: same counts as before."""
+    pytester.makepyfile(test_rerun=RERUN_SUITE)
+    result = run(pytester, "no-xdist", "-p", "no:rerunfailures")
+    result.assert_outcomes(passed=1, failed=2)
+    assert count_line(result) == "gradcheck: 4 checks: 2 passed, 2 failed, 0 inconclusive"
