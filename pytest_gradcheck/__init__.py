@@ -19,6 +19,7 @@ _PUBLIC = {
     "GradcheckResult": ".numerics.result",
     "GradcheckError": ".errors",
     "GradcheckInputError": ".errors",
+    "GradcheckUserCodeError": ".errors",
     "model": ".discovery",
     "register_adapter": ".frameworks.registry",
     "Adapter": ".frameworks.base",

@@ -106,3 +106,105 @@ def test_rerun_without_the_plugin_changes_nothing(pytester):
     result = run(pytester, "no-xdist", "-p", "no:rerunfailures")
     result.assert_outcomes(passed=1, failed=2)
     assert count_line(result) == "gradcheck: 4 checks: 2 passed, 2 failed, 0 inconclusive"
+
+
+# -- #13.6: checks that never finished -------------------------------------------------
+
+ERROR_SUITE = """
+import time
+import numpy as np
+import pytest
+from pytest_gradcheck import GradcheckInputError
+
+def quad(p): return float((p ** 2).sum())
+P = np.array([0.5, -1.0, 2.0])
+GOOD = lambda p: 2 * p
+
+def test_ok(gradcheck):
+    gradcheck(quad, P, GOOD)
+
+def test_user_crash(gradcheck):
+    def model(p):
+        return float((p ** 2).sum()) / 0.0 if p[0] > 0 else 1 / 0
+    gradcheck(model, P, GOOD)
+
+def test_grad_crash(gradcheck):
+    def grad(p):
+        raise KeyError("no gradient\\nsecond line of the message")
+    gradcheck(quad, P, grad)
+
+def test_bad_input(gradcheck):
+    gradcheck(quad, np.array([0.5, np.nan]), GOOD)
+
+@pytest.mark.timeout(0.5, method="signal")
+def test_timeout(gradcheck):
+    def slow(p):
+        time.sleep(0.2)
+        return quad(p)
+    gradcheck(slow, P, GOOD)
+
+def test_expects_bad_input(gradcheck):
+    # the test checks the checker: the exception is caught, so it is not a check of the run
+    with pytest.raises(GradcheckInputError):
+        gradcheck(quad, np.array([0.5, np.nan]), GOOD)
+
+def test_skips_on_crash(gradcheck):
+    try:
+        gradcheck(lambda p: 1 / 0, P, GOOD)
+    except GradcheckInputError:
+        pytest.skip("no such backend here")
+"""
+
+MODEL_ERRORS = """
+import numpy as np
+
+def broken(w): return float((w ** 2).sum())
+def broken_grad(w): return 2 * w
+def broken_params(rng): raise RuntimeError("cannot build params")
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_checks_that_never_finished_are_errors(pytester, mode):
+    pytest.importorskip("pytest_timeout")
+    from pytest_gradcheck.reporting.html_report import extract_data
+
+    pytester.makepyfile(test_err=ERROR_SUITE, models_err=MODEL_ERRORS)
+    pytester.makeini("[pytest]\ngradcheck_models = models_err\n")
+    pytester.makeconftest(hook_records_conftest())
+    pytester.syspathinsert()
+    result = run(pytester, mode, "--gradcheck-json=out.json", "--gradcheck-html=out.html",
+                 "--gradcheck-update-baseline")
+    assert outcomes(result) == {"passed": 2, "failed": 5, "skipped": 1}
+    # test_ok's check and five that never finished (four tests and the model whose params
+    # factory raised); the checks caught by the test (pytest.raises, skip) are not counted
+    assert count_line(result) == "gradcheck: 6 checks: 1 passed, 0 failed, 0 inconclusive, 5 errors"
+    report = json.loads((pytester.path / "out.json").read_text())
+    assert report["summary"]["counts"] == {"pass": 1, "fail": 0, "inconclusive": 0, "error": 5}
+    errors = {c["nodeid"].split("::")[-1]: c["error"] for c in report["checks"] if c["status"] == "error"}
+    assert errors["test_user_crash"]["type"] == "user_code"
+    assert errors["test_user_crash"]["exception"] == "ZeroDivisionError"
+    assert errors["test_grad_crash"] == {"type": "user_code", "exception": "KeyError",
+                                         "message": errors["test_grad_crash"]["message"]}
+    assert "no gradient" in errors["test_grad_crash"]["message"]
+    assert "\n" not in errors["test_grad_crash"]["message"]  # one line
+    assert errors["test_bad_input"]["type"] == "input"
+    assert errors["test_timeout"]["type"] == "interrupted"
+    assert "Timeout" in errors["test_timeout"]["message"]
+    assert errors["gradcheck[broken]"] == {"type": "user_code", "exception": "RuntimeError",
+                                           "message": "cannot build params"}
+    html = extract_data((pytester.path / "out.html").read_text())
+    assert html["summary"]["counts"]["error"] == 5
+    assert sum(c["status"] == "error" for c in html["checks"]) == 5
+    baseline = json.loads((pytester.path / ".gradcheck" / "baseline.json").read_text())
+    statuses = sorted(e["status"] for e in baseline["checks"].values())
+    assert statuses == ["error"] * 5 + ["pass"]
+    seen = json.loads((pytester.path / "hook_records.json").read_text())
+    assert len(seen) == 6
+    # the summary says what stopped each check, in one line each
+    result.stdout.fnmatch_lines([
+        "ERROR *test_err.py::test_user_crash [[]check[]]",
+        "ERROR test_err.py::test_grad_crash [[]check[]]: the gradient check did not finish: your code raised: "
+        "KeyError: *no gradient*",
+        "ERROR test_err.py::test_timeout [[]check[]]: *did not finish: interrupted: Failed: Timeout*",
+    ], consecutive=False)

@@ -14,6 +14,11 @@ File layout (``BASELINE_VERSION``)::
                    {"nodeid", "label", "status", "max_ratio", "max_rel_error",
                     "n_evals", "method", "mode", "kind", "dtypes"}, ...}}
 
+A check that did not finish has status "error" and ``"error": {"type",
+"exception"}`` (its one-line message is left out: it may hold times and
+addresses that differ on every run, and the file should change only when a
+check does).
+
 Numbers are stored with 3 significant digits so that reruns on the same
 machine leave the file unchanged (and diffs show real changes only).  Keys are
 sorted for the same reason.  Updating merges: entries of checks that did not
@@ -48,7 +53,7 @@ import math
 import os
 from typing import Iterable
 
-from .json_report import json_safe, make_context, record_key
+from .json_report import json_safe, make_context, record_key, record_status
 
 BASELINE_VERSION = 1
 DEFAULT_FACTOR = 10.0
@@ -117,7 +122,7 @@ def baseline_entry(record: dict) -> dict:
     entry = {
         "nodeid": record.get("nodeid", ""),
         "label": record.get("label", "check"),
-        "status": res.get("status", "error"),
+        "status": record_status(record),
         "max_ratio": _round(res.get("max_ratio")),
         "max_rel_error": _round(res.get("max_rel_error")),
         "n_evals": int(res.get("n_evals") or 0),
@@ -127,6 +132,9 @@ def baseline_entry(record: dict) -> dict:
     }
     if dtypes:
         entry["dtypes"] = dtypes
+    error = record.get("error")
+    if error:
+        entry["error"] = {"type": error.get("type"), "exception": error.get("exception")}
     return entry
 
 

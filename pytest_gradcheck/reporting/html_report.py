@@ -215,6 +215,7 @@ function renderSummary() {
   var box = document.getElementById("cards");
   box.appendChild(card("", SUMMARY.total || 0, "checks", "all"));
   box.appendChild(card("fail", c.fail || 0, "failed", "fail"));
+  if (c.error) box.appendChild(card("fail", c.error, "errors (did not finish)", "error"));
   box.appendChild(card("inconclusive", c.inconclusive || 0, "inconclusive", "inconclusive"));
   box.appendChild(card("pass", c.pass || 0, "passed", "pass"));
   box.appendChild(card("regressed", SUMMARY.n_regressions || 0, "regressions", "regressed"));
@@ -398,8 +399,10 @@ function setText(s) { state.text = s.trim(); var inp = document.getElementById("
 function buildControls() {
   var box = document.getElementById("status-filter");
   var c = SUMMARY.counts || {};
-  [["all", "all", SUMMARY.total || 0], ["fail", "failed", c.fail || 0], ["inconclusive", "inconclusive", c.inconclusive || 0],
+  [["all", "all", SUMMARY.total || 0], ["fail", "failed", c.fail || 0], ["error", "errors", c.error || 0],
+   ["inconclusive", "inconclusive", c.inconclusive || 0],
    ["pass", "passed", c.pass || 0], ["regressed", "regressed", SUMMARY.n_regressions || 0]].forEach(function (p) {
+    if (p[0] === "error" && !p[2]) return;
     var b = el("button", {type: "button", "data-filter": p[0], text: p[1] + " (" + p[2] + ")"});
     b.addEventListener("click", function () { setStatus(p[0]); });
     box.appendChild(b);
@@ -440,6 +443,8 @@ function tolText(t) {
 function renderDetails(c) {
   if (!c.__full) { for (var k in c) c[k] = unpack(c[k], true); c.__full = true; }
   var box = el("div", {cls: "detail-box"});
+  if (c.error) box.appendChild(el("div", {cls: "regline", text: "did not finish (" + c.error.type + "): " +
+                                          c.error.exception + ": " + c.error.message}));
   var kv = [["kind", c.kind], ["entries checked", c.n_checked + " of " + c.n_params], ["method", c.method], ["mode", c.mode],
             ["seed", c.seed], ["evaluations", c.n_evals]];
   if (isNum(c.escape_probability)) kv.push(["escape probability", fmt(c.escape_probability)]);
@@ -810,7 +815,9 @@ def render(report: dict, title: str = "pytest-gradcheck report") -> str:
     """One self-contained HTML document for ``report`` (see the module docstring)."""
     s = report.get("summary") or {}
     c = s.get("counts") or {}
-    noscript = (f"{s.get('total', 0)} checks: {c.get('fail', 0)} failed, {c.get('inconclusive', 0)} inconclusive, "
+    noscript = (f"{s.get('total', 0)} checks: {c.get('fail', 0)} failed, "
+                + (f"{c['error']} errors, " if c.get("error") else "")
+                + f"{c.get('inconclusive', 0)} inconclusive, "
                 f"{c.get('pass', 0)} passed; {s.get('n_regressions', 0)} regressions.")
     out = _TEMPLATE
     # data last: it is the only part that could contain the other placeholders

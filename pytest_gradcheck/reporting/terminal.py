@@ -17,9 +17,20 @@ adds details of inconclusive checks and more worst entries.
 from __future__ import annotations
 
 from . import histogram as _histogram
+from .json_report import record_status
 
-_STATUS_WORD = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive"}
-_MARKUP = {"fail": {"red": True, "bold": True}, "inconclusive": {"yellow": True}, "pass": {}}
+_STATUS_WORD = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive", "error": "ERROR"}
+_MARKUP = {"fail": {"red": True, "bold": True}, "error": {"red": True, "bold": True},
+           "inconclusive": {"yellow": True}, "pass": {}}
+#: statuses that fail a test (and colour the count line red)
+_FAILING = ("fail", "error")
+#: what an error record's ``error.type`` means, for the reader
+_ERROR_WHAT = {
+    "user_code": "your code raised",
+    "input": "unusable input",
+    "interrupted": "interrupted",
+    "internal": "internal error of pytest-gradcheck (please report it)",
+}
 
 
 def check_name(record: dict) -> str:
@@ -47,13 +58,19 @@ def _truncate_left(text: str, width: int) -> str:
 
 
 def count_line(records: list) -> str:
+    """``gradcheck: N checks: P passed, F failed, I inconclusive`` and, as pytest's own line
+    does, the rarer outcomes only when there are some (``, E errors``)."""
     counts = {"pass": 0, "fail": 0, "inconclusive": 0}
     for rec in records:
-        status = rec["result"].get("status", "fail")
+        status = record_status(rec)
         counts[status] = counts.get(status, 0) + 1
     n = len(records)
-    return (f"gradcheck: {n} check{'s' if n != 1 else ''}: {counts['pass']} passed, "
+    line = (f"gradcheck: {n} check{'s' if n != 1 else ''}: {counts['pass']} passed, "
             f"{counts['fail']} failed, {counts['inconclusive']} inconclusive")
+    n_errors = counts.get("error", 0)
+    if n_errors:
+        line += f", {n_errors} error{'s' if n_errors != 1 else ''}"
+    return line
 
 
 def table_lines(records: list) -> list[tuple[str, dict]]:
@@ -67,12 +84,12 @@ def table_lines(records: list) -> list[tuple[str, dict]]:
     out = [(f"{header}  check", {"bold": True})]
     for rec in records:
         res = rec["result"]
-        status = res.get("status", "fail")
+        status = record_status(rec)
         cells = (
             f"{_STATUS_WORD.get(status, status):<{widths[0]}}",
             f"{_g(res.get('max_rel_error')):>{widths[1]}}",
             f"{_g(res.get('max_ratio')):>{widths[2]}}",
-            f"{res.get('n_evals', 0):>{widths[3]}}",
+            f"{res.get('n_evals', '-'):>{widths[3]}}",  # a check that did not finish has no count
             f"{_time(rec.get('duration_s')):>{widths[4]}}",
         )
         out.append((" ".join(cells) + "  " + check_name(rec), _MARKUP.get(status, {})))
@@ -80,8 +97,14 @@ def table_lines(records: list) -> list[tuple[str, dict]]:
 
 
 def detail_lines(record: dict, verbosity: int = 0) -> list[str]:
-    """Own histogram, worst entries (leaf paths) and diagnosis of one check."""
+    """Own histogram, worst entries (leaf paths) and diagnosis of one check; for a check
+    that did not finish, what stopped it."""
     res = record["result"]
+    error = record.get("error")
+    if error:
+        what = _ERROR_WHAT.get(error.get("type"), error.get("type"))
+        return [f"ERROR {check_name(record)}: the {res.get('kind', 'gradient')} check did not finish: {what}: "
+                f"{error.get('exception')}: {error.get('message')}"]
     lines = []
     n_bad = res.get("counts", {}).get(res.get("status"), 0)
     head = (f"{_STATUS_WORD.get(res.get('status'), res.get('status'))} {check_name(record)}: "
@@ -123,8 +146,8 @@ def write_summary(terminalreporter, records: list, *, which: str = "all", verbos
     if which == "none" or not records:
         return
     tr = terminalreporter
-    bad = [r for r in records if r["result"].get("status") != "pass"]
-    failing = [r for r in records if r["result"].get("status") == "fail"]
+    bad = [r for r in records if record_status(r) != "pass"]
+    failing = [r for r in records if record_status(r) in _FAILING]
     tr.write_sep("=", "gradcheck")
     if verbosity < 0:
         for line, markup in table_lines(failing)[1:]:
@@ -146,7 +169,7 @@ def write_summary(terminalreporter, records: list, *, which: str = "all", verbos
     for rec in (bad if verbosity > 0 else failing):
         tr.write_line("")
         lines = detail_lines(rec, verbosity)
-        tr.write_line(lines[0], **_MARKUP.get(rec["result"].get("status"), {}))
+        tr.write_line(lines[0], **_MARKUP.get(record_status(rec), {}))
         for line in lines[1:]:
             tr.write_line(line)
     tr.write_line("")
