@@ -40,7 +40,10 @@ def pytest_gradcheck_result(config, record):
     :param config: the pytest config.
     :param record: a JSON-safe dict ``{"nodeid", "label", "duration_s",
         "result"}`` where ``result`` is ``GradcheckResult.to_dict()``
-        (see DESIGN.md, schema version 1).  Do not modify it.
+        (see DESIGN.md, schema version 1); a check that did not finish has
+        ``result["status"] == "error"`` and an ``error`` dict; a check of an
+        xfail-marked test may have ``status`` "xfail" or "xpass" (see
+        ``reporting/json_report.py``).  Do not modify it.
     """
 
 

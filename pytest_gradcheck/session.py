@@ -80,6 +80,8 @@ class GradcheckSession:
         """Keep the records a test report carries with its test's current attempt."""
         records = getattr(report, "gradcheck_records", None) or ()
         nodeid = report.nodeid
+        if records and hasattr(report, "wasxfail"):
+            mark_expected_failure(records, report)
         self._attempts.setdefault(nodeid, []).extend(records)
         if report.outcome == "rerun":  # pytest-rerunfailures: this attempt is repeated
             self._superseded.add(nodeid)
@@ -315,6 +317,28 @@ def make_error_record(nodeid: str, label: str, kind: str, duration_s: float, exc
         "result": {"status": "error", "passed": False, "kind": kind},
         "error": {"type": error_type or kind_of, "exception": type(named).__name__, "message": message},
     }
+
+
+def mark_expected_failure(records: list, report) -> None:
+    """Count the checks of an xfail-marked test as pytest counts the test (``report.wasxfail``).
+
+    The test xfailed (``report.skipped``): its failed and unfinished checks are "xfail" --
+    the failure the marker documents.  The test xpassed (``report.passed``): its passed
+    checks are "xpass".  Other checks keep their own status (a passing check in a test that
+    failed as expected passed).  The check's own verdict stays in ``record["result"]``; the
+    record gets ``status`` (what it counts as) and ``xfail_reason``.  A strict xfail that
+    passes is a failed test without ``wasxfail``: its checks passed and count as passed.
+    """
+    if report.skipped:
+        expected, turns = "xfail", ("fail", "error")
+    elif report.passed:
+        expected, turns = "xpass", ("pass",)
+    else:
+        return
+    for rec in records:
+        if (rec.get("result") or {}).get("status") in turns:
+            rec["status"] = expected
+            rec["xfail_reason"] = str(report.wasxfail)
 
 
 def end_item_attempt(item) -> None:

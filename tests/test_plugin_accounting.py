@@ -208,3 +208,92 @@ def test_checks_that_never_finished_are_errors(pytester, mode):
         "KeyError: *no gradient*",
         "ERROR test_err.py::test_timeout [[]check[]]: *did not finish: interrupted: Failed: Timeout*",
     ], consecutive=False)
+
+
+# -- #13.7: xfail ----------------------------------------------------------------------
+
+XFAIL_SUITE = """
+import numpy as np
+import pytest
+
+def quad(p): return float((p ** 2).sum())
+P = np.array([0.5, -1.0, 2.0])
+GOOD = lambda p: 2 * p
+BAD = lambda p: np.array([1.0, -2.0, 4.4])
+
+def test_ok(gradcheck):
+    gradcheck(quad, P, GOOD)
+
+@pytest.mark.xfail(reason="known bug in the backward pass")
+def test_known_bug(gradcheck):
+    gradcheck(quad, P, GOOD, label="fine")   # passes before the known failure: a plain pass
+    gradcheck(quad, P, BAD)
+
+@pytest.mark.xfail(reason="crashes on this input")
+def test_known_crash(gradcheck):
+    gradcheck(lambda p: 1 / 0, P, GOOD)
+
+@pytest.mark.xfail(reason="was fixed")
+def test_fixed(gradcheck):
+    gradcheck(quad, P, GOOD)
+
+@pytest.mark.xfail(raises=ZeroDivisionError, reason="only a crash is expected")
+def test_unexpected_failure(gradcheck):
+    gradcheck(quad, P, BAD)
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_xfail_checks_count_as_pytest_counts_their_tests(pytester, mode):
+    from pytest_gradcheck.reporting.html_report import extract_data
+
+    pytester.makepyfile(test_xf=XFAIL_SUITE)
+    result = run(pytester, mode, "--gradcheck-json=out.json", "--gradcheck-html=out.html")
+    assert outcomes(result) == {"passed": 1, "failed": 1, "xfailed": 2, "xpassed": 1}
+    # pytest's line, check by check: test_known_bug's first check passed before its expected failure
+    assert count_line(result) == ("gradcheck: 6 checks: 2 passed, 1 failed, 0 inconclusive, "
+                                  "2 xfailed, 1 xpassed")
+    report = json.loads((pytester.path / "out.json").read_text())
+    assert report["summary"]["counts"] == {"pass": 2, "fail": 1, "inconclusive": 0, "error": 0,
+                                           "xfail": 2, "xpass": 1}
+    by_key = {c["key"]: c for c in report["checks"]}
+    known = by_key["test_xf.py::test_known_bug::check"]
+    assert known["status"] == "xfail" and known["xfail_reason"] == "known bug in the backward pass"
+    assert known["passed"] is False  # the check's own verdict is kept
+    assert by_key["test_xf.py::test_known_bug::fine"]["status"] == "pass"
+    assert by_key["test_xf.py::test_known_crash::check"]["status"] == "xfail"
+    assert by_key["test_xf.py::test_known_crash::check"]["error"]["type"] == "user_code"
+    assert by_key["test_xf.py::test_fixed::check"]["status"] == "xpass"
+    assert by_key["test_xf.py::test_unexpected_failure::check"]["status"] == "fail"
+    html = extract_data((pytester.path / "out.html").read_text())
+    assert html["summary"]["counts"]["xfail"] == 2 and html["summary"]["counts"]["fail"] == 1
+    # the table marks them, the known failures get no red detail paragraph
+    result.stdout.fnmatch_lines(["xfail *test_xf.py::test_known_bug [[]check[]]",
+                                 "XPASS *test_xf.py::test_fixed [[]check[]]"], consecutive=False)
+    assert "FAIL test_xf.py::test_known_bug" not in result.stdout.str()
+
+
+def test_an_xfailed_check_is_not_a_baseline_regression(pytester):
+    good = XFAIL_SUITE.replace('@pytest.mark.xfail(reason="known bug in the backward pass")\n', "")
+    good = good.replace("gradcheck(quad, P, BAD)\n\n@pytest.mark.xfail(reason=\"crashes",
+                        "gradcheck(quad, P, GOOD)\n\n@pytest.mark.xfail(reason=\"crashes")
+    pytester.makepyfile(test_xf=good)
+    run(pytester, "no-xdist", "--gradcheck-update-baseline")
+    baseline = json.loads((pytester.path / ".gradcheck" / "baseline.json").read_text())
+    assert baseline["checks"]["test_xf.py::test_known_bug::check"]["status"] == "pass"
+    # the bug appears and the project marks it as known: pytest passes, so does the baseline gate
+    pytester.makepyfile(test_xf=XFAIL_SUITE.replace("def test_unexpected_failure", "def _unused"))
+    result = run(pytester, "no-xdist", "--gradcheck-baseline")
+    assert result.ret == 0, result.stdout.str()
+    assert "0 regressions" in result.stdout.str()
+    # and removing the marker of a still-broken check is no improvement: it fails as before
+    pytester.makepyfile(test_xf=XFAIL_SUITE.replace("def test_unexpected_failure", "def _unused"))
+    run(pytester, "no-xdist", "--gradcheck-update-baseline")
+    baseline = json.loads((pytester.path / ".gradcheck" / "baseline.json").read_text())
+    assert baseline["checks"]["test_xf.py::test_known_bug::check"]["status"] == "xfail"
+    fixed = XFAIL_SUITE.replace("def test_unexpected_failure", "def _unused").replace(
+        "gradcheck(quad, P, BAD)\n\n@pytest.mark.xfail(reason=\"crashes",
+        "gradcheck(quad, P, GOOD)\n\n@pytest.mark.xfail(reason=\"crashes")
+    pytester.makepyfile(test_xf=fixed)
+    result = run(pytester, "no-xdist", "--gradcheck-baseline")
+    result.stdout.fnmatch_lines(["*1 improvement*", "*improved: test_xf.py::test_known_bug::check: fixed (xfail -> xpass)*"])

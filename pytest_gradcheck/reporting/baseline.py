@@ -19,6 +19,16 @@ A check that did not finish has status "error" and ``"error": {"type",
 addresses that differ on every run, and the file should change only when a
 check does).
 
+Expected failures
+-----------------
+A check of an ``xfail``-marked test that pytest counted as xfailed is stored
+with status "xfail" (xpassed: "xpass").  An xfail is never a regression,
+whatever its ratio: the project documents it as a known failure, and pytest
+does not fail the run for it.  Against the baseline it counts as failing:
+"pass -> xfail" is a status change (info), "xfail -> pass" (or xpass) an
+improvement, "xfail -> fail" (the marker was removed, the bug is still there)
+compares like "fail -> fail".
+
 Numbers are stored with 3 significant digits so that reruns on the same
 machine leave the file unchanged (and diffs show real changes only).  Keys are
 sorted for the same reason.  Updating merges: entries of checks that did not
@@ -185,7 +195,8 @@ def save_baseline(path: str | os.PathLike, records: Iterable[dict], context: dic
 
 
 def _is_fail(status: str | None) -> bool:
-    return status in ("fail", "error")
+    """Whether a status means the check did not pass (an xfail did not either, as expected)."""
+    return status in ("fail", "error", "xfail")
 
 
 def _fmt(x) -> str:
@@ -245,7 +256,10 @@ def compare(baseline: dict, records: Iterable[dict], factor: float = DEFAULT_FAC
             status_text = f"status {transition}"
         numbers = f"ratio {_fmt(old_ratio)} -> {_fmt(ratio)}"
         kind = reason = None
-        if _is_fail(cur["status"]) and not _is_fail(old.get("status")):
+        if cur["status"] == "xfail":  # a documented known failure: information, never a regression
+            if not same:
+                kind, reason = "changed", f"expected to fail, marked xfail ({transition}), {numbers}"
+        elif _is_fail(cur["status"]) and not _is_fail(old.get("status")):
             kind, reason = "regression", f"now fails ({transition}), {numbers}"
         elif not _is_fail(cur["status"]) and _is_fail(old.get("status")):
             kind, reason = "improvement", f"fixed ({transition}), {numbers}"

@@ -57,7 +57,7 @@ border-bottom:1px solid var(--border)}
 .row.open>div:first-child::before{content:"\25BE"}
 .badge{display:inline-block;padding:0 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff;line-height:19px}
 .badge.pass{background:var(--pass)}.badge.fail,.badge.error{background:var(--fail)}
-.badge.inconclusive{background:var(--inc)}.badge.regressed{background:var(--reg)}
+.badge.inconclusive,.badge.xfail,.badge.xpass{background:var(--inc)}.badge.regressed{background:var(--reg)}
 .controls{display:flex;gap:6px;align-items:center;flex-wrap:wrap;margin:10px 0}
 .controls button{border:1px solid var(--border);background:var(--bg);border-radius:6px;padding:4px 10px;
 cursor:pointer;font:inherit;font-size:13px;color:inherit}
@@ -111,7 +111,7 @@ for (var topKey in DATA) DATA[topKey] = unpack(DATA[topKey], false);
 var PARSE_MS = performance.now() - T0;
 var CHECKS = DATA.checks || [];
 var SUMMARY = DATA.summary || {};
-var SEVERITY = {error: 0, fail: 0, inconclusive: 2, pass: 3};
+var SEVERITY = {error: 0, fail: 0, xpass: 1, inconclusive: 2, xfail: 2, pass: 3};
 var COLUMNS = [   /* widths: .grow in the CSS */
   {key: "status", title: "status", num: false, w: "128px"},
   {key: "nodeid", title: "test", num: false, w: null},
@@ -216,6 +216,8 @@ function renderSummary() {
   box.appendChild(card("", SUMMARY.total || 0, "checks", "all"));
   box.appendChild(card("fail", c.fail || 0, "failed", "fail"));
   if (c.error) box.appendChild(card("fail", c.error, "errors (did not finish)", "error"));
+  if (c.xfail) box.appendChild(card("inconclusive", c.xfail, "xfailed (expected)", "xfail"));
+  if (c.xpass) box.appendChild(card("inconclusive", c.xpass, "xpassed (unexpected)", "xpass"));
   box.appendChild(card("inconclusive", c.inconclusive || 0, "inconclusive", "inconclusive"));
   box.appendChild(card("pass", c.pass || 0, "passed", "pass"));
   box.appendChild(card("regressed", SUMMARY.n_regressions || 0, "regressions", "regressed"));
@@ -401,8 +403,9 @@ function buildControls() {
   var c = SUMMARY.counts || {};
   [["all", "all", SUMMARY.total || 0], ["fail", "failed", c.fail || 0], ["error", "errors", c.error || 0],
    ["inconclusive", "inconclusive", c.inconclusive || 0],
-   ["pass", "passed", c.pass || 0], ["regressed", "regressed", SUMMARY.n_regressions || 0]].forEach(function (p) {
-    if (p[0] === "error" && !p[2]) return;
+   ["pass", "passed", c.pass || 0], ["xfail", "xfailed", c.xfail || 0], ["xpass", "xpassed", c.xpass || 0],
+   ["regressed", "regressed", SUMMARY.n_regressions || 0]].forEach(function (p) {
+    if ((p[0] === "error" || p[0] === "xfail" || p[0] === "xpass") && !p[2]) return;  /* rare: only when there are some */
     var b = el("button", {type: "button", "data-filter": p[0], text: p[1] + " (" + p[2] + ")"});
     b.addEventListener("click", function () { setStatus(p[0]); });
     box.appendChild(b);
@@ -445,6 +448,8 @@ function renderDetails(c) {
   var box = el("div", {cls: "detail-box"});
   if (c.error) box.appendChild(el("div", {cls: "regline", text: "did not finish (" + c.error.type + "): " +
                                           c.error.exception + ": " + c.error.message}));
+  if (c.xfail_reason) box.appendChild(el("div", {cls: "kv", text: (c.status === "xpass" ? "passed, but marked xfail: "
+                                                                   : "expected to fail (xfail): ") + c.xfail_reason}));
   var kv = [["kind", c.kind], ["entries checked", c.n_checked + " of " + c.n_params], ["method", c.method], ["mode", c.mode],
             ["seed", c.seed], ["evaluations", c.n_evals]];
   if (isNum(c.escape_probability)) kv.push(["escape probability", fmt(c.escape_probability)]);
@@ -817,6 +822,8 @@ def render(report: dict, title: str = "pytest-gradcheck report") -> str:
     c = s.get("counts") or {}
     noscript = (f"{s.get('total', 0)} checks: {c.get('fail', 0)} failed, "
                 + (f"{c['error']} errors, " if c.get("error") else "")
+                + (f"{c['xfail']} xfailed, " if c.get("xfail") else "")
+                + (f"{c['xpass']} xpassed, " if c.get("xpass") else "")
                 + f"{c.get('inconclusive', 0)} inconclusive, "
                 f"{c.get('pass', 0)} passed; {s.get('n_regressions', 0)} regressions.")
     out = _TEMPLATE

@@ -10,7 +10,9 @@ or, for a check that did not finish (the user's code raised, the input was
 unusable, pytest-timeout interrupted it), ``"result": {"status": "error",
 "passed": false, "kind"}`` and ``"error": {"type", "exception", "message"}``
 (``type``: "user_code" | "input" | "interrupted" | "internal"; ``message``:
-one line).
+one line).  A record of a test marked ``xfail`` that pytest counted as xfailed
+(or xpassed) has ``"status": "xfail"`` (or ``"xpass"``) and ``xfail_reason``;
+its ``result`` keeps the check's own verdict.
 
 and produce one dict (``REPORT_VERSION``) that :func:`write_json` stores and
 :mod:`.html_report` embeds.  Report layout::
@@ -34,9 +36,11 @@ Each ``entry`` has ``key`` ("nodeid::label"), ``nodeid``, ``label``,
 ``log10_edges``: bin i holds ratios in [edges[i], edges[i+1]); ``edges[0]`` is
 0 and ``edges[-1]`` is null, meaning unbounded), ``worst``, ``leaves``,
 ``diagnosis``, ``messages``, ``escape_probability``, ``error`` (the record's
-``error``, or null).  ``status`` is one of :data:`STATUSES`: the check's own
-verdict ("pass", "fail", "inconclusive"), or "error" for a check that did not
-finish.
+``error``, or null), ``xfail_reason`` (or null).  ``status`` is one of
+:data:`STATUSES`, counted as pytest counts tests: the check's own verdict
+("pass", "fail", "inconclusive"), "error" for a check that did not finish,
+"xfail" for a failed or unfinished check in a test that xfailed, "xpass" for a
+passed check in a test that xpassed.  ``passed`` is the check's own verdict.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ import sys
 from typing import Any, Iterable
 
 REPORT_VERSION = 1
-STATUSES = ("pass", "fail", "inconclusive", "error")
+STATUSES = ("pass", "fail", "inconclusive", "error", "xfail", "xpass")
 
 
 def record_status(record: dict) -> str:
@@ -176,6 +180,7 @@ def check_entry(record: dict) -> dict:
         "messages": list(res.get("messages") or []),
         "escape_probability": res.get("escape_probability"),
         "error": record.get("error"),
+        "xfail_reason": record.get("xfail_reason"),
     }
     return entry
 

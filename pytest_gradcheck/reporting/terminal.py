@@ -19,9 +19,14 @@ from __future__ import annotations
 from . import histogram as _histogram
 from .json_report import record_status
 
-_STATUS_WORD = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive", "error": "ERROR"}
+_STATUS_WORD = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive", "error": "ERROR",
+                "xfail": "xfail", "xpass": "XPASS"}
 _MARKUP = {"fail": {"red": True, "bold": True}, "error": {"red": True, "bold": True},
-           "inconclusive": {"yellow": True}, "pass": {}}
+           "inconclusive": {"yellow": True}, "pass": {}, "xfail": {"yellow": True}, "xpass": {"yellow": True}}
+#: statuses whose checks get a detail paragraph (with -v) and a row with --gradcheck-summary=failures
+_NOTABLE = ("fail", "error", "inconclusive")
+#: the rarer outcomes of the count line, shown only when there are some, as pytest does
+_RARE_COUNTS = (("error", "error", "errors"), ("xfail", "xfailed", "xfailed"), ("xpass", "xpassed", "xpassed"))
 #: statuses that fail a test (and colour the count line red)
 _FAILING = ("fail", "error")
 #: what an error record's ``error.type`` means, for the reader
@@ -59,7 +64,7 @@ def _truncate_left(text: str, width: int) -> str:
 
 def count_line(records: list) -> str:
     """``gradcheck: N checks: P passed, F failed, I inconclusive`` and, as pytest's own line
-    does, the rarer outcomes only when there are some (``, E errors``)."""
+    does, the rarer outcomes only when there are some (``, E errors, X xfailed, Y xpassed``)."""
     counts = {"pass": 0, "fail": 0, "inconclusive": 0}
     for rec in records:
         status = record_status(rec)
@@ -67,9 +72,10 @@ def count_line(records: list) -> str:
     n = len(records)
     line = (f"gradcheck: {n} check{'s' if n != 1 else ''}: {counts['pass']} passed, "
             f"{counts['fail']} failed, {counts['inconclusive']} inconclusive")
-    n_errors = counts.get("error", 0)
-    if n_errors:
-        line += f", {n_errors} error{'s' if n_errors != 1 else ''}"
+    for status, one, many in _RARE_COUNTS:
+        n = counts.get(status, 0)
+        if n:
+            line += f", {n} {one if n == 1 else many}"
     return line
 
 
@@ -146,7 +152,7 @@ def write_summary(terminalreporter, records: list, *, which: str = "all", verbos
     if which == "none" or not records:
         return
     tr = terminalreporter
-    bad = [r for r in records if record_status(r) != "pass"]
+    bad = [r for r in records if record_status(r) in _NOTABLE]
     failing = [r for r in records if record_status(r) in _FAILING]
     tr.write_sep("=", "gradcheck")
     if verbosity < 0:
