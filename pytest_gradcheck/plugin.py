@@ -215,7 +215,7 @@ class GradcheckController:
         records = self.session.records
         terminal.write_summary(
             terminalreporter, records, which=self.session.summary,
-            verbosity=self.config.get_verbosity(),
+            verbosity=self.config.get_verbosity(), shown_above=self.session.shown_in_failures,
         )
         self.config.hook.pytest_gradcheck_summary(
             config=self.config, terminalreporter=terminalreporter, records=records,

@@ -44,6 +44,8 @@ class GradcheckSession:
         self._attempts: dict[str, list] = {}
         #: nodeids whose current attempt had a ``rerun`` report: its records are dropped
         self._superseded: set[str] = set()
+        #: keys (``nodeid::label``) of failed checks whose full report pytest prints in FAILURES
+        self.shown_in_failures: set[str] = set()
         self._base_options: dict | None = None
         self._summary: str | None = None
         #: external model modules (ini ``gradcheck_models``, entry points), loaded lazily
@@ -82,6 +84,12 @@ class GradcheckSession:
         nodeid = report.nodeid
         if records and hasattr(report, "wasxfail"):
             mark_expected_failure(records, report)
+        if records and report.failed and self.config.getoption("tbstyle", "auto") not in ("no", "line"):
+            # the check's GradcheckError message (worst entries, diagnosis) is in FAILURES
+            from .reporting.json_report import record_key
+
+            self.shown_in_failures.update(record_key(r) for r in records
+                                          if (r.get("result") or {}).get("status") == "fail")
         self._attempts.setdefault(nodeid, []).extend(records)
         if report.outcome == "rerun":  # pytest-rerunfailures: this attempt is repeated
             self._superseded.add(nodeid)

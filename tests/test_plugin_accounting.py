@@ -297,3 +297,52 @@ def test_an_xfailed_check_is_not_a_baseline_regression(pytester):
     pytester.makepyfile(test_xf=fixed)
     result = run(pytester, "no-xdist", "--gradcheck-baseline")
     result.stdout.fnmatch_lines(["*1 improvement*", "*improved: test_xf.py::test_known_bug::check: fixed (xfail -> xpass)*"])
+
+
+# -- #13.10: each diagnosis once ---------------------------------------------------------
+
+TRANSPOSED = """
+import numpy as np
+import pytest
+from pytest_gradcheck import GradcheckError
+
+W = np.array([[0.3, -1.2, 0.8], [1.1, 0.4, -0.6], [-0.5, 0.9, 1.3]])
+def loss(w): return float(np.tanh(W @ w).sum())
+def transposed_grad(w): return W @ (1 - np.tanh(W @ w) ** 2)   # the bug: W instead of W.T
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_layer(gradcheck, seed):
+    gradcheck(loss, np.random.default_rng(seed).normal(size=3), transposed_grad)
+
+def test_caught(gradcheck):
+    # the failure is caught: it is in no FAILURES section, so the gradcheck section explains it
+    with pytest.raises(GradcheckError):
+        gradcheck(loss, np.array([0.1, 0.2, 0.3]), transposed_grad, label="caught")
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_diagnosis_is_printed_once(pytester, mode):
+    pytester.makepyfile(test_t=TRANSPOSED)
+    result = run(pytester, mode)
+    assert outcomes(result) == {"failed": 3, "passed": 1}
+    out = result.stdout.str()
+    # one diagnosis per failed check: in FAILURES for the three failed tests, in the
+    # gradcheck section for the caught one (which has no failure report)
+    assert out.count("diagnosis: Compared") == 4, out
+    section = out.split("= gradcheck =")[1]
+    assert section.count("diagnosis: Compared") == 1
+    assert section.count("worst entries and diagnosis: in this test's failure above") == 3
+    assert count_line(result) == "gradcheck: 4 checks: 0 passed, 4 failed, 0 inconclusive"
+
+
+def test_verbose_and_reports_keep_the_full_detail(pytester):
+    pytester.makepyfile(test_t=TRANSPOSED)
+    result = run(pytester, "no-xdist", "-v", "--gradcheck-json=out.json")
+    section = result.stdout.str().split("= gradcheck =")[1]
+    assert section.count("diagnosis: Compared") == 4
+    report = json.loads((pytester.path / "out.json").read_text())
+    assert all(c["diagnosis"]["summary"].startswith("Compared") for c in report["checks"])
+    # without tracebacks (--tb=no) nothing is shown above: the section explains every failure
+    result = run(pytester, "no-xdist", "--tb=no")
+    assert result.stdout.str().count("diagnosis: Compared") == 4

@@ -12,12 +12,16 @@ no-op on a terminal without colour.
 
 ``-q`` keeps only the table rows of failing checks and the count line; ``-v``
 adds details of inconclusive checks and more worst entries.
+
+Each failure's worst entries and diagnosis are printed once: a check whose test
+failed with its full report in pytest's FAILURES section (``shown_above``) gets
+only its headline and histogram here, and a pointer; ``-v`` repeats everything.
 """
 
 from __future__ import annotations
 
 from . import histogram as _histogram
-from .json_report import record_status
+from .json_report import record_key, record_status
 
 _STATUS_WORD = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive", "error": "ERROR",
                 "xfail": "xfail", "xpass": "XPASS"}
@@ -102,9 +106,10 @@ def table_lines(records: list) -> list[tuple[str, dict]]:
     return out
 
 
-def detail_lines(record: dict, verbosity: int = 0) -> list[str]:
+def detail_lines(record: dict, verbosity: int = 0, shown_above: bool = False) -> list[str]:
     """Own histogram, worst entries (leaf paths) and diagnosis of one check; for a check
-    that did not finish, what stopped it."""
+    that did not finish, what stopped it.  ``shown_above``: its failure report (worst
+    entries, notes, diagnosis) is already in FAILURES; at verbosity 0 they are not repeated."""
     res = record["result"]
     error = record.get("error")
     if error:
@@ -122,6 +127,9 @@ def detail_lines(record: dict, verbosity: int = 0) -> list[str]:
     if hist and sum(hist.get("counts", [])):
         lines.append("  error/tolerance ratio per entry:")
         lines.extend(_histogram.render(hist, width=30, trim=True, indent="    "))
+    if shown_above and verbosity <= 0:
+        lines.append("  worst entries and diagnosis: in this test's failure above (-v repeats them here)")
+        return lines
     worst = [e for e in res.get("worst", []) if e.get("verdict") != "pass"] or res.get("worst", [])
     worst = worst[: (10 if verbosity > 0 else 5)]
     if worst:
@@ -147,8 +155,12 @@ def detail_lines(record: dict, verbosity: int = 0) -> list[str]:
     return lines
 
 
-def write_summary(terminalreporter, records: list, *, which: str = "all", verbosity: int = 0) -> None:
-    """Write the ``gradcheck`` section (nothing when there are no records or which='none')."""
+def write_summary(terminalreporter, records: list, *, which: str = "all", verbosity: int = 0,
+                  shown_above=frozenset()) -> None:
+    """Write the ``gradcheck`` section (nothing when there are no records or which='none').
+
+    ``shown_above``: keys (``nodeid::label``) of checks whose failure report pytest
+    printed in FAILURES."""
     if which == "none" or not records:
         return
     tr = terminalreporter
@@ -174,7 +186,7 @@ def write_summary(terminalreporter, records: list, *, which: str = "all", verbos
                 tr.write_line(line)
     for rec in (bad if verbosity > 0 else failing):
         tr.write_line("")
-        lines = detail_lines(rec, verbosity)
+        lines = detail_lines(rec, verbosity, shown_above=record_key(rec) in shown_above)
         tr.write_line(lines[0], **_MARKUP.get(record_status(rec), {}))
         for line in lines[1:]:
             tr.write_line(line)
