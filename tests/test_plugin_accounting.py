@@ -346,3 +346,113 @@ def test_verbose_and_reports_keep_the_full_detail(pytester):
     # without tracebacks (--tb=no) nothing is shown above: the section explains every failure
     result = run(pytester, "no-xdist", "--tb=no")
     assert result.stdout.str().count("diagnosis: Compared") == 4
+
+
+# -- a real suite: one gradcheck summary whose counts match pytest's ----------------------
+
+REAL_INI = """[pytest]
+testpaths = tests
+pythonpath = .
+gradcheck_models = mylib.models
+"""
+
+REAL_MODELS = '''
+import numpy as np
+
+def linear(w): return float(np.array([1.0, -2.0, 0.5]) @ w)
+def linear_grad(w): return np.array([1.0, -2.0, 0.5])
+linear_params = np.array([0.3, 0.1, -0.7])
+
+def softplus(x): return float(np.logaddexp(0.0, x).sum())
+def softplus_grad(x): return 1.0 / (1.0 + np.exp(-x))
+def softplus_params(rng): return rng.normal(size=4)
+'''
+
+REAL_UNRELATED = """
+import pytest
+
+def test_parse(): assert int("3") == 3
+def test_join(): assert "-".join("ab") == "a-b"
+def test_sum(): assert sum(range(4)) == 6
+
+@pytest.mark.skip(reason="needs a GPU")
+def test_gpu(): pass
+"""
+
+REAL_GRADS = """
+import pathlib
+import time
+import numpy as np
+import pytest
+
+W = np.array([[0.3, -1.2, 0.8], [1.1, 0.4, -0.6]])
+def layer(w): return float(np.tanh(W @ w).sum())
+def layer_grad(w): return W.T @ (1 - np.tanh(W @ w) ** 2)
+def layer_grad_off(w): return 1.01 * layer_grad(w)          # a real bug: 1% off
+P = np.array([0.2, -0.4, 0.9])
+
+def test_layer(gradcheck):
+    gradcheck(layer, P, layer_grad)
+
+@pytest.mark.xfail(reason="issue #12: the scale is off by 1%")
+def test_known_bug(gradcheck):
+    gradcheck(layer, P, layer_grad_off)
+
+def test_real_bug(gradcheck):
+    gradcheck(layer, P, layer_grad_off)
+
+def test_flaky(gradcheck):
+    marker = pathlib.Path(__file__).with_name("flaky_attempts.txt")
+    attempts = int(marker.read_text()) + 1 if marker.exists() else 1
+    marker.write_text(str(attempts))
+    gradcheck(layer, P, layer_grad_off if attempts == 1 else layer_grad)
+
+@pytest.mark.timeout(0.5, method="signal")
+def test_hangs(gradcheck):
+    def slow(w):
+        time.sleep(0.2)
+        return layer(w)
+    gradcheck(slow, P, layer_grad)
+
+def test_discovered(gradcheck_model):
+    gradcheck_model.check()
+"""
+
+
+def _gradcheck_counts(line: str) -> dict:
+    """``gradcheck: 9 checks: 6 passed, ...`` as {"checks": 9, "passed": 6, ...}."""
+    out = {"checks": int(re.match(r"gradcheck: (\d+) checks?:", line).group(1))}
+    for n, word in re.findall(r"(\d+) (passed|failed|inconclusive|errors?|xfailed|xpassed)", line):
+        out["errors" if word.startswith("error") else word] = int(n)
+    return out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_real_suite_gradcheck_counts_match_pytest(pytester, mode):
+    pytest.importorskip("pytest_rerunfailures")
+    pytest.importorskip("pytest_timeout")
+    pytester.makeini(REAL_INI)
+    pytester.mkpydir("mylib")
+    pytester.makepyfile(**{"mylib/models": REAL_MODELS})
+    pytester.mkdir("tests")
+    pytester.makepyfile(**{"tests/test_unrelated": REAL_UNRELATED, "tests/test_grads": REAL_GRADS})
+    # flaky gradient failures are rerun; a timed-out test is not (pytest-timeout arms one
+    # timer for all attempts of a test, so a rerun would run unbounded)
+    result = run(pytester, mode, "--reruns", "1", "--only-rerun", "GradcheckError",
+                 "--gradcheck-json=out.json")
+    pt = outcomes(result)
+    gc = _gradcheck_counts(count_line(result))
+    assert pt == {"passed": 9, "failed": 2, "skipped": 1, "xfailed": 1, "rerun": 2}, result.stdout.str()
+    n_unrelated_passed = 3  # tests/test_unrelated.py: three tests pass, one is skipped
+    # one check per gradcheck test (2 model items, 2 discovered-model tests, 5 others)
+    assert gc["checks"] == 9
+    assert gc["passed"] + gc.get("xpassed", 0) == pt["passed"] - n_unrelated_passed + pt.get("xpassed", 0)
+    assert gc["failed"] + gc.get("errors", 0) == pt["failed"]  # the timeout is the error
+    assert gc.get("errors", 0) == 1
+    assert gc.get("xfailed", 0) == pt["xfailed"]
+    assert gc["inconclusive"] == 0
+    report = json.loads((pytester.path / "out.json").read_text())
+    counts = report["summary"]["counts"]
+    assert (counts["pass"], counts["fail"], counts["error"], counts["xfail"]) == (
+        gc["passed"], gc["failed"], gc["errors"], gc["xfailed"])
+    assert report["summary"]["total"] == gc["checks"]
