@@ -22,6 +22,7 @@ _PUBLIC = {
     "GradcheckResult": ".numerics.result",
     "GradcheckError": ".errors",
     "GradcheckInputError": ".errors",
+    "GradcheckUserCodeError": ".errors",
     "model": ".discovery",
     "check_function": ".torch_function",      # torch: imported only when asked for
     "check_module": ".torch_function",

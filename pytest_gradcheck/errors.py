@@ -23,3 +23,12 @@ class GradcheckInputError(GradcheckError, ValueError):
 
     Also a ``ValueError`` so callers can catch bad input the usual way.
     """
+
+
+class GradcheckUserCodeError(GradcheckInputError):
+    """The user's code (``fun``, ``grad``, a Jacobian or a Function's forward/backward)
+    raised during a check; the original exception is ``__cause__``.
+
+    A :class:`GradcheckInputError` too, so that code catching bad input keeps
+    working; reports type it as an error of the user's code, not as bad input.
+    """

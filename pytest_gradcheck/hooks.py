@@ -32,16 +32,20 @@ def pytest_gradcheck_options(config, item, options):
 
 @hookspec
 def pytest_gradcheck_result(config, record):
-    """Called once for every completed check, on the controller.
+    """Called once for every counted check, on the controller.
 
-    Under pytest-xdist it is called in the controller process, when the
-    worker's test report arrives; every conftest and plugin therefore sees
-    every result of the run.
+    Called when the test's attempt finishes (``pytest_runtest_logfinish``), in
+    the controller process under pytest-xdist; every conftest and plugin
+    therefore sees every result of the run.  An attempt that
+    pytest-rerunfailures repeats is not reported: the rerun's checks are.
 
     :param config: the pytest config.
     :param record: a JSON-safe dict ``{"nodeid", "label", "duration_s",
         "result"}`` where ``result`` is ``GradcheckResult.to_dict()``
-        (see DESIGN.md, schema version 1).  Do not modify it.
+        (see DESIGN.md, schema version 1); a check that did not finish has
+        ``result["status"] == "error"`` and an ``error`` dict; a check of an
+        xfail-marked test may have ``status`` "xfail" or "xpass" (see
+        ``reporting/json_report.py``).  Do not modify it.
     """
 
 

@@ -21,12 +21,14 @@ from . import options as _options
 from . import tracebacks as _tracebacks
 from .fixtures import gradcheck, gradcheck_model, gradcheck_options  # noqa: F401 - fixtures of the plugin
 from .runner import item_options
-from .session import get_session, take_pending
+from .session import LABELS_KEY, end_item_attempt, get_session, make_error_record, take_pending
 
 if importlib.util.find_spec("pytest_gradcheck.reporting.pytest_reports") is not None:
     pytest_plugins = ["pytest_gradcheck.reporting.pytest_reports"]
 
 _FIXTURES = ("gradcheck", "gradcheck_options", "gradcheck_model")
+#: per item: its markers were rejected in setup (a model item's check then errs as "input")
+_BAD_MARKERS_KEY = pytest.StashKey[bool]()
 
 
 def pytest_addhooks(pluginmanager):
@@ -170,17 +172,44 @@ def pytest_runtest_setup(item):
         except _options.OptionError as exc:
             problem = str(exc)
         if problem is not None:  # raised outside the except block: no chained traceback
+            item.stash[_BAD_MARKERS_KEY] = True
             pytest.fail(problem, pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    records = take_pending(item)
+    records = take_pending(item, call.excinfo)
+    missing = _unfinished_model_check(item, call, records)
+    if missing is not None:
+        records.append(missing)
+    for rec in records:
+        if rec.get("error"):  # completed checks added theirs when they finished
+            prop = (f"gradcheck[{rec['label']}].status", "error")
+            item.user_properties.append(prop)
+            report.user_properties.append(prop)
     if records:
         # JSON-safe: pytest-xdist serialises extra report attributes to the controller.
         report.gradcheck_records = records
+    if call.when == "teardown":
+        end_item_attempt(item)
     return report
+
+
+def _unfinished_model_check(item, call, records):
+    """The error record of a model item whose one check never started: its setup failed
+    (rejected markers) or its parameter factory raised.  A model item is one check, so pytest's
+    error or failure of it is one gradcheck error too.  None otherwise."""
+    if not isinstance(item, _discovery.GradcheckModelItem) or call.when not in ("setup", "call"):
+        return None
+    if call.excinfo is None or isinstance(call.excinfo.value, pytest.skip.Exception) or records:
+        return None
+    spec = item.spec
+    if spec.name in item.stash.get(LABELS_KEY, ()):  # its check ran (and was recorded)
+        return None
+    kind = "function" if spec.origin == "autograd.Function" else "gradient"
+    return make_error_record(item.nodeid, spec.name, kind, call.duration, call.excinfo.value,
+                             error_type="input" if item.stash.get(_BAD_MARKERS_KEY, False) else None)
 
 
 class GradcheckController:
@@ -190,9 +219,23 @@ class GradcheckController:
         self.config = config
         self.session = get_session(config)
 
+    # Records count per attempt of a test (see session.py): pytest-rerunfailures
+    # repeats logstart ... logfinish for every attempt and marks repeated ones "rerun".
+    def pytest_runtest_logstart(self, nodeid, location):
+        self.session.begin_attempt(nodeid)
+
+    @pytest.hookimpl(tryfirst=True)  # before junitxml reads the report's properties
     def pytest_runtest_logreport(self, report):
-        for record in getattr(report, "gradcheck_records", None) or ():
-            self.session.add_record(record)
+        self.session.add_report_records(report)
+
+    def pytest_runtest_logfinish(self, nodeid, location):
+        self.session.end_attempt(nodeid)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self, session, exitstatus):
+        # before every reporter (the JSON/HTML/baseline writer is tryfirst) reads the records
+        self.session.finish_attempts()
+        return (yield)
 
     def pytest_terminal_summary(self, terminalreporter):
         from .reporting import terminal
@@ -201,6 +244,7 @@ class GradcheckController:
         terminal.write_summary(
             terminalreporter, records, which=self.session.summary,
             verbosity=self.config.getoption("verbose"),  # Config.get_verbosity() is pytest 8+
+            shown_above=self.session.shown_in_failures,
         )
         self.config.hook.pytest_gradcheck_summary(
             config=self.config, terminalreporter=terminalreporter, records=records,

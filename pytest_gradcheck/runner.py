@@ -17,7 +17,7 @@ import time
 import pytest
 
 from . import options as _options
-from .session import LABELS_KEY, add_pending, get_session, make_record
+from .session import LABELS_KEY, check_raised, finish_check, get_session, make_record, start_check
 
 #: check kind -> name of the function in the ``pytest_gradcheck`` package
 CHECK_FUNCTIONS = {**_options.CHECKERS, "function": "check_function"}
@@ -166,11 +166,16 @@ def execute(item, kind: str, args: tuple, kwargs: dict, label=None, *, extra_opt
     label = _take_label(item, label)
     call_kwargs = _call_kwargs(takes, resolved, explicit)
     call_kwargs.update(other)  # keywords of this checker that are no setting (e.g. hvp=)
+    start_check(item, label, kind)
     start = time.perf_counter()
-    result = func(*args, **call_kwargs)
+    try:
+        result = func(*args, **call_kwargs)
+    except BaseException as exc:  # user code crashed, bad input, pytest-timeout: an "error" record
+        check_raised(item, exc)
+        raise
     duration = time.perf_counter() - start
     record = make_record(item.nodeid, label, duration, result)
-    add_pending(item, record)
+    finish_check(item, record)
     _user_properties(item, label, record["result"])
     if result.status == "fail":
         raise GradcheckError(f"gradcheck {label!r} failed\n{result}", result=result)

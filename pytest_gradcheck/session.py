@@ -7,6 +7,14 @@ under xdist the workers' records arrive on their test reports
 (``report.gradcheck_records``) and are collected in
 ``pytest_runtest_logreport``.
 
+Records are counted per *attempt* of a test, as pytest counts reports: an
+attempt runs from ``pytest_runtest_logstart`` to ``pytest_runtest_logfinish``
+(pytest-rerunfailures calls both around every attempt), and its records join
+:attr:`GradcheckSession.records` when it finishes, unless one of its reports
+was a ``rerun``: then the next attempt replaces them.  The check labels of an
+item restart at "check" in every attempt (they are cleared with its teardown
+report), so a rerun check keeps its key ``nodeid::label``.
+
 Other parts of the package read it with::
 
     from pytest_gradcheck.session import get_session
@@ -16,6 +24,7 @@ Other parts of the package read it with::
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -29,8 +38,14 @@ class GradcheckSession:
         self.config = config
         #: True in an xdist worker process
         self.is_worker = hasattr(config, "workerinput")
-        #: check records of the run (controller: all of them)
+        #: check records of the run (controller: all of them, in the order their attempts finished)
         self.records: list[dict] = []
+        #: nodeid -> the current attempt's records (not yet in ``records``)
+        self._attempts: dict[str, list] = {}
+        #: nodeids whose current attempt had a ``rerun`` report: its records are dropped
+        self._superseded: set[str] = set()
+        #: keys (``nodeid::label``) of failed checks whose full report pytest prints in FAILURES
+        self.shown_in_failures: set[str] = set()
         self._base_options: dict | None = None
         self._summary: str | None = None
         #: external model modules (ini ``gradcheck_models``, entry points), loaded lazily
@@ -57,11 +72,56 @@ class GradcheckSession:
         self.records.append(record)
         self.config.hook.pytest_gradcheck_result(config=self.config, record=record)
 
+    def begin_attempt(self, nodeid: str) -> None:
+        """A test attempt starts (``pytest_runtest_logstart``); a still open one of the same
+        test (no logfinish came) is finished first."""
+        if nodeid in self._attempts:
+            self.end_attempt(nodeid)
+
+    def add_report_records(self, report) -> None:
+        """Keep the records a test report carries with its test's current attempt."""
+        records = getattr(report, "gradcheck_records", None) or ()
+        nodeid = report.nodeid
+        if records and hasattr(report, "wasxfail"):
+            mark_expected_failure(records, report)
+        if records and report.failed and self.config.getoption("tbstyle", "auto") not in ("no", "line"):
+            # the check's GradcheckError message (worst entries, diagnosis) is in FAILURES
+            from .reporting.json_report import record_key
+
+            self.shown_in_failures.update(record_key(r) for r in records
+                                          if (r.get("result") or {}).get("status") == "fail")
+        self._attempts.setdefault(nodeid, []).extend(records)
+        if report.outcome == "rerun":  # pytest-rerunfailures: this attempt is repeated
+            self._superseded.add(nodeid)
+        if nodeid in self._superseded:
+            # JUnit XML adds every report's properties to the test case: only the last attempt's count
+            props = getattr(report, "user_properties", None)
+            if props:
+                props[:] = [p for p in props if not _is_gradcheck_property(p)]
+
+    def end_attempt(self, nodeid: str) -> None:
+        """A test attempt finished (``pytest_runtest_logfinish``): its records count, unless
+        it is being rerun."""
+        records = self._attempts.pop(nodeid, [])
+        if nodeid in self._superseded:
+            self._superseded.discard(nodeid)
+            return
+        for record in records:
+            self.add_record(record)
+
+    def finish_attempts(self) -> None:
+        """Count the records of attempts that never finished (an interrupted run, a crashed
+        xdist worker): they are all this run has of those tests."""
+        for nodeid in list(self._attempts):
+            self.end_attempt(nodeid)
+
     def counts(self) -> dict:
-        """Number of checks per status (pass, fail, inconclusive)."""
-        out = {"pass": 0, "fail": 0, "inconclusive": 0}
+        """Number of checks per status (pass, fail, inconclusive, error)."""
+        from .reporting.json_report import STATUSES, record_status
+
+        out = {s: 0 for s in STATUSES}
         for rec in self.records:
-            status = rec["result"].get("status", "fail")
+            status = record_status(rec)
             out[status] = out.get(status, 0) + 1
         return out
 
@@ -69,7 +129,7 @@ class GradcheckSession:
 _SESSION_KEY = pytest.StashKey[GradcheckSession]()
 #: per item: records made in the current phase, not yet attached to a report
 PENDING_KEY = pytest.StashKey[list]()
-#: per item: labels used so far
+#: per item: labels used so far in the current attempt (cleared by :func:`end_item_attempt`)
 LABELS_KEY = pytest.StashKey[set]()
 
 
@@ -124,14 +184,179 @@ def make_record(nodeid: str, label: str, duration_s: float, result) -> dict:
     }
 
 
-def take_pending(item) -> list:
-    """Records the item made since the last report (and forget them)."""
-    pending = item.stash.get(PENDING_KEY, None)
-    if not pending:
-        return []
-    item.stash[PENDING_KEY] = []
-    return pending
-
-
 def add_pending(item, record: dict) -> None:
     item.stash.setdefault(PENDING_KEY, []).append(record)
+
+
+# -- checks that never finished ------------------------------------------------------
+#
+# A check is *started* (start_check) before the checker runs and *finished* with its
+# record (finish_check).  When the checker raises -- the user's code crashed, the input is
+# unusable, pytest-timeout interrupted it -- check_raised turns the started check into an
+# "error" record, kept with its exception until the phase's report is made: it counts if
+# that exception (or one it caused) ended the phase, and is dropped when the test caught it
+# (``pytest.raises(GradcheckInputError)`` tests the checker, it is not a check) or skipped.
+
+#: per item: the check running now, {"label", "kind", "start"}
+STARTED_KEY = pytest.StashKey[dict]()
+#: per item: [(error record, exception)] of checks that raised in the current phase
+RAISED_KEY = pytest.StashKey[list]()
+
+#: how much of an exception's message a record keeps: one line of a summary, not a report
+MAX_MESSAGE = 300
+
+#: error types of an "error" record (``record["error"]["type"]``)
+ERROR_TYPES = ("user_code", "input", "interrupted", "internal")
+
+
+def start_check(item, label: str, kind: str) -> None:
+    item.stash[STARTED_KEY] = {"label": label, "kind": kind, "start": time.perf_counter()}
+
+
+def finish_check(item, record: dict) -> None:
+    if STARTED_KEY in item.stash:
+        del item.stash[STARTED_KEY]
+    add_pending(item, record)
+
+
+def check_raised(item, exc: BaseException) -> None:
+    """The started check of ``item`` raised ``exc``: keep its error record for the report."""
+    started = item.stash.get(STARTED_KEY, None)
+    if started is None:
+        return
+    del item.stash[STARTED_KEY]
+    record = make_error_record(item.nodeid, started["label"], started["kind"],
+                               time.perf_counter() - started["start"], exc)
+    item.stash.setdefault(RAISED_KEY, []).append((record, exc))
+
+
+def _chain(exc: BaseException | None) -> list:
+    """``exc`` and the exceptions it was raised from or during, innermost last."""
+    out = []
+    while exc is not None and all(exc is not e for e in out):
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
+
+
+def take_pending(item, excinfo=None) -> list:
+    """The records of the phase that just ended (and forget them): completed checks, and
+    checks that raised the exception ``excinfo`` (the phase's) ended the phase with."""
+    records = item.stash.get(PENDING_KEY, None) or []
+    item.stash[PENDING_KEY] = []
+    raised = item.stash.get(RAISED_KEY, None) or []
+    item.stash[RAISED_KEY] = []
+    ended_by = excinfo.value if excinfo is not None else None
+    if ended_by is not None and isinstance(ended_by, pytest.skip.Exception):
+        return records  # a skipped test counts no check that did not finish
+    chain = _chain(ended_by)
+    records += [rec for rec, exc in raised if any(exc is e for e in chain)]
+    started = item.stash.get(STARTED_KEY, None)
+    if started is not None and ended_by is not None:
+        # interrupted before check_raised could run (e.g. between the checker and its record)
+        check_raised(item, ended_by)
+        records += [rec for rec, _ in item.stash[RAISED_KEY]]
+        item.stash[RAISED_KEY] = []
+    if STARTED_KEY in item.stash:
+        del item.stash[STARTED_KEY]
+    return records
+
+
+def _one_line(text: str) -> str:
+    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "..."
+
+
+def _raised_in_plugin(exc: BaseException) -> bool:
+    """Whether the innermost frame of ``exc``'s traceback is in this package."""
+    import os
+
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(here + os.sep)
+
+
+def classify_error(exc: BaseException) -> tuple[str, BaseException]:
+    """(error type, the exception to name) of a check that raised ``exc``; types:
+
+    * ``user_code``: the user's fun/grad/... raised (the checker wraps it in a
+      GradcheckUserCodeError, or a GradcheckInputError ``from`` the user's exception);
+    * ``input``: the check's arguments are unusable (GradcheckInputError, OptionError);
+    * ``interrupted``: stopped from outside the check (pytest-timeout's ``Failed``,
+      ``pytest.exit``, KeyboardInterrupt: not ``Exception`` subclasses);
+    * ``internal``: any other exception raised by the checker itself (a bug of the plugin).
+    """
+    from .errors import GradcheckError, GradcheckInputError, GradcheckUserCodeError
+    from .options import OptionError
+
+    if not isinstance(exc, Exception):
+        return "interrupted", exc
+    cause = exc.__cause__
+    if isinstance(exc, GradcheckUserCodeError):
+        return "user_code", cause if cause is not None else exc
+    if isinstance(exc, GradcheckInputError):
+        if cause is not None and not isinstance(cause, GradcheckError):
+            return "user_code", cause
+        return "input", exc
+    if isinstance(exc, OptionError):
+        return "input", exc
+    return ("internal" if _raised_in_plugin(exc) else "user_code"), exc
+
+
+def make_error_record(nodeid: str, label: str, kind: str, duration_s: float, exc: BaseException,
+                      error_type: str | None = None) -> dict:
+    """The record of a check that did not finish: status "error" and the exception.
+
+    ``error`` holds ``type`` (one of :data:`ERROR_TYPES`), ``exception`` (the class
+    name of the exception that stopped the check: the user's own for ``user_code``)
+    and ``message`` (one line).  ``result`` holds only ``status``, ``passed`` and
+    ``kind``: a check that did not finish has no numbers.
+    """
+    kind_of, named = classify_error(exc)
+    message = _one_line(str(exc)) or type(exc).__name__
+    return {
+        "nodeid": nodeid,
+        "label": label,
+        "duration_s": float(duration_s),
+        "result": {"status": "error", "passed": False, "kind": kind},
+        "error": {"type": error_type or kind_of, "exception": type(named).__name__, "message": message},
+    }
+
+
+def mark_expected_failure(records: list, report) -> None:
+    """Count the checks of an xfail-marked test as pytest counts the test (``report.wasxfail``).
+
+    The test xfailed (``report.skipped``): its failed and unfinished checks are "xfail" --
+    the failure the marker documents.  The test xpassed (``report.passed``): its passed
+    checks are "xpass".  Other checks keep their own status (a passing check in a test that
+    failed as expected passed).  The check's own verdict stays in ``record["result"]``; the
+    record gets ``status`` (what it counts as) and ``xfail_reason``.  A strict xfail that
+    passes is a failed test without ``wasxfail``: its checks passed and count as passed.
+    """
+    if report.skipped:
+        expected, turns = "xfail", ("fail", "error")
+    elif report.passed:
+        expected, turns = "xpass", ("pass",)
+    else:
+        return
+    for rec in records:
+        if (rec.get("result") or {}).get("status") in turns:
+            rec["status"] = expected
+            rec["xfail_reason"] = str(report.wasxfail)
+
+
+def end_item_attempt(item) -> None:
+    """The item's attempt is over (its teardown report is made): a rerun of it starts
+    again at label "check", so that its checks replace this attempt's under the same keys,
+    and its JUnit properties replace this attempt's (the reports already hold their copies)."""
+    item.stash[LABELS_KEY] = set()
+    item.user_properties[:] = [p for p in item.user_properties if not _is_gradcheck_property(p)]
+
+
+def _is_gradcheck_property(prop) -> bool:
+    """One of the ``gradcheck[LABEL].*`` JUnit properties the fixtures add."""
+    return isinstance(prop, tuple) and len(prop) == 2 and str(prop[0]).startswith("gradcheck[")

@@ -14,6 +14,21 @@ File layout (``BASELINE_VERSION``)::
                    {"nodeid", "label", "status", "max_ratio", "max_rel_error",
                     "n_evals", "method", "mode", "kind", "dtypes"}, ...}}
 
+A check that did not finish has status "error" and ``"error": {"type",
+"exception"}`` (its one-line message is left out: it may hold times and
+addresses that differ on every run, and the file should change only when a
+check does).
+
+Expected failures
+-----------------
+A check of an ``xfail``-marked test that pytest counted as xfailed is stored
+with status "xfail" (xpassed: "xpass").  An xfail is never a regression,
+whatever its ratio: the project documents it as a known failure, and pytest
+does not fail the run for it.  Against the baseline it counts as failing:
+"pass -> xfail" is a status change (info), "xfail -> pass" (or xpass) an
+improvement, "xfail -> fail" (the marker was removed, the bug is still there)
+compares like "fail -> fail".
+
 Numbers are stored with 3 significant digits so that reruns on the same
 machine leave the file unchanged (and diffs show real changes only).  Keys are
 sorted for the same reason.  Updating merges: entries of checks that did not
@@ -54,7 +69,7 @@ import os
 from typing import Iterable
 
 from . import files as _files
-from .json_report import json_safe, make_context, record_key
+from .json_report import json_safe, make_context, record_key, record_status
 
 BASELINE_VERSION = 1
 DEFAULT_FACTOR = 10.0
@@ -165,7 +180,7 @@ def baseline_entry(record: dict) -> dict:
     entry = {
         "nodeid": record.get("nodeid", ""),
         "label": record.get("label", "check"),
-        "status": res.get("status", "error"),
+        "status": record_status(record),
         "max_ratio": _round(res.get("max_ratio")),
         "max_rel_error": _round(res.get("max_rel_error")),
         "n_evals": int(res.get("n_evals") or 0),
@@ -175,6 +190,9 @@ def baseline_entry(record: dict) -> dict:
     }
     if dtypes:
         entry["dtypes"] = dtypes
+    error = record.get("error")
+    if error:
+        entry["error"] = {"type": error.get("type"), "exception": error.get("exception")}
     return entry
 
 
@@ -228,7 +246,8 @@ def update_baseline(path: str | os.PathLike, records: Iterable[dict],
 
 
 def _is_fail(status: str | None) -> bool:
-    return status in ("fail", "error")
+    """Whether a status means the check did not pass (an xfail did not either, as expected)."""
+    return status in ("fail", "error", "xfail")
 
 
 def _fmt(x) -> str:
@@ -288,7 +307,10 @@ def compare(baseline: dict, records: Iterable[dict], factor: float = DEFAULT_FAC
             status_text = f"status {transition}"
         numbers = f"ratio {_fmt(old_ratio)} -> {_fmt(ratio)}"
         kind = reason = None
-        if _is_fail(cur["status"]) and not _is_fail(old.get("status")):
+        if cur["status"] == "xfail":  # a documented known failure: information, never a regression
+            if not same:
+                kind, reason = "changed", f"expected to fail, marked xfail ({transition}), {numbers}"
+        elif _is_fail(cur["status"]) and not _is_fail(old.get("status")):
             kind, reason = "regression", f"now fails ({transition}), {numbers}"
         elif not _is_fail(cur["status"]) and _is_fail(old.get("status")):
             kind, reason = "improvement", f"fixed ({transition}), {numbers}"

@@ -131,7 +131,11 @@ def render(report: dict, title: str = "pytest-gradcheck report") -> str:
     report = with_rerun_commands(report)
     s = report.get("summary") or {}
     c = s.get("counts") or {}
-    noscript = (f"{s.get('total', 0)} checks: {c.get('fail', 0)} failed, {c.get('inconclusive', 0)} inconclusive, "
+    noscript = (f"{s.get('total', 0)} checks: {c.get('fail', 0)} failed, "
+                + (f"{c['error']} errors, " if c.get("error") else "")
+                + (f"{c['xfail']} xfailed, " if c.get("xfail") else "")
+                + (f"{c['xpass']} xpassed, " if c.get("xpass") else "")
+                + f"{c.get('inconclusive', 0)} inconclusive, "
                 f"{c.get('pass', 0)} passed; {s.get('n_regressions', 0)} regressions.")
     out = asset("report.html")
     # data last: it is the only part that could contain the other placeholders

@@ -6,12 +6,21 @@ dicts the plugin collects, one per check::
     {"nodeid": str, "label": str, "duration_s": float,
      "result": GradcheckResult.to_dict()}
 
+or, for a check that did not finish (the user's code raised, the input was
+unusable, pytest-timeout interrupted it), ``"result": {"status": "error",
+"passed": false, "kind"}`` and ``"error": {"type", "exception", "message"}``
+(``type``: "user_code" | "input" | "interrupted" | "internal"; ``message``:
+one line).  A record of a test marked ``xfail`` that pytest counted as xfailed
+(or xpassed) has ``"status": "xfail"`` (or ``"xpass"``) and ``xfail_reason``;
+its ``result`` keeps the check's own verdict.
+
 and produce one dict (``REPORT_VERSION``) that :func:`write_json` stores and
 :mod:`.html_report` embeds.  Report layout::
 
     {"version": 1, "tool": "pytest-gradcheck", "generated": ISO-8601 UTC,
      "context": {...},                 # platform, python, numpy, time, ...
-     "summary": {"total", "counts": {status: n}, "n_evals", "duration_s",
+     "summary": {"total", "counts": {status: n},  # every status of STATUSES, 0 included
+                 "n_evals", "duration_s",
                  "n_tests", "n_regressions", "n_improvements", "n_new",
                  "histogram": {...}},  # all checks' per-entry ratios added up
      "checks": [entry, ...],           # one per record, in record order
@@ -26,7 +35,12 @@ Each ``entry`` has ``key`` ("nodeid::label"), ``nodeid``, ``label``,
 ``duration_s``, ``counts``, ``histogram`` (``edges``, ``counts``,
 ``log10_edges``: bin i holds ratios in [edges[i], edges[i+1]); ``edges[0]`` is
 0 and ``edges[-1]`` is null, meaning unbounded), ``worst``, ``leaves``,
-``diagnosis``, ``messages``, ``escape_probability``.
+``diagnosis``, ``messages``, ``escape_probability``, ``error`` (the record's
+``error``, or null), ``xfail_reason`` (or null).  ``status`` is one of
+:data:`STATUSES`, counted as pytest counts tests: the check's own verdict
+("pass", "fail", "inconclusive"), "error" for a check that did not finish,
+"xfail" for a failed or unfinished check in a test that xfailed, "xpass" for a
+passed check in a test that xpassed.  ``passed`` is the check's own verdict.
 """
 
 from __future__ import annotations
@@ -40,7 +54,12 @@ import sys
 from typing import Any, Iterable
 
 REPORT_VERSION = 1
-STATUSES = ("pass", "fail", "inconclusive")
+STATUSES = ("pass", "fail", "inconclusive", "error", "xfail", "xpass")
+
+
+def record_status(record: dict) -> str:
+    """The status a record counts as (one of :data:`STATUSES`)."""
+    return record.get("status") or (record.get("result") or {}).get("status") or "error"
 
 
 def record_key(record: dict) -> str:
@@ -134,7 +153,7 @@ def _add_histograms(hists: Iterable[dict]) -> dict:
 def check_entry(record: dict) -> dict:
     """One report entry from one check record (see the module docstring)."""
     res = record.get("result") or {}
-    status = res.get("status") or "error"
+    status = record_status(record)
     entry = {
         "key": record_key(record),
         "nodeid": record.get("nodeid", ""),
@@ -160,6 +179,8 @@ def check_entry(record: dict) -> dict:
         "diagnosis": res.get("diagnosis"),
         "messages": list(res.get("messages") or []),
         "escape_probability": res.get("escape_probability"),
+        "error": record.get("error"),
+        "xfail_reason": record.get("xfail_reason"),
     }
     return entry
 

@@ -208,11 +208,11 @@ class PytestHtmlHooks:
         recs = self._records(report)
         text = ""
         if recs:
-            order = {"fail": 0, "inconclusive": 1, "pass": 2}
-            worst = min(recs, key=lambda r: (order.get(r["result"].get("status"), 0),
+            order = {"error": 0, "fail": 0, "inconclusive": 1, "pass": 2}
+            worst = min(recs, key=lambda r: (order.get(_json_report.record_status(r), 0),
                                              -(r["result"].get("max_ratio") or 0.0)))
             ratio = worst["result"].get("max_ratio")
-            text = (f"{len(recs)} check{'s' if len(recs) != 1 else ''}, worst {worst['result'].get('status')} "
+            text = (f"{len(recs)} check{'s' if len(recs) != 1 else ''}, worst {_json_report.record_status(worst)} "
                     f"(ratio {'n/a' if ratio is None else f'{ratio:.3g}'})")
         cells.insert(2, f"<td>{html.escape(text)}</td>")
 
@@ -237,8 +237,10 @@ def _html_checks_table(records: list) -> str:
     for r in records:
         res = r.get("result") or {}
         diag = (res.get("diagnosis") or {}).get("summary") or ""
+        if r.get("error"):
+            diag = f"did not finish: {r['error'].get('exception')}: {r['error'].get('message')}"
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-            r.get("label"), res.get("status"), num(res.get("max_ratio")), num(res.get("max_abs_error")),
+            r.get("label"), _json_report.record_status(r), num(res.get("max_ratio")), num(res.get("max_abs_error")),
             res.get("n_evals"), res.get("method"), diag)) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in ("check", "status", "error/tolerance", "max abs error", "evals",
                                                "method", "diagnosis"))

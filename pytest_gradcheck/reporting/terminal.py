@@ -12,15 +12,35 @@ no-op on a terminal without colour.
 
 ``-q`` keeps only the table rows of failing checks and the count line; ``-v``
 adds details of inconclusive checks and more worst entries.
+
+Each failure's worst entries and diagnosis are printed once: a check whose test
+failed with its full report in pytest's FAILURES section (``shown_above``) gets
+only its headline and histogram here, and a pointer; ``-v`` repeats everything.
 """
 
 from __future__ import annotations
 
 from . import histogram as _histogram
+from .json_report import record_key, record_status
 from .safe_text import terminal_text
 
-_STATUS_WORD = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive"}
-_MARKUP = {"fail": {"red": True, "bold": True}, "inconclusive": {"yellow": True}, "pass": {}}
+_STATUS_WORD = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive", "error": "ERROR",
+                "xfail": "xfail", "xpass": "XPASS"}
+_MARKUP = {"fail": {"red": True, "bold": True}, "error": {"red": True, "bold": True},
+           "inconclusive": {"yellow": True}, "pass": {}, "xfail": {"yellow": True}, "xpass": {"yellow": True}}
+#: statuses whose checks get a detail paragraph (with -v) and a row with --gradcheck-summary=failures
+_NOTABLE = ("fail", "error", "inconclusive")
+#: the rarer outcomes of the count line, shown only when there are some, as pytest does
+_RARE_COUNTS = (("error", "error", "errors"), ("xfail", "xfailed", "xfailed"), ("xpass", "xpassed", "xpassed"))
+#: statuses that fail a test (and colour the count line red)
+_FAILING = ("fail", "error")
+#: what an error record's ``error.type`` means, for the reader
+_ERROR_WHAT = {
+    "user_code": "your code raised",
+    "input": "unusable input",
+    "interrupted": "interrupted",
+    "internal": "internal error of pytest-gradcheck (please report it)",
+}
 
 
 def check_name(record: dict) -> str:
@@ -49,13 +69,20 @@ def _truncate_left(text: str, width: int) -> str:
 
 
 def count_line(records: list) -> str:
+    """``gradcheck: N checks: P passed, F failed, I inconclusive`` and, as pytest's own line
+    does, the rarer outcomes only when there are some (``, E errors, X xfailed, Y xpassed``)."""
     counts = {"pass": 0, "fail": 0, "inconclusive": 0}
     for rec in records:
-        status = rec["result"].get("status", "fail")
+        status = record_status(rec)
         counts[status] = counts.get(status, 0) + 1
     n = len(records)
-    return (f"gradcheck: {n} check{'s' if n != 1 else ''}: {counts['pass']} passed, "
+    line = (f"gradcheck: {n} check{'s' if n != 1 else ''}: {counts['pass']} passed, "
             f"{counts['fail']} failed, {counts['inconclusive']} inconclusive")
+    for status, one, many in _RARE_COUNTS:
+        n = counts.get(status, 0)
+        if n:
+            line += f", {n} {one if n == 1 else many}"
+    return line
 
 
 def table_lines(records: list) -> list[tuple[str, dict]]:
@@ -69,21 +96,28 @@ def table_lines(records: list) -> list[tuple[str, dict]]:
     out = [(f"{header}  check", {"bold": True})]
     for rec in records:
         res = rec["result"]
-        status = res.get("status", "fail")
+        status = record_status(rec)
         cells = (
             f"{_STATUS_WORD.get(status, status):<{widths[0]}}",
             f"{_g(res.get('max_rel_error')):>{widths[1]}}",
             f"{_g(res.get('max_ratio')):>{widths[2]}}",
-            f"{res.get('n_evals', 0):>{widths[3]}}",
+            f"{res.get('n_evals', '-'):>{widths[3]}}",  # a check that did not finish has no count
             f"{_time(rec.get('duration_s')):>{widths[4]}}",
         )
         out.append((" ".join(cells) + "  " + check_name(rec), _MARKUP.get(status, {})))
     return out
 
 
-def detail_lines(record: dict, verbosity: int = 0) -> list[str]:
-    """Own histogram, worst entries (leaf paths) and diagnosis of one check."""
+def detail_lines(record: dict, verbosity: int = 0, shown_above: bool = False) -> list[str]:
+    """Own histogram, worst entries (leaf paths) and diagnosis of one check; for a check
+    that did not finish, what stopped it.  ``shown_above``: its failure report (worst
+    entries, notes, diagnosis) is already in FAILURES; at verbosity 0 they are not repeated."""
     res = record["result"]
+    error = record.get("error")
+    if error:
+        what = _ERROR_WHAT.get(error.get("type"), error.get("type"))
+        return [f"ERROR {check_name(record)}: the {res.get('kind', 'gradient')} check did not finish: {what}: "
+                + terminal_text(f"{error.get('exception')}: {error.get('message')}")]
     lines = []
     n_bad = res.get("counts", {}).get(res.get("status"), 0)
     head = (f"{_STATUS_WORD.get(res.get('status'), res.get('status'))} {check_name(record)}: "
@@ -95,6 +129,9 @@ def detail_lines(record: dict, verbosity: int = 0) -> list[str]:
     if hist and sum(hist.get("counts", [])):
         lines.append("  error/tolerance ratio per entry:")
         lines.extend(_histogram.render(hist, width=30, trim=True, indent="    "))
+    if shown_above and verbosity <= 0:
+        lines.append("  worst entries and diagnosis: in this test's failure above (-v repeats them here)")
+        return lines
     worst = [e for e in res.get("worst", []) if e.get("verdict") != "pass"] or res.get("worst", [])
     worst = worst[: (10 if verbosity > 0 else 5)]
     if worst:
@@ -120,13 +157,17 @@ def detail_lines(record: dict, verbosity: int = 0) -> list[str]:
     return [terminal_text(line) for line in lines]  # leaf names and messages may hold control characters
 
 
-def write_summary(terminalreporter, records: list, *, which: str = "all", verbosity: int = 0) -> None:
-    """Write the ``gradcheck`` section (nothing when there are no records or which='none')."""
+def write_summary(terminalreporter, records: list, *, which: str = "all", verbosity: int = 0,
+                  shown_above=frozenset()) -> None:
+    """Write the ``gradcheck`` section (nothing when there are no records or which='none').
+
+    ``shown_above``: keys (``nodeid::label``) of checks whose failure report pytest
+    printed in FAILURES."""
     if which == "none" or not records:
         return
     tr = terminalreporter
-    bad = [r for r in records if r["result"].get("status") != "pass"]
-    failing = [r for r in records if r["result"].get("status") == "fail"]
+    bad = [r for r in records if record_status(r) in _NOTABLE]
+    failing = [r for r in records if record_status(r) in _FAILING]
     tr.write_sep("=", "gradcheck")
     if verbosity < 0:
         for line, markup in table_lines(failing)[1:]:
@@ -147,8 +188,8 @@ def write_summary(terminalreporter, records: list, *, which: str = "all", verbos
                 tr.write_line(line)
     for rec in (bad if verbosity > 0 else failing):
         tr.write_line("")
-        lines = detail_lines(rec, verbosity)
-        tr.write_line(lines[0], **_MARKUP.get(rec["result"].get("status"), {}))
+        lines = detail_lines(rec, verbosity, shown_above=record_key(rec) in shown_above)
+        tr.write_line(lines[0], **_MARKUP.get(record_status(rec), {}))
         for line in lines[1:]:
             tr.write_line(line)
     tr.write_line("")

@@ -24,7 +24,7 @@ for (var topKey in DATA) DATA[topKey] = unpack(DATA[topKey], false);
 var PARSE_MS = performance.now() - T0;
 var CHECKS = DATA.checks || [];
 var SUMMARY = DATA.summary || {};
-var SEVERITY = {error: 0, fail: 0, inconclusive: 2, pass: 3};
+var SEVERITY = {error: 0, fail: 0, xpass: 1, inconclusive: 2, xfail: 2, pass: 3};
 var COLUMNS = [   /* widths: .grow in the CSS */
   {key: "status", title: "status", num: false, w: "128px"},
   {key: "nodeid", title: "test", num: false, w: null},
@@ -128,6 +128,9 @@ function renderSummary() {
   var box = document.getElementById("cards");
   box.appendChild(card("", SUMMARY.total || 0, "checks", "all"));
   box.appendChild(card("fail", c.fail || 0, "failed", "fail"));
+  if (c.error) box.appendChild(card("fail", c.error, "errors (did not finish)", "error"));
+  if (c.xfail) box.appendChild(card("inconclusive", c.xfail, "xfailed (expected)", "xfail"));
+  if (c.xpass) box.appendChild(card("inconclusive", c.xpass, "xpassed (unexpected)", "xpass"));
   box.appendChild(card("inconclusive", c.inconclusive || 0, "inconclusive", "inconclusive"));
   box.appendChild(card("pass", c.pass || 0, "passed", "pass"));
   box.appendChild(card("regressed", SUMMARY.n_regressions || 0, "regressions", "regressed"));
@@ -311,8 +314,11 @@ function setText(s) { state.text = s.trim(); var inp = document.getElementById("
 function buildControls() {
   var box = document.getElementById("status-filter");
   var c = SUMMARY.counts || {};
-  [["all", "all", SUMMARY.total || 0], ["fail", "failed", c.fail || 0], ["inconclusive", "inconclusive", c.inconclusive || 0],
-   ["pass", "passed", c.pass || 0], ["regressed", "regressed", SUMMARY.n_regressions || 0]].forEach(function (p) {
+  [["all", "all", SUMMARY.total || 0], ["fail", "failed", c.fail || 0], ["error", "errors", c.error || 0],
+   ["inconclusive", "inconclusive", c.inconclusive || 0],
+   ["pass", "passed", c.pass || 0], ["xfail", "xfailed", c.xfail || 0], ["xpass", "xpassed", c.xpass || 0],
+   ["regressed", "regressed", SUMMARY.n_regressions || 0]].forEach(function (p) {
+    if ((p[0] === "error" || p[0] === "xfail" || p[0] === "xpass") && !p[2]) return;  /* rare: only when there are some */
     var b = el("button", {type: "button", "data-filter": p[0], text: p[1] + " (" + p[2] + ")"});
     b.addEventListener("click", function () { setStatus(p[0]); });
     box.appendChild(b);
@@ -353,6 +359,10 @@ function tolText(t) {
 function renderDetails(c) {
   if (!c.__full) { for (var k in c) c[k] = unpack(c[k], true); c.__full = true; }
   var box = el("div", {cls: "detail-box"});
+  if (c.error) box.appendChild(el("div", {cls: "regline", text: "did not finish (" + c.error.type + "): " +
+                                          c.error.exception + ": " + c.error.message}));
+  if (c.xfail_reason) box.appendChild(el("div", {cls: "kv", text: (c.status === "xpass" ? "passed, but marked xfail: "
+                                                                   : "expected to fail (xfail): ") + c.xfail_reason}));
   var kv = [["kind", c.kind], ["entries checked", c.n_checked + " of " + c.n_params], ["method", c.method], ["mode", c.mode],
             ["seed", c.seed], ["evaluations", c.n_evals]];
   if (isNum(c.escape_probability)) kv.push(["escape probability", fmt(c.escape_probability)]);
