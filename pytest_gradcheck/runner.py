@@ -17,6 +17,7 @@ import time
 import pytest
 
 from . import options as _options
+from .reporting.safe_text import terminal_text
 from .session import LABELS_KEY, check_raised, finish_check, get_session, make_record, start_check
 
 #: check kind -> name of the function in the ``pytest_gradcheck`` package
@@ -178,7 +179,8 @@ def execute(item, kind: str, args: tuple, kwargs: dict, label=None, *, extra_opt
     finish_check(item, record)
     _user_properties(item, label, record["result"])
     if result.status == "fail":
-        raise GradcheckError(f"gradcheck {label!r} failed\n{result}", result=result)
+        # labels and leaf names are user text: no escape sequence of theirs reaches the terminal
+        raise GradcheckError(terminal_text(f"gradcheck {label!r} failed\n{result}", multiline=True), result=result)
     return result
 
 

@@ -404,6 +404,8 @@ def test_control_characters_never_reach_the_terminal_or_the_junit_xml(pytester):
     assert "lab\\x1b]0;owned\\x07\\x1b[2J\\x0d\\x08\\u202e\\x85ok" in ours  # ... only its escaped form
     assert "w\\x1b]0;owned" in ours  # the leaf name in the worst entries, escaped too
     assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]", ours)
+    # nor anywhere else in the run's output: the FAILURES section quotes the failed check too
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]", out)
     tree = ET.parse(pytester.path / "junit.xml")  # ill-formed XML raises here
     names = [p.get("name") for p in tree.iter("property")]
     assert "gradcheck[lab\\x1b]0;owned\\x07\\x1b[2J\\x0d\\x08\\u202e\\x85].status" in names
