@@ -19,6 +19,9 @@ Other parts of the package read it with::
 
     from pytest_gradcheck.session import get_session
     records = get_session(config).records
+
+Layer: plugin side, the run's state.  Imports pytest and options; never the numerics
+(records are JSON-safe dicts).
 """
 
 from __future__ import annotations

@@ -57,20 +57,11 @@ LAYERS = [
 REPORTING_MAY_IMPORT = {"errors"}
 REPORTING_EXTRA = {"reporting.pytest_reports": {"session"}}
 
-#: pairs that import each other today, exempt from the cycle and layer checks
-KNOWN_CIRCLES: set = set()
-#: modules over MAX_LINES today
-KNOWN_OVERSIZE: set = set()
 
 #: only these modules import torch or jax at import time (the rest import them lazily, if at all)
 FRAMEWORK_IMPORTERS = {"frameworks.torch_adapter", "frameworks.jax_adapter", "torch_function"}
 #: the numerics core, the adapters and the public API know nothing of pytest: every layer below this module's
 NO_PYTEST_BELOW = "options"
-#: modules whose docstrings do not yet name their layer
-KNOWN_NO_LAYER_DOC = {
-    # added by the plugin-layout and report-assets changes, which rewrite these modules
-    "session", "reporting.json_report", "reporting.terminal",
-}
 
 
 def _module_name(path: Path) -> str:
@@ -160,10 +151,6 @@ IMPORTS = {m: _imports(m) for m in MODULES}
 EDGES = {m: {i.target for i in imps if i.external is None and i.target != m} for m, imps in IMPORTS.items()}
 
 
-def _known(a: str, b: str) -> bool:
-    return frozenset({a, b}) in KNOWN_CIRCLES
-
-
 def _where(module: str, imp: Import) -> str:
     return f"{MODULES[module].relative_to(ROOT.parent)}:{imp.line}"
 
@@ -177,7 +164,7 @@ def test_imports_point_down():
     bad = []
     for m, imps in IMPORTS.items():
         for imp in imps:
-            if imp.external is not None or imp.target == m or _known(m, imp.target):
+            if imp.external is not None or imp.target == m:
                 continue
             if imp.target not in RANK or RANK[imp.target] >= RANK[m]:
                 bad.append(f"{_where(m, imp)}: {m or PACKAGE} ({LAYER_NAME[m]}) imports "
@@ -207,7 +194,7 @@ def test_no_import_circles():
         stack.append(v)
         on_stack.add(v)
         for w in EDGES[v]:
-            if w not in MODULES or _known(v, w):
+            if w not in MODULES:
                 continue
             if w not in index:
                 visit(w)
@@ -248,7 +235,7 @@ def test_no_private_names_across_modules():
 
 def test_no_module_over_max_lines():
     sizes = {m: len(p.read_text(encoding="utf-8").splitlines()) for m, p in MODULES.items()}
-    assert {m: n for m, n in sizes.items() if n > MAX_LINES and m not in KNOWN_OVERSIZE} == {}
+    assert {m: n for m, n in sizes.items() if n > MAX_LINES} == {}
 
 
 def test_frameworks_imported_lazily_and_core_without_pytest():
@@ -266,7 +253,7 @@ def test_frameworks_imported_lazily_and_core_without_pytest():
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_docstring_names_its_layer(module):
     source = MODULES[module].read_text(encoding="utf-8")
-    if not source.strip() or module in KNOWN_NO_LAYER_DOC:
+    if not source.strip():
         return  # an empty package marker (numerics/, reporting/), or pending
     doc = ast.get_docstring(ast.parse(source)) or ""
     assert "Layer:" in doc, f"{MODULES[module]}: say which layer it is and what it may import"

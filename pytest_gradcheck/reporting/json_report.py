@@ -41,6 +41,9 @@ Each ``entry`` has ``key`` ("nodeid::label"), ``nodeid``, ``label``,
 ("pass", "fail", "inconclusive"), "error" for a check that did not finish,
 "xfail" for a failed or unfinished check in a test that xfailed, "xpass" for a
 passed check in a test that xpassed.  ``passed`` is the check's own verdict.
+
+Layer: reporting, report data.  Imports nothing of the package but reporting.files
+(no pytest, no numerics): it reads and writes plain dicts.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ adds details of inconclusive checks and more worst entries.
 Each failure's worst entries and diagnosis are printed once: a check whose test
 failed with its full report in pytest's FAILURES section (``shown_above``) gets
 only its headline and histogram here, and a pointer; ``-v`` repeats everything.
+
+Layer: reporting.  Imports histogram, json_report and safe_text; writes through the
+terminal reporter it is handed (no pytest import).
 """
 
 from __future__ import annotations
