@@ -21,7 +21,7 @@ from .problem import Problem, call_user
 from .refine import MAX_LEVELS, R_FACTOR, Chain, combine, level, real_value, refine
 from .steps import first_steps
 from .stencils import SCHEMES
-from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, Judge
+from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, Judge, tiny_for_eps
 
 #: a first step is "too small" when roundoff alone forces a tolerance above
 #: RHO_TARGET times the scheme's best relative accuracy eps^(p/(p+1))
@@ -110,7 +110,11 @@ def _mark_unresolved(problem, judge, idx, h, numeric, err, verdict, reasons):
     a = problem.analytic[idx]
     fd_bound = SAFETY * err[idx]
     tol = judge.tol_vec(numeric, err)[idx]
-    weak = (verdict[idx] == PASS) & (np.abs(a) > problem.floor[idx]) & (np.abs(-a - numeric[idx]) <= tol)
+    under = f_underflows(problem)
+    # where f underflows, a nonzero gradient below its own dtype's floor (exp(-x^2) at x ~ 27: 1e-317)
+    # is no more verified than one above it: f's differences resolve neither
+    judged = (np.abs(a) > problem.floor[idx]) | ((a != 0) if under else False)
+    weak = (verdict[idx] == PASS) & judged & (np.abs(-a - numeric[idx]) <= tol)
     scheme = SCHEMES[problem.method]
     for c in np.flatnonzero(weak):
         i = int(idx[c])
@@ -123,9 +127,27 @@ def _mark_unresolved(problem, judge, idx, h, numeric, err, verdict, reasons):
                 numeric[i], err[i], verdict[i] = got
                 continue
         verdict[i] = INCONCLUSIVE
+        if under:
+            reasons[i] = (f"unresolved (underflow): fun's values here are below the smallest normal number of "
+                          f"its dtype ({under:.3g}), so they are 0 or subnormal and its finite differences pin "
+                          f"this entry down only to +-{fd_bound[c]:.2g}, more than its value {a[c]:.3g}. Rescale "
+                          f"fun (e.g. return a log-likelihood instead of a likelihood) or move params")
+            continue
         reasons[i] = (f"unresolved: finite differences pin this entry down only to +-{fd_bound[c]:.2g}, more than "
                       f"its value {a[c]:.3g} (f's noise is {getattr(problem, 'sigma', 0.0):.2g}); even a sign "
                       f"error would go unnoticed. Try method='complex', a larger eps, or float64")
+
+
+def f_underflows(problem, sigma=None) -> float:
+    """The smallest normal number of f's dtype when it sets f's noise (f is 0 or subnormal around
+    params: its differences are lost below that number), else 0.0.
+
+    noise.measure_noise puts tiny_f into sigma's floor; when that term is at least half of sigma,
+    nothing f does near params is resolved above the underflow threshold."""
+    eps_f = problem.ev.eps_out or float(np.finfo(np.float64).eps)
+    tiny = tiny_for_eps(eps_f)
+    sigma = getattr(problem, "sigma", None) if sigma is None else sigma
+    return tiny if sigma is not None and tiny >= 0.5 * sigma else 0.0
 
 
 def _first_step(problem, scheme, offs, h, idx):

@@ -6,7 +6,7 @@ problem; ``gradient_noise`` / ``analytic_noise``: the same for the analytic
 gradient, Jacobian or JVP, where they are computed in less than float64.
 
 Layer: numerics, low (above evaluate, trees, pytree).  Imports errors, pytree
-(``build``) and numerics.trees (``flatten_like``); reads a Problem by its
+(``build``), numerics.trees (``flatten_like``) and verdict (``tiny_for_eps``); reads a Problem by its
 attributes, without importing problem.py (which imports this module).
 """
 
@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import GradcheckInputError
 from ..pytree import build
 from .trees import flatten_like
+from .verdict import tiny_for_eps
 
 def measure_noise(problem):
     """Noise sigma of f near x0, measured (Moré & Wild's ECnoise, robust variant).
@@ -40,12 +41,15 @@ def measure_noise(problem):
     repeated values (a staircase: most windows lie on one step; distinct
     values with D3 = 0 are a smooth f whose rounding is the same at points
     this close, and keep the floor).  The result is at least
-    eps_f*|f0| and the spread of repeated calls.
+    eps_f*|f0| + tiny_f and the spread of repeated calls: tiny_f, the smallest
+    normal number of f's dtype, because a value below it is subnormal or 0 (an
+    f that underflows, sum(x^2) at x ~ 1e-200, resolves no change smaller than
+    that, however small its own value).
     """
     ev = problem.ev
     eps_f = ev.eps_out or float(np.finfo(np.float64).eps)
     f0 = float(np.real(ev.f0))
-    floor = max(eps_f * abs(f0), getattr(problem, "repeat_noise", 0.0))
+    floor = max(eps_f * abs(f0) + tiny_for_eps(eps_f), getattr(problem, "repeat_noise", 0.0))
     if problem.method == "complex":
         return floor, eps_f
     buf_eps = max(float(np.finfo(f.dtype).eps) for f in ev.flat)
@@ -79,10 +83,11 @@ def noise_level(problem):
     sigma, eps_f = measure_noise(problem)
     f0 = float(np.real(problem.ev.f0))
     eps_eff = min(max(eps_f, sigma / abs(f0)) if f0 != 0 else eps_f, 1e-2)
-    if sigma > 1e3 * eps_f * abs(f0) and f0 != 0:
+    roundoff = eps_f * abs(f0) + tiny_for_eps(eps_f)  # (tiny: an f0 of 1e-317 has eps*|f0| = 0)
+    if sigma > 1e3 * roundoff and f0 != 0:
         problem.messages.append(
             f"fun is noisy at the {sigma / abs(f0):.1g} level relative to its value (about "
-            f"{sigma / (eps_f * abs(f0)):.0f} units of roundoff); it probably computes in lower precision than it "
+            f"{sigma / roundoff:.0f} units of roundoff); it probably computes in lower precision than it "
             f"returns. Steps and tolerances follow the measured noise")
     problem.sigma, problem.eps_eff = sigma, eps_eff
     return sigma, eps_eff
