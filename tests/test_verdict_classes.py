@@ -36,3 +36,64 @@ def test_underflowing_f_is_inconclusive_and_says_underflow(mode):
     r = check_gradient(lambda v: float(np.sum(v * v)), x, lambda v: 2 * v, mode=mode)
     assert r.status == "inconclusive" and r.passed
     assert "underflow" in str(r)
+
+
+# ---------------------------------------------------------------- staircases
+
+
+def _round3(bug=None):
+    c = np.random.default_rng(3).normal(size=6)
+
+    def fun(x):
+        return float(c @ np.round(x, 3) + 0.5 * x @ x)
+
+    def grad(x):
+        g = c + x
+        return -g if bug == "sign" else g
+
+    return fun, grad, np.random.default_rng(4).normal(size=6)
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_staircase_under_a_smooth_term_is_not_failed_and_named(mode):
+    fun, grad, x = _round3()
+    r = check_gradient(fun, x, grad, mode=mode)
+    assert r.status in ("pass", "inconclusive"), str(r)
+    assert "piecewise constant" in str(r)
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_sign_error_under_a_staircase_still_fails(mode):
+    fun, grad, x = _round3("sign")
+    r = check_gradient(fun, x, grad, mode=mode)
+    assert r.status == "fail", str(r)
+
+
+def test_float32_cast_inside_a_float64_loss_says_float32():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(30, 5)).astype(np.float32)
+
+    def fun(w):
+        return float(np.sum(np.tanh(X @ w.astype(np.float32)))) + 0.5 * float(w @ w)
+
+    def grad(w):
+        t = np.tanh(X @ w.astype(np.float32))
+        return (X.T @ (1 - t * t)).astype(np.float64) + w
+
+    r = check_gradient(fun, rng.normal(size=5), grad, mode="full")
+    assert r.status in ("pass", "inconclusive"), str(r)
+    assert "piecewise constant" in str(r) and "float32" in str(r)
+
+
+def test_a_passing_check_pays_nothing_for_the_staircase_probe(monkeypatch):
+    """The ladder runs only before a failure would be reported."""
+    import pytest_gradcheck.numerics.entries as entries
+
+    calls = []
+    orig = entries.staircase_noise
+    monkeypatch.setattr(entries, "staircase_noise", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    x = np.random.default_rng(1).normal(size=5)
+    r = check_gradient(lambda v: float(np.sum(np.sin(v))), x, lambda v: np.cos(v), mode="full")
+    assert r.status == "pass" and not calls
+    r = check_gradient(lambda v: float(np.sum(np.sin(v))), x, lambda v: -np.cos(v), mode="full")
+    assert r.status == "fail" and calls == [1]

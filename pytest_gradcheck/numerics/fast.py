@@ -67,7 +67,10 @@ scales unchanged (f's noise is near its roundoff, the probe merely needs
 refining), the round goes on with it and the probes already taken stand;
 otherwise (f is noisier: its steps must grow) the probes start again with
 steps and tolerances from the measured noise, at most 2K evaluations having
-been spent.  A passing check thus costs f0, the repeated f0 and 2K
+been spent.  Before a full probe's failure stands, f's noise is measured once more at the
+probes' own scale (noise.staircase_noise: a float32 staircase hidden under a smooth float64
+term is invisible at params); if it reveals stairs, the round starts again with their noise.
+A passing check thus costs f0, the repeated f0 and 2K
 evaluations: 22 whatever n (full mode: 2n); torch's fast mode costs 2 per
 input tensor plus f0 and a backward pass.
 
@@ -105,7 +108,7 @@ from ..errors import GradcheckInputError
 from ..frameworks.base import MIN_BATCH_ROWS
 from .assemble import assemble, nondeterministic_result
 from .entries import entry_estimates, f_underflows
-from .noise import measure_noise, noise_level
+from .noise import adopt_staircase, measure_noise, noise_level, staircase_noise
 from .refine import MAX_LEVELS, R_FACTOR, Chain, real_value
 from .stencils import COMPLEX_STEP, SCHEMES
 from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, Judge, tiny_for_eps
@@ -305,6 +308,14 @@ class _Fast:
             pr.D, pr.P, pr.err, pr.verdict, pr.reason = D, P, R0, PASS, ""
         else:
             self._refine(pr, d, D, P, fwd, bwd, floor)
+            if pr.verdict == FAIL and lo == 0 and hi == self.p.n and not self.judge.explicit \
+                    and not getattr(self.p, "stairs_checked", False):
+                # before a failure stands: f's noise at the probes' scale (noise.staircase_noise); a
+                # staircase hidden under a smooth term means a fresh round with its noise
+                found = staircase_noise(self.p, self.h * self.scale)
+                if found is not None:
+                    adopt_staircase(self.p, found)
+                    return None
         pr.tol = self._tol(pr.err, floor)
         diff = abs(pr.P - pr.D)
         pr.ratio = diff / pr.tol if pr.tol > 0 else (0.0 if diff == 0 else math.inf)
@@ -330,7 +341,8 @@ class _Fast:
 
     def run(self, signs):
         """The K probes along ``signs`` over all entries; stops at a confirmed failure (to localise
-        it).  None when a round at the assumed noise has to start again with the measured one."""
+        it).  None when the round has to start again: at the assumed noise, with the measured one;
+        or when a failing probe revealed a staircase (noise.staircase_noise), with its noise."""
         n = self.p.n
         self.prefetch([s * self.scale for s in signs])
         probes = []
@@ -505,9 +517,10 @@ def check_fast(problem, n_probes: int | None = None):
         # agree the noise is measured; the round goes on with it unless it moves the steps.
         fx = _Fast(problem, judge, K, assume_least_noise=True)
         probes = fx.run(signs)
-    if probes is None:
-        fx = _Fast(problem, judge, K)
-        probes = fx.run(signs)
+    for _ in range(2):  # a round with the measured noise; one more if it reveals a staircase
+        if probes is None:
+            fx = _Fast(problem, judge, K)
+            probes = fx.run(signs)
     if fx.complex:
         _check_complex_analytic(fx, signs[0], probes[0])
 
