@@ -97,3 +97,52 @@ def test_a_passing_check_pays_nothing_for_the_staircase_probe(monkeypatch):
     assert r.status == "pass" and not calls
     r = check_gradient(lambda v: float(np.sum(np.sin(v))), x, lambda v: -np.cos(v), mode="full")
     assert r.status == "fail" and calls == [1]
+
+
+# ---------------------------------------------------------------- several kinks at once
+
+
+def _zero_row_relu(patch=None):
+    """A dense layer + ReLU with a zero bias and an all-zero input row: one entry of that row moves
+    all 7 units of the row across their kink at once."""
+    rng = np.random.default_rng(41)
+    V, T = rng.normal(size=(7, 3)), rng.normal(size=(4, 3))
+    X = rng.normal(size=(4, 5))
+    X[2] = 0.0
+    p = {"X": X, "W": rng.normal(size=(5, 7)), "b": np.zeros(7)}
+
+    def fun(q):
+        H = np.maximum(q["X"] @ q["W"] + q["b"], 0.0)
+        return float(0.5 * np.sum((H @ V - T) ** 2))
+
+    def grad(q):
+        Z = q["X"] @ q["W"] + q["b"]
+        dZ = ((np.maximum(Z, 0.0) @ V - T) @ V.T) * (Z > 0)
+        g = {"X": dZ @ q["W"].T, "W": q["X"].T @ dZ, "b": dZ.sum(axis=0)}
+        if patch is not None:
+            g["X"] = g["X"].copy()
+            g["X"][2, 1] += patch
+        return g
+
+    return fun, grad, p
+
+
+def test_several_kinks_at_once_are_inconclusive_not_failed():
+    """The corpus case whose zero row put X[1, 0] outside its one-sided derivatives (failed before)."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from corpus.real_code import REAL_CORRECT
+
+    case = next(c for c in REAL_CORRECT if c.name == "dense_relu_zero_rows_zero_bias")
+    r = check_gradient(case.fun, case.params(), case.grad, mode="full")
+    assert r.status == "inconclusive", str(r)
+    assert "several kinks at once" in str(r)
+
+
+def test_a_value_beyond_every_nearby_gradient_still_fails_at_a_multi_kink():
+    fun, grad, p = _zero_row_relu(patch=1e3)
+    r = check_gradient(fun, p, grad, mode="full")
+    assert r.status == "fail", str(r)
+    assert r.worst[0].where == "X[2, 1]" and "bug at the kink" in r.worst[0].reason

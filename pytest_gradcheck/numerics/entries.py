@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ..frameworks.outputs import scalar_of
+from .kinks import Nudges, judge_several_kinks
 from .noise import adopt_staircase, noise_level, staircase_noise
 from .problem import Problem, call_user
 from .refine import MAX_LEVELS, R_FACTOR, Chain, combine, level, real_value, refine
@@ -74,11 +75,15 @@ def entry_estimates(problem: Problem, judge: Judge, idx: np.ndarray):
     tol = judge.tol_vec(numeric, err)[idx]
     todo = np.flatnonzero(~(np.abs(D - a) <= tol))
     fwd, bwd = _onesided(offs, vals, actual, f0, scheme.uses_center)
+    kinks: dict[int, tuple] = {}
     for c in todo:
         i = int(idx[c])
-        numeric[i], err[i], verdict[i], why = refine(problem, judge, scheme, i, h[c], D[c], fwd[c], bwd[c], sigma)
+        numeric[i], err[i], verdict[i], why = refine(problem, judge, scheme, i, h[c], D[c], fwd[c], bwd[c], sigma,
+                                                     kinks)
         if why:
             reasons[i] = why
+    if kinks and not judge.explicit:
+        _several_kinks(problem, judge, kinks, scheme, sigma, eps_eff, verdict, reasons)
     if todo.size and (verdict[idx[todo]] == FAIL).any() and not judge.explicit \
             and not getattr(problem, "stairs_checked", False):
         # before a failure is reported: is f's noise at the steps' scale what was measured at params?
@@ -100,6 +105,17 @@ def entry_estimates(problem: Problem, judge: Judge, idx: np.ndarray):
             return numeric, err, verdict, reasons
     _mark_unresolved(problem, judge, idx, h, numeric, err, verdict, reasons)
     return numeric, err, verdict, reasons
+
+
+def _several_kinks(problem, judge, kinks, scheme, sigma, eps_eff, verdict, reasons):
+    """Entries failed outside their one-sided derivatives: judged again against the one-sided
+    derivatives at points nudged off params (kinks.py: one move may cross several kinks).
+    Evaluations of f, counted in n_evals."""
+    nudges = getattr(problem, "nudges", None)
+    if nudges is None:
+        nudges = problem.nudges = Nudges(problem, first_steps(problem, scheme, sigma, eps_eff))
+    for i, k in kinks.items():
+        verdict[i], reasons[i] = judge_several_kinks(problem, judge, i, k, nudges, sigma)
 
 
 def _larger_steps(problem, judge, scheme, i, h):
