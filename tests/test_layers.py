@@ -35,6 +35,7 @@ LAYERS = [
     ("numerics: noise", ["numerics.noise"]),
     ("numerics: the prepared problem", ["numerics.problem"]),
     ("numerics: refinement, diagnosis", ["numerics.refine", "numerics.diagnose"]),
+    ("numerics: several kinks at once (judges refinement's kink failures)", ["numerics.kinks"]),
     ("numerics: entry-wise estimates, result assembly", ["numerics.entries", "numerics.assemble"]),
     ("numerics: full and fast mode", ["numerics.full", "numerics.fast"]),
     ("numerics: public checks", ["numerics.check", "numerics.vector"]),
