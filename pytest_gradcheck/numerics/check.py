@@ -49,8 +49,12 @@ def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=N
         probe_count(n_probes)
     problem = Problem(fun, params, grad, method, eps, atol, rtol, int(seed),
                       vectorized=vectorized, batch_memory=batch_memory)
+    result = None
     if mode != "full":
         from . import fast  # lazily: full mode does not need it
         if mode == "fast" or fast.prefers_fast(problem):
-            return fast.check_fast(problem, n_probes)
-    return full_check(problem)
+            result = fast.check_fast(problem, n_probes)
+    if result is None:
+        result = full_check(problem)
+    problem.check_untouched("fun")  # a mutation of fun's data after the first calls voids the result
+    return result

@@ -164,7 +164,7 @@ def _stage_a_calls(ev, problem, offs, actual, vals, idx):
     js = ev.local[idx].tolist()
     points = [(x0[idx] + actual[t]).tolist() for t in range(T)]
     out = [[None] * m for _ in range(T)]
-    flats, alias, fun, tree = ev.flat, ev.alias, ev.fun, ev.tree
+    flats, alias, fun, make_tree, objs = ev.flat, ev.alias, ev.fun, ev.make_tree, ev.objs
     done = 0
     try:
         for c in range(m):
@@ -174,7 +174,7 @@ def _stage_a_calls(ev, problem, offs, actual, vals, idx):
                 old = flat[j]
                 for t in range(T):
                     flat[j] = points[t][c]
-                    out[t][c] = fun(tree)
+                    out[t][c] = fun(make_tree(objs))  # a fresh container: see Evaluator
                 flat[j] = old
             else:
                 for t in range(T):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.outputs import scalar_of
-from ..pytree import TreeSpec, build
+from ..pytree import TreeSpec, builder
 
 
 class Evaluator:
@@ -44,7 +44,9 @@ class Evaluator:
                      for leaf, b in zip(spec.leaves, self.buffers)]
         self.base_objs = list(self.objs)  # put back after a perturbation instead of rebuilt
         self.alias = [self._aliases(k) for k in range(len(spec.leaves))]
-        self.tree = build(spec, lambda k, leaf: self.objs[k])
+        # fun gets a new container structure on every call (same leaf objects): a fun that rebinds
+        # p["w"] in what it got ("make a local copy") cannot cut the next call off the buffers
+        self.make_tree = builder(spec)
         offsets = np.array([leaf.offset for leaf in spec.leaves], dtype=np.int64)
         sizes = np.array([leaf.size for leaf in spec.leaves], dtype=np.int64)
         self.leaf_of = np.repeat(np.arange(len(spec.leaves)), sizes)
@@ -64,19 +66,23 @@ class Evaluator:
         flat[0] = old
         return bool(seen)
 
+    @property
+    def tree(self):
+        """A fresh pytree of the current leaf objects (what fun is called with)."""
+        return self.make_tree(self.objs)
+
     def buffer_dtype(self, i: int) -> np.dtype:
         return self.flat[self.leaf_of[i]].dtype
 
     def _refresh(self, k: int) -> None:
         leaf = self.spec.leaves[k]
         self.objs[k] = leaf.adapter.leaf_from_buffer(self.buffers[k], leaf.original)
-        self.tree = build(self.spec, lambda kk, lf: self.objs[kk])
 
     def call(self):
         """fun at the current buffers -> python scalar (float or complex)."""
         self.n_evals += 1
         try:
-            out = self.fun(self.tree)
+            out = self.fun(self.make_tree(self.objs))
         except GradcheckInputError:
             raise
         except Exception as e:  # noqa: BLE001
@@ -151,7 +157,6 @@ class Evaluator:
     def _put_back(self, k: int) -> None:
         """The base-point leaf object again (no device copy for jax / CUDA leaves)."""
         self.objs[k] = self.base_objs[k]
-        self.tree = build(self.spec, lambda kk, lf: self.objs[kk])
 
     def restore(self) -> None:
         for k, base in enumerate(self.base_flat):

@@ -22,6 +22,7 @@ from ..frameworks.base import batched_agrees
 from ..pytree import build, unravel
 from .evaluate import Evaluator
 from .noise import gradient_noise
+from .reach import Reach
 from .steps import entry_scales
 from .stencils import METHODS
 from .trees import flatten, flatten_like
@@ -57,8 +58,13 @@ class Problem:
         if bad.any():
             path, idx = unravel(self.spec, int(np.flatnonzero(bad)[0]))
             raise GradcheckInputError(f"params is not finite at {path}{list(idx) if idx else ''}")
+        # the arrays fun and grad can reach besides params (closures, globals, self): a change
+        # to one of them is named as in-place mutation, not mistaken for nondeterminism
+        self.reach = Reach({"fun": fun, "grad": grad if callable(grad) else None})
         self.analytic, self.eps_a = self._analytic(grad)
+        self.check_untouched("grad" if callable(grad) else "fun")
         self.ev = self._evaluator()
+        self.check_untouched("fun")
         self.leaf_of = self.ev.leaf_of
         self._scales()
         self.batched = self._batched()
@@ -193,10 +199,24 @@ class Problem:
         self.grad_noise = gradient_noise(self)
         self.grad_scale, self.floor = analytic_floor(self.spec, self.analytic, self.eps_a, self.grad_noise)
 
+    def check_untouched(self, who: str) -> None:
+        """GradcheckInputError when an array fun or grad can reach changed since the check began
+        (``who`` ran last).  The arrays are not restored: the caller's arrays are not ours to write."""
+        got = self.reach.changed()
+        if got is None:
+            return
+        owner, where = got
+        raise GradcheckInputError(
+            f"{who} modified an array in place that it does not own: {where} (reached from {owner}) changed "
+            f"during the check. A checked function must not change its inputs or the data it closes over: "
+            f"e.g. `dout = R; dout[x <= 0] = 0` writes into R (copy first: `dout = R.copy()`). Every later call "
+            f"would see other data, so the finite differences would not be of the same function")
+
     def check_base(self):
         """Repeat f at the base point and the gradient: nondeterminism fails the check."""
         f0 = self.ev.f0
         f1 = self.ev.call()
+        self.check_untouched("fun")
         msgs = []
         self.repeat_noise = abs(f1 - f0) if np.isfinite(f1) else math.inf
         eps_f = self.ev.eps_out or float(np.finfo(np.float64).eps)

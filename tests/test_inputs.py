@@ -1,0 +1,98 @@
+"""Inputs real users pass (issue 12, items 4-7): what fun may do to its argument, non-finite
+entries, (value, grad) objectives, and clear errors instead of raw ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_gradcheck import GradcheckInputError, check_gradient
+
+
+# -- fun and grad cannot defeat the evaluator; mutation is named --------------------------------
+
+
+def test_fun_gets_a_fresh_container_on_every_call():
+    seen = []
+    x = {"w": np.array([0.3, -0.7]), "nested": [np.array(1.5), {"b": np.array([2.0])}]}
+
+    def fun(p):
+        seen.append((id(p), id(p["nested"]), id(p["nested"][1])))
+        p["w"] = p["w"] * 1.0                    # rebinding: cuts this container off the buffers
+        p["nested"][1]["b"] = p["nested"][1]["b"].copy()
+        p["nested"].append("junk")               # growing a list the evaluator handed out
+        return float(np.sum(np.sin(p["w"])) + p["nested"][0] ** 2 + np.sum(p["nested"][1]["b"] ** 3))
+
+    def grad(p):
+        return {"w": np.cos(p["w"]), "nested": [2 * p["nested"][0], {"b": 3 * p["nested"][1]["b"] ** 2}]}
+
+    r = check_gradient(fun, x, grad, mode="full")
+    assert r.status == "pass", r
+    # a container is never handed out twice while its predecessor is alive
+    assert len(set(seen)) > 1
+    assert x["nested"] == x["nested"][:2]        # the caller's containers were never handed to fun
+
+
+def test_fun_mutating_a_captured_array_is_named_not_called_nondeterministic():
+    rng = np.random.default_rng(3)
+    R = rng.normal(size=5)
+    R_before = R.copy()
+
+    def fun(p):
+        out = R
+        out *= 0.999                             # in place on the test's R: every call sees other data
+        return float(p @ out)
+
+    def grad(p):
+        return R.copy()
+
+    with pytest.raises(GradcheckInputError, match=r"fun modified an array.*\bR\b") as info:
+        check_gradient(fun, rng.normal(size=5), grad, mode="full")
+    assert "nondeterministic" not in str(info.value)
+    assert not np.array_equal(R, R_before)       # the checker reports; it does not write the caller's R back
+
+
+def test_bound_method_mutating_self_is_named():
+    class Layer:
+        def __init__(self):
+            self.cache = np.ones(3)
+
+        def loss(self, p):
+            self.cache += 1.0                    # accumulates across calls
+            return float(np.sum(p * p) + 0 * self.cache.sum())
+
+        def grad(self, p):
+            return 2 * p
+
+    layer = Layer()
+    with pytest.raises(GradcheckInputError, match=r"self\.cache"):
+        check_gradient(layer.loss, np.array([0.1, 0.2, 0.3]), layer.grad)
+
+
+def test_helper_function_closing_over_data_is_watched():
+    dout = np.ones(4)
+    weights = np.ones(4)
+
+    def backward(p):
+        g = dout                                 # cs231n-style: zeroes the upstream gradient
+        g[p <= 0] = 0
+        return g
+
+    def fun(p):
+        return float(np.sum(np.maximum(p, 0) * weights))
+
+    def grad(p):
+        return backward(p)
+
+    with pytest.raises(GradcheckInputError, match=r"grad modified an array.*backward -> dout"):
+        check_gradient(fun, np.array([0.5, -0.5, 1.0, -2.0]), grad)
+
+
+def test_read_only_closures_pass_and_params_stay_untouched():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(6, 3))
+    w = rng.normal(size=3)
+    w0 = w.copy()
+    r = check_gradient(lambda p: float(np.sum((X @ p) ** 2)), w, lambda p: 2 * X.T @ (X @ p), mode="full")
+    assert r.status == "pass", r
+    assert np.array_equal(w, w0)
