@@ -49,6 +49,9 @@ class TreeSpec:
     node: Any
     leaves: list
     size: int
+    #: flat entries held fixed (a bool mask: params' non-finite entries, e.g. -inf masks), or None.
+    #: A gradient read in this layout may hold anything there; it is read as 0 (trees.flatten_like)
+    held: Any = None
 
 
 def child_path(parent: str, key, top: bool) -> str:

@@ -96,3 +96,79 @@ def test_read_only_closures_pass_and_params_stay_untouched():
     r = check_gradient(lambda p: float(np.sum((X @ p) ** 2)), w, lambda p: 2 * X.T @ (X @ p), mode="full")
     assert r.status == "pass", r
     assert np.array_equal(w, w0)
+
+
+# -- non-finite entries in params: held fixed, counted, the rest checked -------------------------
+
+
+def _masked_rows():
+    rng = np.random.default_rng(6)
+    S = rng.normal(size=(3, 4))
+    S[0, 2:] = -np.inf
+    S[2, 0] = -np.inf
+    T = rng.normal(size=(3, 4))
+
+    def fun(S):
+        E = np.exp(S - S.max(axis=1, keepdims=True))
+        return float(np.sum(E / E.sum(axis=1, keepdims=True) * T))
+
+    def grad(S):
+        E = np.exp(S - S.max(axis=1, keepdims=True))
+        A = E / E.sum(axis=1, keepdims=True)
+        return A * (T - np.sum(T * A, axis=1, keepdims=True))
+
+    return S, fun, grad
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_non_finite_entries_are_held_fixed(mode):
+    S, fun, grad = _masked_rows()
+    S0 = S.copy()
+    seen = []
+    r = check_gradient(lambda p: seen.append(p[0, 2]) or fun(p), S, grad, mode=mode)
+    assert r.status == "pass", r
+    assert set(seen) == {-np.inf}                 # fun never saw a held entry move
+    assert r.n_held == 3 and r.to_dict()["n_held"] == 3
+    if mode == "full":
+        assert r.n_checked == S.size - 3
+    assert "3 non-finite entries of params held fixed and not checked" in str(r)
+    assert "params[0, 2] = -inf" in str(r)
+    assert np.array_equal(S, S0)
+
+
+def test_non_finite_entries_do_not_hide_a_bug_and_grad_may_write_anything_there():
+    S, fun, grad = _masked_rows()
+
+    def grad_nan_at_mask(p):
+        g = grad(p)
+        g[~np.isfinite(p)] = np.nan                # not read: those entries are not checked
+        return g
+
+    assert check_gradient(fun, S, grad_nan_at_mask).status == "pass"
+    r = check_gradient(fun, S, lambda p: 1.5 * grad(p), mode="full")
+    assert r.status == "fail"
+
+
+def test_non_finite_gradient_at_a_finite_entry_is_still_an_error():
+    S, fun, grad = _masked_rows()
+
+    def bad(p):
+        g = grad(p)
+        g[1, 1] = np.nan
+        return g
+
+    with pytest.raises(GradcheckInputError, match=r"grad is not finite at params\[1, 1\]"):
+        check_gradient(fun, S, bad)
+
+
+def test_params_with_no_finite_entry_is_refused():
+    with pytest.raises(GradcheckInputError, match="no finite entry"):
+        check_gradient(lambda p: 0.0, np.full(3, -np.inf), lambda p: np.zeros(3))
+
+
+def test_torch_mask_by_autograd():
+    torch = pytest.importorskip("torch")
+    S = torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    S[0, 1:] = -torch.inf
+    r = check_gradient(lambda s: (torch.softmax(s, 1) ** 2).sum(), S)
+    assert r.status == "pass" and r.n_held == 3, r

@@ -22,7 +22,8 @@ from ..pytree import TreeSpec, builder
 class Evaluator:
     """Evaluates ``fun`` at the base point with single entries perturbed."""
 
-    def __init__(self, fun, spec: TreeSpec, x0: np.ndarray, dtypes: list, numpy_leaves: bool = False):
+    def __init__(self, fun, spec: TreeSpec, x0: np.ndarray, dtypes: list, numpy_leaves: bool = False,
+                 held: np.ndarray | None = None):
         self.fun = fun
         self.spec = spec
         self.x0 = x0
@@ -38,6 +39,8 @@ class Evaluator:
         # leaves whose buffers hold fewer digits than float64: a point written there is rounded
         self.narrow = [k for k, f in enumerate(self.flat) if f.dtype.kind == "f" and f.dtype != np.float64]
         self._work = None  # one n-vector reused by along()
+        # entries held fixed (non-finite in params): x - x0 is inf - inf there, the step taken is 0
+        self.held = None if held is None else np.flatnonzero(held)
         # numpy_leaves: fun takes the buffers themselves (Adapter.takes_numpy_leaves), so they alias
         self.numpy_leaves = numpy_leaves
         self.objs = [b if numpy_leaves else leaf.adapter.leaf_from_buffer(b, leaf.original)
@@ -58,7 +61,7 @@ class Evaluator:
         if flat.size == 0 or not (self.numpy_leaves or leaf.adapter.aliases_buffer):
             return False
         old = flat[0]
-        flat[0] = old * 0.5 if old != 0 else 1
+        flat[0] = old * 0.5 if (old != 0 and np.isfinite(old)) else 1  # a value that differs from old
         try:
             seen = np.asarray(leaf.adapter.to_numpy(self.objs[k])).reshape(-1)[0] == flat[0]
         except Exception:
@@ -136,7 +139,12 @@ class Evaluator:
                         self._refresh(k)
                 for k in self.narrow:
                     work[self.slices[k]] = self.flat[k]
-                np.subtract(work, x0, out=work)
+                if self.held is None:
+                    np.subtract(work, x0, out=work)
+                else:
+                    with np.errstate(invalid="ignore"):  # inf - inf at the entries held fixed
+                        np.subtract(work, x0, out=work)
+                    work[self.held] = 0.0
                 proj = float(a @ work)
                 out.append((self.call(), proj))
         finally:
@@ -170,11 +178,11 @@ class Evaluator:
             obj = self.objs[k]
             if self.alias[k] and tuple(getattr(obj, "shape", ())) == tuple(leaf.shape):
                 # the object views the buffer: compare the buffer itself, no copy out of the framework
-                if not np.array_equal(self.flat[k], self.base_flat[k]):
+                if not np.array_equal(self.flat[k], self.base_flat[k], equal_nan=True):
                     return leaf.path
                 continue
             cur = np.asarray(leaf.adapter.to_numpy(self.objs[k]), dtype=np.complex128 if np.iscomplexobj(self.flat[k]) else np.float64).reshape(-1)
             base = self.x0[leaf.slice].astype(self.flat[k].dtype).astype(cur.dtype)
-            if cur.shape != base.shape or not np.array_equal(cur, base):
+            if cur.shape != base.shape or not np.array_equal(cur, base, equal_nan=True):
                 return leaf.path
         return None

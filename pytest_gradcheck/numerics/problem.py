@@ -54,10 +54,7 @@ class Problem:
         if self.spec.size == 0:
             raise GradcheckInputError("params is empty: there is nothing to check")
         self.n = self.spec.size
-        bad = ~np.isfinite(self.x0)
-        if bad.any():
-            path, idx = unravel(self.spec, int(np.flatnonzero(bad)[0]))
-            raise GradcheckInputError(f"params is not finite at {path}{list(idx) if idx else ''}")
+        self.held = self._held()
         # the arrays fun and grad can reach besides params (closures, globals, self): a change
         # to one of them is named as in-place mutation, not mistaken for nondeterminism
         self.reach = Reach({"fun": fun, "grad": grad if callable(grad) else None})
@@ -68,6 +65,27 @@ class Problem:
         self.leaf_of = self.ev.leaf_of
         self._scales()
         self.batched = self._batched()
+
+    def _held(self):
+        """The non-finite entries of params (-inf attention masks): held fixed at their values, not
+        checked (a bool mask), or None.  Every step along a direction leaves them where they are
+        (their scale L is 0; inf + a finite step is inf), and the gradient is not read there."""
+        bad = ~np.isfinite(self.x0)
+        if not bad.any():
+            return None
+        if bad.all():
+            raise GradcheckInputError("params has no finite entry: there is nothing to check "
+                                      "(non-finite entries are held fixed and not checked)")
+        where = []
+        for i in np.flatnonzero(bad)[:3]:
+            path, idx = unravel(self.spec, int(i))
+            where.append(f"{path}{list(idx) if idx else ''} = {self.x0[i]}")
+        n_bad = int(bad.sum())
+        self.messages.append(
+            f"{n_bad} non-finite entr{'y' if n_bad == 1 else 'ies'} of params held fixed and not checked "
+            f"({', '.join(where)}{', ...' if n_bad > 3 else ''}); the {self.n - n_bad} finite entries are checked")
+        self.spec.held = bad
+        return bad
 
     # -- the analytic side -------------------------------------------------
     def native_tree(self):
@@ -126,7 +144,7 @@ class Problem:
             # the native attempt needs no x64-style wrapper unless some buffer is still wide (and a
             # wrapper may be what fails: jax retraces fun inside its x64 context, which some funs do not survive)
             wrapped = nfun if any(np.dtype(d) == np.dtype(wide) for d in dtypes) else self.fun
-            ev = Evaluator(wrapped, self.spec, self.x0, dtypes)
+            ev = Evaluator(wrapped, self.spec, self.x0, dtypes, held=self.held)
             try:
                 f0 = ev.call()
             except GradcheckInputError:
@@ -195,9 +213,14 @@ class Problem:
 
     def _scales(self):
         """Per-entry scale L (for steps) and per-leaf rms of the analytic gradient (for floors)."""
-        self.L, self.room = entry_scales(self.x0, self.spec)
+        held = self.held
+        self.L, self.room = entry_scales(self.x0 if held is None else np.where(held, 0.0, self.x0), self.spec)
+        if held is not None:
+            self.L[held] = self.room[held] = 0.0  # no step moves an entry that is held fixed
         self.grad_noise = gradient_noise(self)
         self.grad_scale, self.floor = analytic_floor(self.spec, self.analytic, self.eps_a, self.grad_noise)
+        if held is not None:
+            self.grad_scale[held] = self.floor[held] = 0.0  # nothing is judged there
 
     def check_untouched(self, who: str) -> None:
         """GradcheckInputError when an array fun or grad can reach changed since the check began
@@ -247,7 +270,7 @@ def _numpy_leaf_evaluator(nfun, spec, x0, dtypes, f0):
     """An evaluator handing fun views of its buffers (Adapter.takes_numpy_leaves), if fun gives the
     very same value with them at the base point; None otherwise.  Its count of evaluations starts
     at 2: the call made with framework leaves and the confirming one."""
-    ev = Evaluator(nfun, spec, x0, dtypes, numpy_leaves=True)
+    ev = Evaluator(nfun, spec, x0, dtypes, numpy_leaves=True, held=spec.held)
     try:
         v = ev.call()
     except GradcheckInputError:
@@ -265,6 +288,8 @@ def _modified(spec, tree, x0):
     vec, _ = flatten_like(tree, spec, "params")
     for leaf in spec.leaves:
         base = x0[leaf.slice].astype(leaf.dtype).astype(np.float64)
+        if spec.held is not None:  # read as 0 there by flatten_like; compare the finite entries
+            base = np.where(spec.held[leaf.slice], 0.0, base)
         if not np.array_equal(vec[leaf.slice], base):
             return leaf.path
     return None

@@ -71,6 +71,8 @@ def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, 
     Returns the float64 vector and, per leaf, the numpy dtype of the values.
     Raises GradcheckInputError naming the leaf on any structural mismatch.
     ``None`` for a leaf means a zero gradient (as torch's autograd.Function does).
+    Entries ``spec.held`` marks (params' non-finite entries, not checked) may hold anything;
+    they are read as 0.
     """
     out = np.zeros(spec.size)
     dtypes: list = [np.dtype(np.float64)] * len(spec.leaves)
@@ -103,6 +105,9 @@ def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, 
                     raise GradcheckInputError(
                         f"{what} leaf {leaf.path!r} has shape {tuple(v.shape)} but params leaf has shape {leaf.shape}{hint}")
             vals = v.astype(np.float64, copy=False).ravel()
+            held = None if spec.held is None else spec.held[leaf.slice]
+            if held is not None and held.any():
+                vals = np.where(held, 0.0, vals)  # not checked: whatever grad wrote there is not read
             if not np.isfinite(vals).all():
                 bad = ~np.isfinite(vals)
                 j = int(np.flatnonzero(bad)[0])
