@@ -128,7 +128,7 @@ def module_models(module) -> list[ModelSpec]:
             continue
         grad = ns.get(f"{attr}_grad") or ns.get(f"grad_{attr}")
         params = ns.get(f"{attr}_params", _MISSING)
-        if callable(grad) and params is not _MISSING and not _is_fixture(grad) and not _is_fixture(params):
+        if (callable(grad) or grad is True) and params is not _MISSING and not _is_fixture(grad) and not _is_fixture(params):
             found.append(ModelSpec(name=attr, fun=obj, grad=grad, params=params, module=modname, origin="convention"))
     found.extend(_autograd_functions(module))
     seen: dict = {}

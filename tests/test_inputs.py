@@ -172,3 +172,45 @@ def test_torch_mask_by_autograd():
     S[0, 1:] = -torch.inf
     r = check_gradient(lambda s: (torch.softmax(s, 1) ** 2).sum(), S)
     assert r.status == "pass" and r.n_held == 3, r
+
+
+# -- fun returning (value, grad): grad=True, the scipy.optimize.minimize(jac=True) convention ------
+
+
+def _quad(p):
+    return float(p @ p + np.sin(p[0])), 2 * p + np.array([np.cos(p[0]), 0.0, 0.0])
+
+
+def test_value_and_grad_fun_once_per_point_and_vectorized():
+    calls = []
+
+    def fun(p):
+        calls.append(1)
+        return _quad(p)
+
+    r = check_gradient(fun, np.array([0.3, -1.0, 2.0]), True, mode="full")
+    assert r.status == "pass", r
+    assert len(calls) == r.n_evals + 2          # + the gradient at params, read twice (nondeterminism)
+
+    def batched(p):                             # leading batch axis: values (B,), gradients (B, 3)
+        return np.sum(p * p, axis=-1), 2 * p
+
+    r = check_gradient(batched, np.array([0.3, -1.0, 2.0]), True, vectorized=True)
+    assert r.status == "pass", r
+
+
+def test_value_and_grad_bug_fails():
+    r = check_gradient(lambda p: (_quad(p)[0], 1.01 * _quad(p)[1]), np.array([0.3, -1.0, 2.0]), True)
+    assert r.status == "fail"
+
+
+@pytest.mark.parametrize("fun, grad, match", [
+    (lambda p: float(p @ p), True, r"grad=True means fun returns \(value, gradient\).*returned float"),
+    (lambda p: (1.0, 2.0, 3.0), True, r"grad=True.*tuple of length 3"),
+    (_quad, lambda p: 2 * p, r"returned a tuple of two.*pass grad=True"),
+    (_quad, None, r"grad is required.*or grad=True when fun returns \(value, gradient\)"),
+    (_quad, False, r"grad must be callable, None .* or True"),
+])
+def test_value_and_grad_misuse_is_explained(fun, grad, match):
+    with pytest.raises(GradcheckInputError, match=match):
+        check_gradient(fun, np.array([0.3, -1.0, 2.0]), grad)

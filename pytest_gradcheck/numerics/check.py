@@ -27,7 +27,8 @@ def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=N
 
     fun(params) returns a scalar; params is an array, a number, or a dict / list /
     tuple of them; grad(params) returns the same structure (``None``: use the
-    framework's autodiff, torch or jax).  ``method``: "central" (default),
+    framework's autodiff, torch or jax; ``True``: fun returns (value, gradient),
+    the scipy.optimize.minimize(jac=True) convention).  ``method``: "central" (default),
     "forward", "backward", "central4" (5-point) or "complex" (complex step, for
     complex-analytic code).  ``eps``: first step (absolute); by default one per
     entry from the error model.  ``atol``/``rtol``: switch from the error-model

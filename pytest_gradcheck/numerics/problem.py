@@ -49,7 +49,10 @@ class Problem:
         self.method, self.eps, self.atol, self.rtol, self.seed, self.kind = method, eps, atol, rtol, seed, kind
         self.messages: list[str] = []
         self.rng = np.random.default_rng(seed)
-        self.fun = fun
+        if grad is True:  # scipy.optimize.minimize(jac=True): fun returns (value, gradient)
+            self.fun, grad = value_part(fun), gradient_part(fun)
+        else:
+            self.fun = fun
         self.x0, self.spec = flatten(params)
         if self.spec.size == 0:
             raise GradcheckInputError("params is empty: there is nothing to check")
@@ -57,9 +60,10 @@ class Problem:
         self.held = self._held()
         # the arrays fun and grad can reach besides params (closures, globals, self): a change
         # to one of them is named as in-place mutation, not mistaken for nondeterminism
-        self.reach = Reach({"fun": fun, "grad": grad if callable(grad) else None})
+        self.reach = Reach({"fun": fun, "grad": None if getattr(grad, "value_and_grad", False) or not callable(grad)
+                            else grad})
         self.analytic, self.eps_a = self._analytic(grad)
-        self.check_untouched("grad" if callable(grad) else "fun")
+        self.check_untouched("grad" if callable(grad) and not getattr(grad, "value_and_grad", False) else "fun")
         self.ev = self._evaluator()
         self.check_untouched("fun")
         self.leaf_of = self.ev.leaf_of
@@ -106,13 +110,18 @@ class Problem:
                         return g
                 raise GradcheckInputError(
                     "grad is required for plain numpy functions: pass grad=<function returning the gradient "
-                    "of fun in the structure of params> (torch and jax can supply it by autodiff)")
+                    "of fun in the structure of params> (torch and jax can supply it by autodiff), or grad=True "
+                    "when fun returns (value, gradient) as scipy.optimize.minimize(jac=True) objectives do")
         else:
             if not callable(grad):
-                raise GradcheckInputError(f"grad must be callable; got {type(grad).__name__}")
+                raise GradcheckInputError(
+                    f"grad must be callable, None (torch/jax autodiff) or True (fun returns (value, gradient), "
+                    f"as scipy.optimize.minimize(jac=True) objectives do); got {type(grad).__name__}")
+
+            what = "fun (grad=True: it returns (value, gradient))" if getattr(grad, "value_and_grad", False) else "grad"
 
             def gradient(tree):
-                return call_user(grad, tree, what="grad")
+                return call_user(grad, tree, what=what)
         self.gradient_of = gradient  # params tree -> analytic gradient tree
         tree = self.native_tree()
         vec, dtypes = flatten_like(gradient(tree), self.spec, "grad")
@@ -293,6 +302,31 @@ def _modified(spec, tree, x0):
         if not np.array_equal(vec[leaf.slice], base):
             return leaf.path
     return None
+
+
+def _split(out):
+    """(value, gradient) from what a grad=True fun returned; GradcheckInputError otherwise."""
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        return out
+    got = f"a {type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list)) else type(out).__name__
+    raise GradcheckInputError(f"grad=True means fun returns (value, gradient), as scipy.optimize.minimize(jac=True) "
+                              f"objectives do; it returned {got}")
+
+
+def value_part(fun):
+    """fun for the numeric side of a grad=True check: the value only (the gradient it also returns is
+    computed and dropped; perturbed points need only the value)."""
+    def value(tree):
+        return _split(fun(tree))[0]
+    return value
+
+
+def gradient_part(fun):
+    """grad for a grad=True check: the gradient fun returns with its value at params."""
+    def gradient(tree):
+        return _split(fun(tree))[1]
+    gradient.value_and_grad = True
+    return gradient
 
 
 def call_user(f, *args, what):
