@@ -214,3 +214,88 @@ def test_value_and_grad_bug_fails():
 def test_value_and_grad_misuse_is_explained(fun, grad, match):
     with pytest.raises(GradcheckInputError, match=match):
         check_gradient(fun, np.array([0.3, -1.0, 2.0]), grad)
+
+
+# -- clear errors, never raw ones -----------------------------------------------------------------
+
+X3 = np.array([0.5, 1.0, 2.0])
+
+
+def _sq(p):
+    return float(np.sum(p ** 2))
+
+
+@pytest.mark.parametrize("fun", [lambda p: np.sum(p) * (1 + 1j), lambda p: complex(np.sum(p))],
+                         ids=["numpy", "python"])
+def test_complex_value_is_refused(fun):
+    with pytest.raises(GradcheckInputError, match="fun returned a complex value"):
+        check_gradient(fun, X3, lambda p: np.ones(3))
+
+
+def test_complex_torch_value_is_refused():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(GradcheckInputError, match="fun returned a complex value"):
+        check_gradient(lambda p: (p * (1 + 1j)).sum(), torch.tensor(X3), lambda p: torch.ones(3))
+
+
+def test_grad_none_for_a_numpy_leaf_names_the_leaf():
+    with pytest.raises(GradcheckInputError, match=r"grad returned None for leaf 'b'"):
+        check_gradient(lambda p: _sq(p["a"]) + float(np.sum(p["b"])), {"a": X3, "b": X3.copy()},
+                       lambda p: {"a": 2 * p["a"], "b": None})
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda torch: {"s": torch.eye(3, dtype=torch.float64).to_sparse()}, r"params leaf 's': a sparse tensor"),
+    (lambda torch: torch.ones(3, dtype=torch.float64, device="meta"), r"params leaf 'params': a meta tensor"),
+], ids=["sparse", "meta"])
+def test_sparse_and_meta_tensors_are_refused_clearly(make, match):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(GradcheckInputError, match=match):
+        check_gradient(lambda p: 0.0, make(torch))
+
+
+def test_fun_raising_at_a_step_names_the_entry_and_the_step():
+    def fun(p):
+        if abs(p[1] - 1.0) > 1e-9:   # fine at params and along the noise probe's tiny steps
+            raise ValueError("out of domain")
+        return _sq(p)
+
+    with pytest.raises(GradcheckInputError, match=r"at params with params\[1\] [+-] [0-9.e-]+ .*out of domain"):
+        check_gradient(fun, np.array([0.5, 1.0]), lambda p: 2 * p, mode="full")
+
+
+def test_cyclic_and_deep_params_are_refused():
+    cyclic = {"a": X3}
+    cyclic["me"] = cyclic
+    with pytest.raises(GradcheckInputError, match=r"contains itself at 'me'"):
+        check_gradient(lambda p: 0.0, cyclic, lambda p: p)
+    deep = X3
+    for _ in range(3000):
+        deep = [deep]
+    with pytest.raises(GradcheckInputError, match="nests containers more than"):
+        check_gradient(lambda p: 0.0, deep, lambda p: p)
+
+
+def test_ml_dtypes_bfloat16_params_are_supported():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    bf16 = ml_dtypes.bfloat16
+    x = np.array([0.5, 1.0, -2.0], dtype=bf16)
+    got = []
+
+    def grad(p):
+        got.append(p.dtype)
+        return (2 * p.astype(np.float32)).astype(bf16)
+
+    r = check_gradient(lambda p: float(np.sum(np.asarray(p, dtype=np.float64) ** 2)), x, grad)
+    assert r.status == "pass", r
+    assert set(got) == {np.dtype(bf16)}           # grad is called in the params' own dtype
+    assert r.leaves[0].dtype == "bfloat16"
+    bad = check_gradient(lambda p: float(np.sum(np.asarray(p, dtype=np.float64) ** 2)), x,
+                         lambda p: (-2 * p.astype(np.float32)).astype(bf16))
+    assert bad.status == "fail"
+
+
+@pytest.mark.parametrize("bm", ["1MB", None, True, 0, -5, float("nan")])
+def test_bad_batch_memory_is_refused(bm):
+    with pytest.raises(GradcheckInputError, match="batch_memory must be a positive number of bytes"):
+        check_gradient(_sq, X3, lambda p: 2 * p, batch_memory=bm)

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from ..errors import GradcheckInputError
 from ..frameworks.outputs import scalar_of
 from .noise import noise_level
 from .problem import Problem, call_user
@@ -181,6 +182,10 @@ def _stage_a_calls(ev, problem, offs, actual, vals, idx):
                     out[t][c] = ev.at(int(idx[c]), points[t][c])
                     ev.n_evals -= 1  # counted below with the others
             done += T
+    except Exception as e:  # noqa: BLE001 - fun failed at a step: name the entry and the step
+        if isinstance(e, GradcheckInputError):
+            raise
+        raise ev.failed_at(int(idx[c]), points[t][c], e) from e
     finally:
         ev.n_evals += done
         ev.restore()

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.outputs import scalar_of
-from ..pytree import TreeSpec, builder
+from ..pytree import TreeSpec, builder, unravel
 
 
 class Evaluator:
@@ -101,6 +101,19 @@ class Evaluator:
             self.eps_out = eps
         return value
 
+    def failed_at(self, i: int, value, error: BaseException) -> GradcheckInputError:
+        """The error for fun raising at params with entry i set to ``value``: names the entry and the step."""
+        path, idx = unravel(self.spec, int(i))
+        x = float(self.x0[i])
+        step = complex(value) - x if isinstance(value, complex) else float(value) - x
+        where = f"{path}{list(idx) if idx else ''}"
+        point = (f"{where} + {step.imag:.3g}j" if isinstance(step, complex)
+                 else f"{where} {'+' if step >= 0 else '-'} {abs(step):.3g}")
+        err = GradcheckInputError(f"fun raised {type(error).__name__} at a finite-difference step from params, "
+                                  f"at params with {point} (= {value!r}); it ran at params: {error}")
+        err.__cause__ = error
+        return err
+
     def at(self, i: int, value):
         """fun with entry i set to ``value`` (rounded to the buffer's dtype); restores it."""
         k = self.leaf_of[i]
@@ -112,6 +125,8 @@ class Evaluator:
             self._refresh(k)
         try:
             return self.call()
+        except GradcheckInputError as e:
+            raise self.failed_at(i, value, e.__cause__) if e.__cause__ is not None and self.past_base else e
         finally:
             flat[j] = old
             if not self.alias[k]:

@@ -45,6 +45,7 @@ class Problem:
     def __init__(self, fun, params, grad, method, eps, atol, rtol, seed, kind="gradient",
                  vectorized=None, batch_memory=BATCH_MEMORY):
         self.t0 = time.perf_counter()
+        check_batch_memory(batch_memory)
         self.vectorized, self.batch_memory = vectorized, batch_memory
         self.method, self.eps, self.atol, self.rtol, self.seed, self.kind = method, eps, atol, rtol, seed, kind
         self.messages: list[str] = []
@@ -163,6 +164,11 @@ class Problem:
                 continue
             if numpy_ok:
                 ev = _numpy_leaf_evaluator(wrapped, self.spec, self.x0, dtypes, f0) or ev
+            if not complex_step and (isinstance(f0, complex) or np.iscomplexobj(f0)):
+                raise GradcheckInputError(
+                    f"fun returned a complex value ({f0!r}) at params; gradients are checked for real-valued "
+                    f"functions: return a real number (e.g. .real, abs(...)**2), or use method='complex' if fun "
+                    f"is real on real input and complex-analytic")
             if complex_step:
                 if not isinstance(f0, complex) and not np.iscomplexobj(f0):
                     raise GradcheckInputError(
@@ -338,6 +344,15 @@ def call_user(f, *args, what):
         raise
     except Exception as e:  # noqa: BLE001
         raise GradcheckInputError(f"{what} raised {type(e).__name__}: {e}") from e
+
+
+def check_batch_memory(batch_memory) -> None:
+    """``batch_memory`` is a positive, finite number of bytes; GradcheckInputError otherwise."""
+    ok = (not isinstance(batch_memory, bool) and isinstance(batch_memory, (int, float, np.integer, np.floating))
+          and math.isfinite(batch_memory) and batch_memory > 0)
+    if not ok:
+        raise GradcheckInputError(f"batch_memory must be a positive number of bytes (the memory batched evaluation "
+                                  f"may use, default {BATCH_MEMORY}); got {batch_memory!r}")
 
 
 def validate(fun, method, mode, eps, atol, rtol, seed):
