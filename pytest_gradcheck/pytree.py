@@ -12,6 +12,7 @@ keep the user's order.  Paths read like Python: ``W1``, ``enc[0]``,
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,8 @@ def builder(spec: TreeSpec):
     (``{K0: objs[0], K1: [objs[1], objs[2]]}``), which costs little more than creating the
     containers (a recursive rebuild costs ~10x more per leaf).  Keys and namedtuple types are
     bound as names, never written into the source."""
+    if isinstance(spec.node, int):  # a bare leaf: no container to renew (a C getter, no Python frame)
+        return operator.itemgetter(spec.node)
     names: dict = {}
 
     def bind(value) -> str:

@@ -47,3 +47,52 @@ def test_fixture_keyword_and_bug(gradcheck):
         "*gradcheck[[]rosen[]] PASSED*",
     ])
     result.assert_outcomes(passed=3, failed=1)
+
+
+EXTREME = '''
+import numpy as np
+import pytest
+
+def quiet(f):  # the user's own overflow is theirs: silenced here, so only the checker could warn
+    def g(p):
+        with np.errstate(all="ignore"):
+            return f(p)
+    return g
+
+CASES = {
+    "exp_near_1e308": (lambda p: float(np.exp(p).sum()), [708.0, 700.0], np.exp),
+    "step_past_float_range": (lambda p: float(np.exp(p).sum()), [709.7, 0.0], np.exp),
+    "inf_at_a_step": (lambda p: float(np.sum(1 / p)), [1e-300, 1.0], lambda p: -1 / p ** 2),
+    "nan_at_a_step": (lambda p: float(np.sum(np.sqrt(p))), [1e-300, 1.0], lambda p: 0.5 / np.sqrt(p)),
+    "huge_params": (lambda p: float(np.sum(p ** 2)), [1e300, -1e300], lambda p: 2 * p),
+    "subnormal_params": (lambda p: float(np.sum(p ** 2)), [1e-300, 5e-324], lambda p: 2 * p),
+    "mask_beside_exp_700": (lambda p: float(np.sum(np.exp(p[np.isfinite(p)]))), [-np.inf, 700.0],
+                            lambda p: np.where(np.isfinite(p), np.exp(p), 0.0)),
+}
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+@pytest.mark.parametrize("kw", [{}, {"method": "central4"}, {"eps": 1e-3}, {"atol": 1e-3, "rtol": 1e-3}],
+                         ids=["default", "central4", "eps", "atol"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_extreme(gradcheck, name, mode, kw):
+    f, x, g = CASES[name]
+    try:
+        gradcheck(quiet(f), np.array(x), quiet(g), mode=mode, **kw)
+    except AssertionError:
+        pass  # a verdict, or a clear input error: fine; a raw RuntimeWarning is not
+
+def test_users_own_warning_still_raises():
+    from pytest_gradcheck import check_gradient, GradcheckInputError
+    with pytest.raises(GradcheckInputError, match="RuntimeWarning.*overflow"):
+        check_gradient(lambda p: float(np.exp(p * 1000.0).sum()), np.array([1.0]), lambda p: p)
+'''
+
+
+def test_checker_numerics_emit_no_warnings_under_filterwarnings_error(pytester):
+    """Issue 13.3: under `filterwarnings = error` the checker's own arithmetic at extreme
+    magnitudes and steps raised numpy RuntimeWarnings as raw tracebacks."""
+    pytester.makeini("[pytest]\nfilterwarnings =\n    error\n")
+    pytester.makepyfile(test_extreme=EXTREME)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-q")
+    result.stdout.no_fnmatch_line("*RuntimeWarning: overflow*")
+    result.assert_outcomes(passed=57)

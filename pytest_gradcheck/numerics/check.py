@@ -14,12 +14,14 @@ check_gradient); vector.py beside it, on full.py and the pieces below.
 from __future__ import annotations
 
 from ..frameworks.registry import ends_check
+from .evaluate import own_numerics
 from .full import full_check
 from .problem import BATCH_MEMORY, Problem, validate
 from .result import GradcheckResult
 
 
 @ends_check
+@own_numerics
 def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=None, rtol=None,
                    mode="auto", seed=0, vectorized=None, batch_memory=BATCH_MEMORY,
                    n_probes=None) -> GradcheckResult:

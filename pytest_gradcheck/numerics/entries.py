@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import GradcheckInputError
 from ..frameworks.outputs import scalar_of
 from .noise import noise_level
+from .evaluate import user_code
 from .problem import Problem, call_user
 from .refine import MAX_LEVELS, R_FACTOR, Chain, combine, level, real_value, refine
 from .steps import first_steps
@@ -168,20 +169,21 @@ def _stage_a_calls(ev, problem, offs, actual, vals, idx):
     flats, alias, fun, make_tree, objs = ev.flat, ev.alias, ev.fun, ev.make_tree, ev.objs
     done = 0
     try:
-        for c in range(m):
-            k, j = ks[c], js[c]
-            if alias[k]:
-                flat = flats[k]
-                old = flat[j]
-                for t in range(T):
-                    flat[j] = points[t][c]
-                    out[t][c] = fun(make_tree(objs))  # a fresh container: see Evaluator
-                flat[j] = old
-            else:
-                for t in range(T):
-                    out[t][c] = ev.at(int(idx[c]), points[t][c])
-                    ev.n_evals -= 1  # counted below with the others
-            done += T
+        with user_code():  # the caller's floating-point settings for their fun (evaluate.own_numerics)
+            for c in range(m):
+                k, j = ks[c], js[c]
+                if alias[k]:
+                    flat = flats[k]
+                    old = flat[j]
+                    for t in range(T):
+                        flat[j] = points[t][c]
+                        out[t][c] = fun(make_tree(objs))  # a fresh container: see Evaluator
+                    flat[j] = old
+                else:
+                    for t in range(T):
+                        out[t][c] = ev.at(int(idx[c]), points[t][c])
+                        ev.n_evals -= 1  # counted below with the others
+                done += T
     except Exception as e:  # noqa: BLE001 - fun failed at a step: name the entry and the step
         if isinstance(e, GradcheckInputError):
             raise

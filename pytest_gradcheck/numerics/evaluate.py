@@ -6,17 +6,58 @@ built from them.  Perturbing entry i writes one number into a buffer, calls
 leaf aliases its buffer, which keeps the checker's overhead small next to a
 cheap function.  The caller's arrays are never handed to ``fun``.
 
+Floating-point warnings: the checker's own arithmetic meets overflow and 0/0 at
+extreme steps and magnitudes (gradients near 1e308, steps past the float range)
+and handles the inf / NaN it gets; under ``filterwarnings = error`` numpy's
+RuntimeWarnings would turn that into raw tracebacks.  ``own_numerics`` (on every
+public check) turns numpy's floating-point reports off for the check, and
+``user_code()`` puts the caller's own settings back around every call of fun,
+grad and the like, so the user's warnings filters still apply to their code.
+
 Layer: numerics, bottom (beside trees.py).  Imports errors, pytree (``build``)
 and frameworks.outputs (``scalar_of``); nothing else of numerics/.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
+
 import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.outputs import scalar_of
 from ..pytree import TreeSpec, builder, unravel
+
+
+#: the caller's numpy floating-point settings (np.geterr()) while a public check runs, else None
+_CALLER_ERRSTATE: contextvars.ContextVar = contextvars.ContextVar("gradcheck_caller_errstate", default=None)
+
+
+def own_numerics(check):
+    """Decorator for the public checks: numpy reports no floating-point errors of the checker's own
+    arithmetic (it handles the inf and NaN), while ``user_code()`` restores the caller's settings."""
+    @functools.wraps(check)
+    def run(*args, **kwargs):
+        __tracebackhide__ = True
+        if _CALLER_ERRSTATE.get() is not None:  # a check inside a check (second order): already set
+            return check(*args, **kwargs)
+        token = _CALLER_ERRSTATE.set(np.geterr())
+        try:
+            with np.errstate(all="ignore"):
+                return check(*args, **kwargs)
+        finally:
+            _CALLER_ERRSTATE.reset(token)
+
+    return run
+
+
+def user_code():
+    """The context every call of the user's code runs in: the caller's numpy floating-point settings
+    (their overflow in fun warns, or raises, exactly as outside the check)."""
+    state = _CALLER_ERRSTATE.get()
+    return contextlib.nullcontext() if state is None else np.errstate(**state)
 
 
 class Evaluator:
@@ -85,7 +126,8 @@ class Evaluator:
         """fun at the current buffers -> python scalar (float or complex)."""
         self.n_evals += 1
         try:
-            out = self.fun(self.make_tree(self.objs))
+            with user_code():
+                out = self.fun(self.make_tree(self.objs))
         except GradcheckInputError:
             raise
         except Exception as e:  # noqa: BLE001

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import GradcheckInputError
 from ..frameworks.base import batched_agrees
 from ..pytree import build, unravel
-from .evaluate import Evaluator
+from .evaluate import Evaluator, user_code
 from .noise import gradient_noise
 from .reach import Reach
 from .steps import entry_scales
@@ -106,7 +106,8 @@ class Problem:
 
             def gradient(tree):
                 for ad in adapters:
-                    g = ad.gradient(self.fun, tree)
+                    with user_code():
+                        g = ad.gradient(self.fun, tree)
                     if g is not None:
                         return g
                 raise GradcheckInputError(
@@ -206,6 +207,8 @@ class Problem:
             run, why = None, f"{type(e).__name__}: {e}"
         else:
             why = "the framework offers no batched evaluation"
+        if run is not None:
+            run = _in_user_code(run)
         if run is not None and not self.vectorized and getattr(adapter, "validates_batches", False):
             return run  # the adapter checks its batches against plain calls before it uses them
         if run is not None:
@@ -310,6 +313,14 @@ def _modified(spec, tree, x0):
     return None
 
 
+def _in_user_code(run):
+    """A batch evaluator run with the caller's floating-point settings (it calls their fun)."""
+    def batched(points):
+        with user_code():
+            return run(points)
+    return batched
+
+
 def _split(out):
     """(value, gradient) from what a grad=True fun returned; GradcheckInputError otherwise."""
     if isinstance(out, (tuple, list)) and len(out) == 2:
@@ -339,7 +350,8 @@ def call_user(f, *args, what):
     """``f(*args)``; any exception but GradcheckInputError becomes one, naming ``what`` raised it."""
     __tracebackhide__ = True
     try:
-        return f(*args)
+        with user_code():
+            return f(*args)
     except GradcheckInputError:
         raise
     except Exception as e:  # noqa: BLE001
