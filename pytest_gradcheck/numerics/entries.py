@@ -15,7 +15,9 @@ import math
 
 import numpy as np
 
+from ..errors import GradcheckInputError
 from ..frameworks.outputs import scalar_of
+from .evaluate import user_code
 from .kinks import Nudges, judge_several_kinks
 from .noise import adopt_staircase, noise_level, staircase_noise
 from .problem import Problem, call_user
@@ -221,23 +223,28 @@ def _stage_a_calls(ev, problem, offs, actual, vals, idx):
     js = ev.local[idx].tolist()
     points = [(x0[idx] + actual[t]).tolist() for t in range(T)]
     out = [[None] * m for _ in range(T)]
-    flats, alias, fun, tree = ev.flat, ev.alias, ev.fun, ev.tree
+    flats, alias, fun, make_tree, objs = ev.flat, ev.alias, ev.fun, ev.make_tree, ev.objs
     done = 0
     try:
-        for c in range(m):
-            k, j = ks[c], js[c]
-            if alias[k]:
-                flat = flats[k]
-                old = flat[j]
-                for t in range(T):
-                    flat[j] = points[t][c]
-                    out[t][c] = fun(tree)
-                flat[j] = old
-            else:
-                for t in range(T):
-                    out[t][c] = ev.at(int(idx[c]), points[t][c])
-                    ev.n_evals -= 1  # counted below with the others
-            done += T
+        with user_code():  # the caller's floating-point settings for their fun (evaluate.own_numerics)
+            for c in range(m):
+                k, j = ks[c], js[c]
+                if alias[k]:
+                    flat = flats[k]
+                    old = flat[j]
+                    for t in range(T):
+                        flat[j] = points[t][c]
+                        out[t][c] = fun(make_tree(objs))  # a fresh container: see Evaluator
+                    flat[j] = old
+                else:
+                    for t in range(T):
+                        out[t][c] = ev.at(int(idx[c]), points[t][c])
+                        ev.n_evals -= 1  # counted below with the others
+                done += T
+    except Exception as e:  # noqa: BLE001 - fun failed at a step: name the entry and the step
+        if isinstance(e, GradcheckInputError):
+            raise
+        raise ev.failed_at(int(idx[c]), points[t][c], e) from e
     finally:
         ev.n_evals += done
         ev.restore()

@@ -261,7 +261,10 @@ class _Fast:
                 v = self._cache.pop(x.tobytes(), None)
                 if v is None:
                     v = real_value(p.ev.at_vector(x))
-                x -= p.x0  # the step actually taken (rounded), for the analytic projection
+                with np.errstate(invalid="ignore"):  # inf - inf at entries held fixed (non-finite)
+                    x -= p.x0  # the step actually taken (rounded), for the analytic projection
+                if p.held is not None:
+                    x[p.held] = 0.0  # held entries do not move
                 got[o] = (v, float(p.analytic @ x))
         else:
             got = dict(zip(self.offsets, ((real_value(v), pr) for v, pr in
