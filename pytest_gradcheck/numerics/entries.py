@@ -156,14 +156,17 @@ def _stage_a_calls(ev, problem, offs, actual, vals, idx):
 
     O(1) per call on leaves that alias their buffers; everything the loop
     touches is a Python list so that the checker's own cost per call stays
-    well under a microsecond (benchmarks/bench_core.py measures it).
+    well under a microsecond (benchmarks/bench_core.py measures it).  Each
+    output is reduced to a float as soon as fun returns it: an output object
+    kept beyond its call (a tensor with its autograd graph) would make the
+    check's memory grow like n^2.
     """
     x0 = problem.x0
     T, m = len(offs), idx.size
     ks = ev.leaf_of[idx].tolist()
     js = ev.local[idx].tolist()
     points = [(x0[idx] + actual[t]).tolist() for t in range(T)]
-    out = [[None] * m for _ in range(T)]
+    out = [[0.0] * m for _ in range(T)]
     flats, alias, fun, tree = ev.flat, ev.alias, ev.fun, ev.tree
     done = 0
     try:
@@ -174,22 +177,19 @@ def _stage_a_calls(ev, problem, offs, actual, vals, idx):
                 old = flat[j]
                 for t in range(T):
                     flat[j] = points[t][c]
-                    out[t][c] = fun(tree)
+                    v = fun(tree)
+                    out[t][c] = v if type(v) is float else _real(ev, v)
                 flat[j] = old
             else:
                 for t in range(T):
-                    out[t][c] = ev.at(int(idx[c]), points[t][c])
+                    out[t][c] = real_value(ev.at(int(idx[c]), points[t][c]))
                     ev.n_evals -= 1  # counted below with the others
             done += T
     finally:
         ev.n_evals += done
         ev.restore()
     for t in range(T):
-        row = out[t]
-        if all(type(v) is float for v in row):
-            vals[t] = row
-        else:
-            vals[t] = [_real(ev, v) for v in row]
+        vals[t] = out[t]
 
 
 def _stage_a_batched(problem, offs, actual, vals, idx):
