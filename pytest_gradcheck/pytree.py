@@ -75,7 +75,10 @@ def build(spec: TreeSpec, make_leaf) -> Any:
             return tuple(visit(c) for c in children)
         return keys(*[visit(c) for c in children])  # namedtuple type
 
-    return visit(spec.node)
+    try:
+        return visit(spec.node)
+    finally:
+        del visit  # a recursive closure is a reference cycle: make_leaf and what it holds would wait for gc
 
 
 def unravel(spec: TreeSpec, i: int) -> tuple[str, tuple]:

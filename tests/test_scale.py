@@ -115,3 +115,29 @@ def test_grown_first_steps_still_catch_an_error_in_a_small_entry():
     r = check_gradient(fun, w, wrong, mode="full")
     assert r.status == "fail"
     assert [e.index for e in r.worst if e.verdict == "fail"] == [(j,)]
+
+
+def test_fast_mode_holds_a_few_n_vectors_at_most():
+    # it held ~40 at n = 1e6: the K x n float64 sign matrix, K directions built even when nothing
+    # batches them, one direction kept per probe, reference cycles holding copies until gc
+    import tracemalloc
+
+    import numpy as np
+
+    n = 200_000
+    x = np.random.default_rng(0).uniform(-2, 2, size=n)
+
+    def fun(p):
+        return float(np.sum(np.sin(p) * p))
+
+    def grad(p):
+        return np.cos(p) * p + np.sin(p)
+
+    tracemalloc.start()
+    try:
+        r = check_gradient(fun, x, grad, mode="fast")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert r.status == "pass" and r.n_evals <= 30
+    assert peak / (8.0 * n) <= 14.0, f"peak {peak / (8.0 * n):.1f} n-vectors"

@@ -273,7 +273,7 @@ def _stage_a_calls(ev, problem, offs, actual, vals, idx):
     x0 = problem.x0
     T, m = len(offs), idx.size
     ks = ev.leaf_of[idx].tolist()
-    js = ev.local[idx].tolist()
+    js = ev.local(idx).tolist()
     points = [(x0[idx] + actual[t]).tolist() for t in range(T)]
     out = [[0.0] * m for _ in range(T)]
     flats, alias, fun, tree = ev.flat, ev.alias, ev.fun, ev.tree
