@@ -71,6 +71,12 @@ def entry_estimates(problem: Problem, judge: Judge, idx: np.ndarray):
     return numeric, err, verdict, reasons
 
 
+#: candidates for a grown first step, per leaf, taken in the old order (small step first) to
+#: calibrate the prediction for the others: every CALIBRATE_STRIDE-th, and at least CALIBRATE_MIN
+CALIBRATE_STRIDE = 16
+CALIBRATE_MIN = 64
+
+
 def _stage_a(problem, scheme, offs, h, idx, sigma, target):
     """Stage A: (h, D, heff, vals, actual) per entry of idx, each entry's first step grown where
     roundoff swamps it.
@@ -80,11 +86,15 @@ def _stage_a(problem, scheme, offs, h, idx, sigma, target):
     ``target`` *and* its second difference f(x+h) - 2f(x) + f(x-h) is lost in the
     noise (below 100 sigma); it is then grown (_grown_steps).  The second
     difference is known only after the step is evaluated, which used to cost
-    such entries two first steps (17-27% of a trained model's weights).  It is
-    predicted instead from the curvature |second|/h^2 of the other entries of
-    the same leaf (evaluated first): entries predicted lost take the grown step
-    at once, the others the small one; either way the evidence the old order
-    decided on is reproduced (_confirm_grown), so only evaluation counts change."""
+    such entries two first steps (17-27% of a trained model's weights).  So a
+    sample of each leaf's candidates (every CALIBRATE_STRIDE-th) goes first, in
+    the old order, and the median curvature |second|/h^2 of the sample predicts
+    the rest of the leaf: entries whose small step it predicts lost take the
+    grown step at once, the others the small one.  Either way the evidence the
+    old order decided on is reproduced (_confirm_grown), so only evaluation
+    counts change.  (The sample is drawn from the candidates themselves: the
+    other entries of a leaf are no guide, their curvature can differ
+    systematically -- log cosh at its tails has large slopes and flat curvature.)"""
     cand, big = _grown_steps(problem, scheme, offs, h, idx, sigma, target)
     T = len(offs)
     D, heff = np.empty(idx.size), np.empty(idx.size)
@@ -97,37 +107,48 @@ def _stage_a(problem, scheme, offs, h, idx, sigma, target):
         run(np.arange(idx.size), h)
         return h, D, heff, vals, actual
     f0 = float(problem.ev.f0)
-    rest = np.setdiff1d(np.arange(idx.size), cand, assume_unique=True)
-    if rest.size:
-        run(rest, h[rest])
-    # the curvature of each leaf's other entries predicts which candidates' small steps are lost
+    h = h.copy()
     small = h[cand]
+    leaf_cand = problem.ev.leaf_of[idx[cand]]
+    sample = np.zeros(cand.size, dtype=bool)
+    for k in np.unique(leaf_cand):
+        where = np.flatnonzero(leaf_cand == k)
+        stride = max(1, min(CALIBRATE_STRIDE, where.size // CALIBRATE_MIN))
+        sample[where[::stride]] = True
+    first = np.union1d(np.setdiff1d(np.arange(idx.size), cand, assume_unique=True), cand[sample])
+    run(first, h[first])
+    # the old order for the sample: grown where the small step's second difference is lost
+    with np.errstate(divide="ignore", invalid="ignore"):
+        second = np.abs(_second_difference(offs, vals[:, cand[sample]], f0))
+        curv_sample = second / heff[cand[sample]] ** 2
+    _grow_lost(run, h, cand, big, cand[sample][second < 100.0 * sigma])
+    # the sample's median curvature predicts which other candidates' small steps are lost
     heff_small = _effective_steps(scheme, offs, _steps_taken(problem, offs, small, idx[cand]))
     curv = np.full(cand.size, np.nan)
-    if rest.size:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            c_rest = np.abs(_second_difference(offs, vals[:, rest], f0)) / heff[rest] ** 2
-        leaf_rest, leaf_cand = problem.ev.leaf_of[idx[rest]], problem.ev.leaf_of[idx[cand]]
-        for k in np.unique(leaf_cand):
-            c = c_rest[(leaf_rest == k) & np.isfinite(c_rest)]
-            if c.size:
-                curv[leaf_cand == k] = np.median(c)
+    leaf_sample = leaf_cand[sample]
+    for k in np.unique(leaf_cand):
+        c = curv_sample[(leaf_sample == k) & np.isfinite(curv_sample)]
+        if c.size:
+            curv[leaf_cand == k] = np.median(c)
     with np.errstate(invalid="ignore", over="ignore"):
-        ahead = curv * heff_small ** 2 < 100.0 * sigma
-    h = h.copy()
-    now_small, now_big = cand[~ahead], cand[ahead]
+        ahead = (curv * heff_small ** 2 < 100.0 * sigma) & ~sample
+    now_small, now_big = cand[~ahead & ~sample], cand[ahead]
     if now_small.size:  # the old order: the small step first, grown where its second difference is lost
         run(now_small, h[now_small])
         lost = np.abs(_second_difference(offs, vals[:, now_small], f0)) < 100.0 * sigma
-        g = now_small[lost]
-        if g.size:
-            h[g] = big[np.searchsorted(cand, g)]
-            run(g, h[g])
+        _grow_lost(run, h, cand, big, now_small[lost])
     if now_big.size:
         h[now_big] = big[ahead]
         run(now_big, h[now_big])
         _confirm_grown(problem, scheme, offs, idx, sigma, now_big, small[ahead], h, D, heff, vals, actual)
     return h, D, heff, vals, actual
+
+
+def _grow_lost(run, h, cand, big, lost):
+    """Evaluate the candidates ``lost`` (positions, a subset of cand) again at their grown steps."""
+    if lost.size:
+        h[lost] = big[np.searchsorted(cand, lost)]
+        run(lost, h[lost])
 
 
 def _effective_steps(scheme, offs, actual):
