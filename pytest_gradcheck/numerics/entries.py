@@ -12,6 +12,7 @@ Imports those, stencils, problem (``call_user``) and frameworks.outputs
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -271,7 +272,7 @@ def _first_step(problem, scheme, offs, h, idx):
     ev = problem.ev
     vals = np.empty((len(offs), idx.size))
     actual = _steps_taken(problem, offs, h, idx)
-    if problem.batched is not None:
+    if problem.batched is not None and problem.batching_pays is not False:
         _stage_a_batched(problem, offs, actual, vals, idx)
     else:
         _stage_a_calls(ev, problem, offs, actual, vals, idx)
@@ -322,19 +323,63 @@ def _stage_a_calls(ev, problem, offs, actual, vals, idx):
         vals[t] = out[t]
 
 
+#: a batch of stage-A points is kept near this many float64 numbers (4 MiB): a (B, n) block
+#: that falls out of cache made batched evaluation slower than plain calls (838 x n at n = 1e4)
+BATCH_BLOCK_FLOATS = 2**19
+
+
+#: plain calls timed against a warm batched chunk before stage A commits to batching
+TRIAL_CALLS = 32
+
+
 def _stage_a_batched(problem, offs, actual, vals, idx):
-    """Stage A through a batch evaluator: chunks of perturbed points, one call each.
-    n_evals counts the points evaluated, not the calls."""
-    m, x0 = idx.size, problem.x0
-    rows = problem.batch_rows()
-    for t in range(len(offs)):
-        for s in range(0, m, rows):
-            e = min(m, s + rows)
-            pts = np.repeat(x0[None, :], e - s, axis=0)
-            sel = idx[s:e]
-            pts[np.arange(e - s), sel] = x0[sel] + actual[t, s:e]
-            vals[t, s:e] = call_user(problem.batched, pts, what="fun (evaluated on a batch of steps from params)")
-            problem.ev.n_evals += e - s
+    """Stage A through a batch evaluator when it pays: chunks of perturbed points, one call each.
+    n_evals counts the points evaluated, not the calls.
+
+    One block of rows holding x0 is filled once; each chunk writes its perturbed
+    entries into it (one per row) and puts x0 back after the call, so no chunk
+    copies x0 B times.  Whether batching pays is decided once per check by a
+    short timed trial on points stage A needs anyway: a second (warm) batched
+    chunk against TRIAL_CALLS plain calls, per point; where plain calls win,
+    the rest of stage A makes them (a numpy fun given a batch axis was 2x
+    slower batched at n = 1e4: per-point work is the same, and the batch falls
+    out of cache)."""
+    m, x0, T = idx.size, problem.x0, len(offs)
+    rows = max(1, min(problem.batch_rows(), BATCH_BLOCK_FLOATS // max(problem.n, 1), m))
+    block = np.empty((rows, problem.n))
+    block[:] = x0
+
+    def batched(lo, hi):
+        for t in range(T):
+            for s in range(lo, hi, rows):
+                e = min(hi, s + rows)
+                r = np.arange(e - s)
+                sel = idx[s:e]
+                block[r, sel] = x0[sel] + actual[t, s:e]
+                try:
+                    vals[t, s:e] = call_user(problem.batched, block[:e - s],
+                                             what="fun (evaluated on a batch of steps from params)")
+                finally:
+                    block[r, sel] = x0[sel]
+                problem.ev.n_evals += e - s
+
+    def plain(lo, hi):
+        part = vals[:, lo:hi]
+        _stage_a_calls(problem.ev, problem, offs, actual[:, lo:hi], part, idx[lo:hi])
+        vals[:, lo:hi] = part
+
+    done = 0
+    if problem.batching_pays is None and m >= 2 * rows + TRIAL_CALLS:
+        batched(0, rows)  # a first chunk may pay one-time costs (a compile): not timed
+        t0 = time.perf_counter()
+        batched(rows, 2 * rows)
+        t1 = time.perf_counter()
+        plain(2 * rows, 2 * rows + TRIAL_CALLS)
+        t2 = time.perf_counter()
+        problem.batching_pays = (t1 - t0) / rows <= (t2 - t1) / TRIAL_CALLS
+        done = 2 * rows + TRIAL_CALLS
+    if done < m:
+        (plain if problem.batching_pays is False else batched)(done, m)
 
 
 def _real(ev, out):

@@ -62,6 +62,7 @@ class Problem:
         self.leaf_of = self.ev.leaf_of
         self._scales()
         self.batched = self._batched()
+        self.batching_pays = None  # decided by stage A's timed trial (entries._stage_a_batched)
 
     # -- the analytic side -------------------------------------------------
     def native_tree(self):
