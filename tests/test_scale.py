@@ -163,3 +163,21 @@ def test_growing_first_steps_ahead_never_costs_more_than_the_old_order():
     r = check_gradient(fun, w, grad, mode="full")
     assert r.status == "pass"
     assert r.n_evals <= 2.2 * n, r.n_evals / n
+
+
+def test_batches_stay_cache_sized():
+    # a vectorized fun got chunks of up to 256 MiB / 32n rows, each a fresh repeat-expanded copy of x0
+    import numpy as np
+
+    from pytest_gradcheck.numerics.entries import BATCH_BLOCK_FLOATS
+
+    n, seen = 3000, []
+    x = np.random.default_rng(0).uniform(-2, 2, size=n)
+
+    def fun(p):
+        seen.append(p.size)
+        return np.sum(np.sin(p) * p, axis=-1)
+
+    r = check_gradient(fun, x, lambda p: np.cos(p) * p + np.sin(p), mode="full", vectorized=True)
+    assert r.status == "pass"
+    assert len(seen) > 10 and max(seen) <= BATCH_BLOCK_FLOATS
