@@ -79,7 +79,10 @@ def build(spec: TreeSpec, make_leaf) -> Any:
             return tuple(visit(c) for c in children)
         return keys(*[visit(c) for c in children])  # namedtuple type
 
-    return visit(spec.node)
+    try:
+        return visit(spec.node)
+    finally:
+        del visit  # a recursive closure is a reference cycle: make_leaf and what it holds would wait for gc
 
 
 def builder(spec: TreeSpec):
@@ -118,10 +121,24 @@ def builder(spec: TreeSpec):
 
 
 def unravel(spec: TreeSpec, i: int) -> tuple[str, tuple]:
-    """(leaf path, index within the leaf's shape) of flat entry ``i``."""
-    offs = [leaf.offset for leaf in spec.leaves]
-    k = int(np.searchsorted(offs, i, side="right") - 1)
-    leaf = spec.leaves[k]
-    j = i - leaf.offset
-    idx = tuple(int(t) for t in np.unravel_index(j, leaf.shape)) if leaf.shape else ()
-    return leaf.path, idx
+    """(leaf path, index within the leaf's shape) of flat entry ``i``.
+
+    Plain Python (bisect, divmod): called for every reported entry, where numpy's
+    searchsorted and unravel_index cost more than the arithmetic."""
+    leaves = spec.leaves
+    lo, hi = 0, len(leaves)
+    while hi - lo > 1:  # the last leaf whose offset is <= i
+        mid = (lo + hi) // 2
+        if leaves[mid].offset <= i:
+            lo = mid
+        else:
+            hi = mid
+    leaf = leaves[lo]
+    j = int(i) - leaf.offset
+    if not leaf.shape:
+        return leaf.path, ()
+    idx = []
+    for dim in reversed(leaf.shape):
+        j, r = divmod(j, dim)
+        idx.append(r)
+    return leaf.path, tuple(reversed(idx))

@@ -154,6 +154,35 @@ class TorchAdapter(Adapter):
             raise GradcheckInputError("fun returned a boolean tensor; it must return a number")
         return out.item(), _eps_of(out.dtype)
 
+    def numeric_fun(self, fun):
+        """``fun`` under ``torch.no_grad()``: the finite differences need values only, and with
+        params that require grad every call would otherwise record an autograd graph (time, and
+        memory while the output lives).  The analytic side calls ``fun`` itself, not this.
+
+        Decided at the first call: a fun that differentiates inside itself (torch.autograd.grad
+        without torch.enable_grad) raises under no_grad, and is then called with the graph, then
+        and from then on."""
+        state = {"no_grad": None}  # None: undecided until the first call
+
+        def without_graph(params):
+            mode = state["no_grad"]
+            if mode is None:
+                try:
+                    with torch.no_grad():
+                        out = fun(params)
+                except Exception:  # noqa: BLE001 - fun needs the graph; if not, the plain call raises again
+                    state["no_grad"] = False
+                    return fun(params)
+                state["no_grad"] = True
+                return out
+            if mode:
+                with torch.no_grad():
+                    return fun(params)
+            return fun(params)
+
+        without_graph.__wrapped__ = fun
+        return without_graph
+
     # -- analytic side ----------------------------------------------------------
     def gradient(self, fun, params):
         leaves, rebuild = tree_leaves(params)

@@ -26,9 +26,9 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
     n = problem.n
     checked = np.ones(n, dtype=bool) if checked is None else checked
     ci = np.flatnonzero(checked)  # fast mode checks few entries: work on those, not on all n
-    # per-entry numbers of the checked entries (NaN elsewhere: numeric is NaN there)
+    # per-entry numbers of the checked entries; tolerance and ratio are reported for every entry
+    # (NaN where unchecked: numeric is NaN there), differences only over the checked ones
     sub = None if ci.size == n else ci
-    tol, ratio, diff, rel = (np.full(n, np.nan) for _ in range(4)) if sub is not None else (None,) * 4
     with np.errstate(invalid="ignore", divide="ignore"):
         a_c = a if sub is None else a[sub]
         n_c = numeric if sub is None else numeric[sub]
@@ -38,10 +38,11 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
         denom = np.maximum(np.maximum(np.abs(a_c), np.abs(n_c)), problem.grad_scale if sub is None else problem.grad_scale[sub])
         e_c = np.where(denom > 0, d_c / denom, 0.0)
     if sub is None:
-        tol, diff, ratio, rel = t_c, d_c, r_c, e_c
+        tol, ratio = t_c, r_c
     else:
-        tol[sub], diff[sub], ratio[sub], rel[sub] = t_c, d_c, r_c, e_c
-    m = checked & np.isfinite(diff)
+        tol, ratio = np.full(n, np.nan), np.full(n, np.nan)
+        tol[sub], ratio[sub] = t_c, r_c
+    m_c = np.isfinite(d_c)  # over the checked entries (ci)
     cv = verdict[ci]
     counts = {"pass": int((cv == PASS).sum()), "fail": int((cv == FAIL).sum()),
               "inconclusive": int((cv == INCONCLUSIVE).sum())}
@@ -49,7 +50,7 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
         status = "fail" if counts["fail"] else ("inconclusive" if counts["inconclusive"] else "pass")
     # worst first: failures, then inconclusive, then passes; within each, by ratio
     order_key = np.where(cv == FAIL, 2.0, np.where(cv == INCONCLUSIVE, 1.0, 0.0))
-    r = np.nan_to_num(ratio[ci], nan=-1.0, posinf=1e308)
+    r = np.nan_to_num(r_c, nan=-1.0, posinf=1e308)
     idx = ci[np.lexsort((-r, -order_key))[:MAX_WORST]]
     worst = []
     for i in idx:
@@ -57,29 +58,29 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
         worst.append(EntryReport(path, index, float(a[i]), float(numeric[i]), float(err[i]), float(tol[i]),
                                  VERDICT_NAMES[int(verdict[i])], reasons.get(int(i), "")))
     leaves = []
-    for leaf in problem.spec.leaves:
-        sl = leaf.slice
-        c = checked[sl]
-        if c.size and not c.any():
+    bounds = np.searchsorted(ci, [leaf.offset for leaf in problem.spec.leaves] + [n])
+    for k, leaf in enumerate(problem.spec.leaves):
+        lo, hi = bounds[k], bounds[k + 1]  # the checked entries of this leaf: ci[lo:hi]
+        if leaf.size and lo == hi:
             leaves.append(LeafSummary(leaf.path, leaf.shape, leaf.dtype_name, 0.0,
                                       {"pass": 0, "fail": 0, "inconclusive": 0}, None))
             continue
-        v = verdict[sl]
-        lr = np.where(c, np.nan_to_num(ratio[sl], nan=0.0), 0.0)
+        v = cv[lo:hi]
+        lr = np.nan_to_num(r_c[lo:hi], nan=0.0)
         leaves.append(LeafSummary(leaf.path, leaf.shape, leaf.dtype_name,
                                   float(lr.max()) if lr.size else 0.0,
-                                  {"pass": int(((v == PASS) & c).sum()), "fail": int(((v == FAIL) & c).sum()),
-                                   "inconclusive": int(((v == INCONCLUSIVE) & c).sum())},
-                                  ratio_grid(lr, leaf.shape) if c.all() else None))
+                                  {"pass": int((v == PASS).sum()), "fail": int((v == FAIL).sum()),
+                                   "inconclusive": int((v == INCONCLUSIVE).sum())},
+                                  ratio_grid(lr, leaf.shape) if hi - lo == leaf.size else None))
     res = GradcheckResult(
         status=status, kind=problem.kind, mode=mode, method=problem.method, seed=problem.seed,
         n_params=n, n_checked=int(checked.sum()), n_evals=problem.ev.n_evals,
         n_held=int(held.sum()) if (held := getattr(problem, "held", None)) is not None else 0,
-        max_abs_error=float(diff[m].max()) if m.any() else 0.0,
-        max_rel_error=float(rel[m].max()) if m.any() else 0.0,
-        max_ratio=float(np.nan_to_num(ratio[m], nan=0.0).max()) if m.any() else 0.0,
+        max_abs_error=float(d_c[m_c].max()) if m_c.any() else 0.0,
+        max_rel_error=float(e_c[m_c].max()) if m_c.any() else 0.0,
+        max_ratio=float(np.nan_to_num(r_c[m_c], nan=0.0).max()) if m_c.any() else 0.0,
         tolerance=judge.describe(), counts=counts,
-        histogram=ratio_histogram(ratio[m]), worst=worst, leaves=leaves,
+        histogram=ratio_histogram(r_c[m_c]), worst=worst, leaves=leaves,
         messages=list(problem.messages), duration_s=time.perf_counter() - problem.t0,
         entries={"analytic": a, "numeric": numeric, "error_estimate": err, "tolerance": tol,
                  "ratio": ratio, "verdict": verdict, "checked": checked, "reasons": reasons},

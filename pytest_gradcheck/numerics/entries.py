@@ -12,6 +12,7 @@ Imports those, stencils, problem (``call_user``) and frameworks.outputs
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -47,8 +48,6 @@ def entry_estimates(problem: Problem, judge: Judge, idx: np.ndarray):
     a = problem.analytic[idx]
     h = first_steps(problem, scheme, sigma, eps_eff)[idx]
     offs = [o for o in scheme.offsets if o != 0.0]
-    D, heff, vals, actual = _first_step(problem, scheme, offs, h, idx)
-    R = scheme.weight_norm * sigma / heff
     # A step scaled by a tiny |x| (params ~1e-6 in a function that varies on the
     # scale of 1) drowns the estimate in roundoff: R ~ sigma/h.  Where the
     # tolerance that roundoff alone forces is far above what the scheme can
@@ -56,18 +55,8 @@ def entry_estimates(problem: Problem, judge: Judge, idx: np.ndarray):
     # The symptom: the second difference f(x+h) - 2f(x) + f(x-h) is lost in the
     # noise (it is ~ f'' h^2, far above sigma at a well-chosen step).
     target = RHO_TARGET * eps_eff ** (scheme.order / (scheme.order + 1.0)) * (np.abs(a) + problem.grad_scale[idx])
-    second = _second_difference(offs, vals, f0)
-    loose = np.flatnonzero((SAFETY * R > target) & (target > 0) & np.isfinite(R) & (np.abs(second) < 100.0 * sigma))
-    if problem.eps is None and loose.size:
-        grow = np.minimum(SAFETY * R[loose] / target[loose], R_FACTOR ** MAX_LEVELS)
-        # never beyond the entry's own scale: far above it a difference quotient
-        # measures the far field (a plateau at 0 for anything bounded), not f'
-        h[loose] = np.minimum(h[loose] * R_FACTOR ** np.ceil(np.log(grow) / np.log(R_FACTOR)),
-                              np.maximum(problem.room[idx[loose]], h[loose]))
-        D2, heff2, vals2, actual2 = _first_step(problem, scheme, offs, h[loose], idx[loose])
-        D[loose], heff[loose] = D2, heff2
-        vals[:, loose], actual[:, loose] = vals2, actual2
-        R = scheme.weight_norm * sigma / heff
+    h, D, heff, vals, actual = _stage_a(problem, scheme, offs, h, idx, sigma, target)
+    R = scheme.weight_norm * sigma / heff
     n = problem.n
     numeric = np.full(n, np.nan)
     err = np.full(n, np.nan)
@@ -118,6 +107,141 @@ def _several_kinks(problem, judge, kinks, scheme, sigma, eps_eff, verdict, reaso
         nudges = problem.nudges = Nudges(problem, first_steps(problem, scheme, sigma, eps_eff))
     for i, k in kinks.items():
         verdict[i], reasons[i] = judge_several_kinks(problem, judge, i, k, nudges, sigma)
+
+
+#: candidates for a grown first step, per leaf, taken in the old order (small step first) to
+#: calibrate the prediction for the others: every CALIBRATE_STRIDE-th, and at least CALIBRATE_MIN
+CALIBRATE_STRIDE = 16
+CALIBRATE_MIN = 64
+
+
+def _stage_a(problem, scheme, offs, h, idx, sigma, target):
+    """Stage A: (h, D, heff, vals, actual) per entry of idx, each entry's first step grown where
+    roundoff swamps it.
+
+    A first step is too small when the tolerance its roundoff alone forces
+    (sigma/h, from the step actually taken: no evaluation needed) is above
+    ``target`` *and* its second difference f(x+h) - 2f(x) + f(x-h) is lost in the
+    noise (below 100 sigma); it is then grown (_grown_steps).  The second
+    difference is known only after the step is evaluated, which used to cost
+    such entries two first steps (17-27% of a trained model's weights).  So a
+    sample of each leaf's candidates (every CALIBRATE_STRIDE-th) goes first, in
+    the old order, and the median curvature |second|/h^2 of the sample predicts
+    the rest of the leaf: entries whose small step it predicts lost take the
+    grown step at once, the others the small one.  Either way the evidence the
+    old order decided on is reproduced (_confirm_grown), so only evaluation
+    counts change.  (The sample is drawn from the candidates themselves: the
+    other entries of a leaf are no guide, their curvature can differ
+    systematically -- log cosh at its tails has large slopes and flat curvature.)"""
+    cand, big = _grown_steps(problem, scheme, offs, h, idx, sigma, target)
+    T = len(offs)
+    D, heff = np.empty(idx.size), np.empty(idx.size)
+    vals, actual = np.empty((T, idx.size)), np.empty((T, idx.size))
+
+    def run(pos, steps):
+        D[pos], heff[pos], vals[:, pos], actual[:, pos] = _first_step(problem, scheme, offs, steps, idx[pos])
+
+    if not cand.size:
+        run(np.arange(idx.size), h)
+        return h, D, heff, vals, actual
+    f0 = float(problem.ev.f0)
+    h = h.copy()
+    small = h[cand]
+    leaf_cand = problem.ev.leaf_of[idx[cand]]
+    sample = np.zeros(cand.size, dtype=bool)
+    for k in np.unique(leaf_cand):
+        where = np.flatnonzero(leaf_cand == k)
+        stride = max(1, min(CALIBRATE_STRIDE, where.size // CALIBRATE_MIN))
+        sample[where[::stride]] = True
+    first = np.union1d(np.setdiff1d(np.arange(idx.size), cand, assume_unique=True), cand[sample])
+    run(first, h[first])
+    # the old order for the sample: grown where the small step's second difference is lost
+    with np.errstate(divide="ignore", invalid="ignore"):
+        second = np.abs(_second_difference(offs, vals[:, cand[sample]], f0))
+        curv_sample = second / heff[cand[sample]] ** 2
+    _grow_lost(run, h, cand, big, cand[sample][second < 100.0 * sigma])
+    # the sample's median curvature predicts which other candidates' small steps are lost
+    heff_small = _effective_steps(scheme, offs, _steps_taken(problem, offs, small, idx[cand]))
+    curv = np.full(cand.size, np.nan)
+    leaf_sample = leaf_cand[sample]
+    for k in np.unique(leaf_cand):
+        c = curv_sample[(leaf_sample == k) & np.isfinite(curv_sample)]
+        if c.size:
+            curv[leaf_cand == k] = np.median(c)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ahead = (curv * heff_small ** 2 < 100.0 * sigma) & ~sample
+    now_small, now_big = cand[~ahead & ~sample], cand[ahead]
+    if now_small.size:  # the old order: the small step first, grown where its second difference is lost
+        run(now_small, h[now_small])
+        lost = np.abs(_second_difference(offs, vals[:, now_small], f0)) < 100.0 * sigma
+        _grow_lost(run, h, cand, big, now_small[lost])
+    if now_big.size:
+        h[now_big] = big[ahead]
+        run(now_big, h[now_big])
+        _confirm_grown(problem, scheme, offs, idx, sigma, now_big, small[ahead], h, D, heff, vals, actual)
+    return h, D, heff, vals, actual
+
+
+def _grow_lost(run, h, cand, big, lost):
+    """Evaluate the candidates ``lost`` (positions, a subset of cand) again at their grown steps."""
+    if lost.size:
+        h[lost] = big[np.searchsorted(cand, lost)]
+        run(lost, h[lost])
+
+
+def _effective_steps(scheme, offs, actual):
+    """combine's h_eff from the steps actually taken (no values needed)."""
+    o = np.array(scheme.offsets)
+    full = _with_center(scheme, offs, actual, 0.0)
+    return (full[-1] - full[0]) / (o[-1] - o[0])
+
+
+def _grown_steps(problem, scheme, offs, h, idx, sigma, target):
+    """(positions in idx whose first step is too small for its roundoff, their grown steps).
+
+    Sorted positions; steps grown as far as the roundoff asks, at most R_FACTOR^MAX_LEVELS and the
+    entry's room; entries whose room leaves no growth are not candidates."""
+    none = np.zeros(0, dtype=np.int64)
+    if problem.eps is not None:
+        return none, np.zeros(0)
+    heff = _effective_steps(scheme, offs, _steps_taken(problem, offs, h, idx))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        R = scheme.weight_norm * sigma / heff
+    pos = np.flatnonzero((SAFETY * R > target) & (target > 0) & np.isfinite(R))
+    if not pos.size:
+        return none, np.zeros(0)
+    grow = np.minimum(SAFETY * R[pos] / target[pos], R_FACTOR ** MAX_LEVELS)
+    # never beyond the entry's own scale: far above it a difference quotient
+    # measures the far field (a plateau at 0 for anything bounded), not f'
+    big = np.minimum(h[pos] * R_FACTOR ** np.ceil(np.log(grow) / np.log(R_FACTOR)),
+                     np.maximum(problem.room[idx[pos]], h[pos]))
+    moved = big != h[pos]  # no room to grow: the small step is the grown one
+    return pos[moved], big[moved]
+
+
+def _confirm_grown(problem, scheme, offs, idx, sigma, grown, h_small, h, D, heff, vals, actual):
+    """Undo a step grown ahead where the small step's second difference would not have been lost.
+
+    For a smooth f the second difference scales like h^2: the grown step's,
+    scaled by (h_small/h_big)^2, predicts the small step's smooth part (within
+    a few % on an MLP and a logistic regression); the small step's own would
+    add its noise, sqrt(6) sigma per standard deviation.  Unless the prediction
+    is below the 100 sigma threshold by 20% and four such deviations (or is
+    not finite) the small step is evaluated and decides.  Arrays are updated
+    in place."""
+    f0 = float(problem.ev.f0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        predicted = np.abs(_second_difference(offs, vals[:, grown], f0)) * (h_small / h[grown]) ** 2
+    doubt = ~(predicted + 4.0 * math.sqrt(6.0) * sigma < 0.8 * 100.0 * sigma)
+    if not doubt.any():
+        return
+    check, hs = grown[doubt], h_small[doubt]
+    D1, heff1, vals1, actual1 = _first_step(problem, scheme, offs, hs, idx[check])
+    kept = ~(np.abs(_second_difference(offs, vals1, f0)) < 100.0 * sigma)
+    if kept.any():  # not lost in noise: the small step stands
+        c = check[kept]
+        h[c], D[c], heff[c] = hs[kept], D1[kept], heff1[kept]
+        vals[:, c], actual[:, c] = vals1[:, kept], actual1[:, kept]
 
 
 def _larger_steps(problem, judge, scheme, i, h):
@@ -187,20 +311,27 @@ def f_underflows(problem, sigma=None) -> float:
     return tiny if sigma is not None and tiny >= 0.5 * sigma else 0.0
 
 
-def _first_step(problem, scheme, offs, h, idx):
-    """Stage A for entries ``idx`` at steps ``h`` (aligned with idx): estimates, steps taken, raw values."""
-    ev, x0 = problem.ev, problem.x0
-    vals = np.empty((len(offs), idx.size))
+def _steps_taken(problem, offs, h, idx):
+    """(len(offs), idx.size) steps actually taken: x + o*h rounded in the buffer's dtype, minus x."""
+    x0 = problem.x0
     actual = np.empty((len(offs), idx.size))
-    dts = [f.dtype for f in ev.flat]
-    lof = ev.leaf_of[idx]
+    dts = [f.dtype for f in problem.ev.flat]
+    lof = problem.ev.leaf_of[idx]
     for t, o in enumerate(offs):
         for k, dt in enumerate(dts):
             m = lof == k
             if m.any():
                 xi = x0[idx[m]]
                 actual[t, m] = (xi + o * h[m]).astype(dt).astype(np.float64) - xi
-    if problem.batched is not None:
+    return actual
+
+
+def _first_step(problem, scheme, offs, h, idx):
+    """Stage A for entries ``idx`` at steps ``h`` (aligned with idx): estimates, steps taken, raw values."""
+    ev = problem.ev
+    vals = np.empty((len(offs), idx.size))
+    actual = _steps_taken(problem, offs, h, idx)
+    if problem.batched is not None and problem.batching_pays is not False:
         _stage_a_batched(problem, offs, actual, vals, idx)
     else:
         _stage_a_calls(ev, problem, offs, actual, vals, idx)
@@ -215,14 +346,17 @@ def _stage_a_calls(ev, problem, offs, actual, vals, idx):
 
     O(1) per call on leaves that alias their buffers; everything the loop
     touches is a Python list so that the checker's own cost per call stays
-    well under a microsecond (benchmarks/bench_core.py measures it).
+    well under a microsecond (benchmarks/bench_core.py measures it).  Each
+    output is reduced to a float as soon as fun returns it: an output object
+    kept beyond its call (a tensor with its autograd graph) would make the
+    check's memory grow like n^2.
     """
     x0 = problem.x0
     T, m = len(offs), idx.size
     ks = ev.leaf_of[idx].tolist()
-    js = ev.local[idx].tolist()
+    js = ev.local(idx).tolist()
     points = [(x0[idx] + actual[t]).tolist() for t in range(T)]
-    out = [[None] * m for _ in range(T)]
+    out = [[0.0] * m for _ in range(T)]
     flats, alias, fun, make_tree, objs = ev.flat, ev.alias, ev.fun, ev.make_tree, ev.objs
     done = 0
     try:
@@ -234,11 +368,12 @@ def _stage_a_calls(ev, problem, offs, actual, vals, idx):
                     old = flat[j]
                     for t in range(T):
                         flat[j] = points[t][c]
-                        out[t][c] = fun(make_tree(objs))  # a fresh container: see Evaluator
+                        v = fun(make_tree(objs))  # a fresh container: see Evaluator
+                        out[t][c] = v if type(v) is float else _real(ev, v)
                     flat[j] = old
                 else:
                     for t in range(T):
-                        out[t][c] = ev.at(int(idx[c]), points[t][c])
+                        out[t][c] = real_value(ev.at(int(idx[c]), points[t][c]))
                         ev.n_evals -= 1  # counted below with the others
                 done += T
     except Exception as e:  # noqa: BLE001 - fun failed at a step: name the entry and the step
@@ -249,26 +384,66 @@ def _stage_a_calls(ev, problem, offs, actual, vals, idx):
         ev.n_evals += done
         ev.restore()
     for t in range(T):
-        row = out[t]
-        if all(type(v) is float for v in row):
-            vals[t] = row
-        else:
-            vals[t] = [_real(ev, v) for v in row]
+        vals[t] = out[t]
+
+
+#: a batch of stage-A points is kept near this many float64 numbers (4 MiB): a (B, n) block
+#: that falls out of cache made batched evaluation slower than plain calls (838 x n at n = 1e4)
+BATCH_BLOCK_FLOATS = 2**19
+
+
+#: plain calls timed against a warm batched chunk before stage A commits to batching
+TRIAL_CALLS = 32
 
 
 def _stage_a_batched(problem, offs, actual, vals, idx):
-    """Stage A through a batch evaluator: chunks of perturbed points, one call each.
-    n_evals counts the points evaluated, not the calls."""
-    m, x0 = idx.size, problem.x0
-    rows = problem.batch_rows()
-    for t in range(len(offs)):
-        for s in range(0, m, rows):
-            e = min(m, s + rows)
-            pts = np.repeat(x0[None, :], e - s, axis=0)
-            sel = idx[s:e]
-            pts[np.arange(e - s), sel] = x0[sel] + actual[t, s:e]
-            vals[t, s:e] = call_user(problem.batched, pts, what="fun (evaluated on a batch of steps from params)")
-            problem.ev.n_evals += e - s
+    """Stage A through a batch evaluator when it pays: chunks of perturbed points, one call each.
+    n_evals counts the points evaluated, not the calls.
+
+    One block of rows holding x0 is filled once; each chunk writes its perturbed
+    entries into it (one per row) and puts x0 back after the call, so no chunk
+    copies x0 B times.  Whether batching pays is decided once per check by a
+    short timed trial on points stage A needs anyway: a second (warm) batched
+    chunk against TRIAL_CALLS plain calls, per point; where plain calls win,
+    the rest of stage A makes them (a numpy fun given a batch axis was 2x
+    slower batched at n = 1e4: per-point work is the same, and the batch falls
+    out of cache)."""
+    m, x0, T = idx.size, problem.x0, len(offs)
+    rows = max(1, min(problem.batch_rows(), BATCH_BLOCK_FLOATS // max(problem.n, 1), m))
+    block = np.empty((rows, problem.n))
+    block[:] = x0
+
+    def batched(lo, hi):
+        for t in range(T):
+            for s in range(lo, hi, rows):
+                e = min(hi, s + rows)
+                r = np.arange(e - s)
+                sel = idx[s:e]
+                block[r, sel] = x0[sel] + actual[t, s:e]
+                try:
+                    vals[t, s:e] = call_user(problem.batched, block[:e - s],
+                                             what="fun (evaluated on a batch of steps from params)")
+                finally:
+                    block[r, sel] = x0[sel]
+                problem.ev.n_evals += e - s
+
+    def plain(lo, hi):
+        part = vals[:, lo:hi]
+        _stage_a_calls(problem.ev, problem, offs, actual[:, lo:hi], part, idx[lo:hi])
+        vals[:, lo:hi] = part
+
+    done = 0
+    if problem.batching_pays is None and m >= 2 * rows + TRIAL_CALLS:
+        batched(0, rows)  # a first chunk may pay one-time costs (a compile): not timed
+        t0 = time.perf_counter()
+        batched(rows, 2 * rows)
+        t1 = time.perf_counter()
+        plain(2 * rows, 2 * rows + TRIAL_CALLS)
+        t2 = time.perf_counter()
+        problem.batching_pays = (t1 - t0) / rows <= (t2 - t1) / TRIAL_CALLS
+        done = 2 * rows + TRIAL_CALLS
+    if done < m:
+        (plain if problem.batching_pays is False else batched)(done, m)
 
 
 def _real(ev, out):

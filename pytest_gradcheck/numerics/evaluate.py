@@ -75,10 +75,10 @@ class Evaluator:
         self.buffers = [np.array(x0[leaf.slice], dtype=dt).reshape(leaf.shape)
                         for leaf, dt in zip(spec.leaves, dtypes)]
         self.flat = [b.reshape(-1) for b in self.buffers]
-        self.base_flat = [f.copy() for f in self.flat]  # the base point in the buffers' dtypes
+        # the base point in the buffers' dtypes: for float64 buffers x0's own slice (no copy; the
+        # checker never writes into x0), else a rounded copy
+        self.base_flat = [x0[leaf.slice] if f.dtype == x0.dtype else f.copy() for leaf, f in zip(spec.leaves, self.flat)]
         self.slices = [leaf.slice for leaf in spec.leaves]
-        # leaves whose buffers hold fewer digits than float64: a point written there is rounded
-        self.narrow = [k for k, f in enumerate(self.flat) if f.dtype.kind == "f" and f.dtype != np.float64]
         self._work = None  # one n-vector reused by along()
         # entries held fixed (non-finite in params): x - x0 is inf - inf there, the step taken is 0
         self.held = None if held is None else np.flatnonzero(held)
@@ -91,10 +91,8 @@ class Evaluator:
         # fun gets a new container structure on every call (same leaf objects): a fun that rebinds
         # p["w"] in what it got ("make a local copy") cannot cut the next call off the buffers
         self.make_tree = builder(spec)
-        offsets = np.array([leaf.offset for leaf in spec.leaves], dtype=np.int64)
-        sizes = np.array([leaf.size for leaf in spec.leaves], dtype=np.int64)
-        self.leaf_of = np.repeat(np.arange(len(spec.leaves)), sizes)
-        self.local = np.arange(spec.size) - np.repeat(offsets, sizes)
+        self.offsets = np.array([leaf.offset for leaf in spec.leaves], dtype=np.int64)
+        self.leaf_of = _leaf_index(spec)
 
     def _aliases(self, k: int) -> bool:
         """Does the k-th leaf object see writes to its buffer?  Tested, not assumed."""
@@ -114,6 +112,10 @@ class Evaluator:
     def tree(self):
         """A fresh pytree of the current leaf objects (what fun is called with)."""
         return self.make_tree(self.objs)
+
+    def local(self, idx: np.ndarray) -> np.ndarray:
+        """The positions of flat entries ``idx`` within their leaves."""
+        return idx - self.offsets[self.leaf_of[idx]]
 
     def buffer_dtype(self, i: int) -> np.dtype:
         return self.flat[self.leaf_of[i]].dtype
@@ -159,7 +161,7 @@ class Evaluator:
     def at(self, i: int, value):
         """fun with entry i set to ``value`` (rounded to the buffer's dtype); restores it."""
         k = self.leaf_of[i]
-        j = self.local[i]
+        j = i - self.offsets[k]
         flat = self.flat[k]
         old = flat[j]
         flat[j] = value
@@ -188,25 +190,26 @@ class Evaluator:
         out = []
         try:
             for t in steps:
-                np.multiply(d, t, out=work)
-                np.add(work, x0, out=work)
                 for k, sl in enumerate(self.slices):
-                    self.flat[k][:] = work[sl]
+                    # the point straight into the buffer (rounded there to its dtype), then the step
+                    # it actually holds: three passes over n per point, no temporaries
+                    w = work[sl]
+                    np.multiply(d[sl], t, out=w)
+                    np.add(w, x0[sl], out=self.flat[k], casting="unsafe")
+                    np.subtract(self.flat[k], x0[sl], out=w)
                     if not self.alias[k]:
                         self._refresh(k)
-                for k in self.narrow:
-                    work[self.slices[k]] = self.flat[k]
-                if self.held is None:
-                    np.subtract(work, x0, out=work)
-                else:
-                    with np.errstate(invalid="ignore"):  # inf - inf at the entries held fixed
-                        np.subtract(work, x0, out=work)
-                    work[self.held] = 0.0
+                if self.held is not None:
+                    work[self.held] = 0.0  # inf - inf there: those entries are held fixed
                 proj = float(a @ work)
                 out.append((self.call(), proj))
         finally:
             self.restore()
         return out
+
+    def release_work(self) -> None:
+        """Drop along()'s work vector (n floats) when no more directions will be evaluated."""
+        self._work = None
 
     def at_vector(self, x: np.ndarray):
         """fun at a whole new point ``x`` (all entries); restores the base point."""
@@ -243,3 +246,14 @@ class Evaluator:
             if cur.shape != base.shape or not np.array_equal(cur, base, equal_nan=True):
                 return leaf.path
         return None
+
+
+def _leaf_index(spec: TreeSpec) -> np.ndarray:
+    """Which leaf each flat entry belongs to, in the narrowest integer dtype: an n-vector of int64
+    (plus one of local positions) was 2 of the ~40 n-vectors fast mode held at n = 1e6.  One leaf:
+    a broadcast 0 (no memory)."""
+    if len(spec.leaves) == 1:
+        return np.broadcast_to(np.zeros(1, dtype=np.int8), (spec.size,))
+    dt = np.min_scalar_type(len(spec.leaves))
+    sizes = np.array([leaf.size for leaf in spec.leaves], dtype=np.int64)
+    return np.repeat(np.arange(len(spec.leaves), dtype=dt), sizes)

@@ -138,7 +138,7 @@ def prefers_fast(problem) -> bool:
 
 
 class _Probe:
-    __slots__ = ("lo", "hi", "d", "D", "P", "err", "tol", "verdict", "reason", "ratio")
+    __slots__ = ("lo", "hi", "D", "P", "err", "tol", "verdict", "reason", "ratio")
 
     @property
     def disc(self):
@@ -223,8 +223,8 @@ class _Fast:
         return x
 
     def _floor(self, d):
-        t = self.allowance
-        return C_H * float(np.sqrt(np.dot(d * t, d * t)))
+        w = d * self.allowance
+        return C_H * float(np.sqrt(np.dot(w, w)))
 
     def _tol(self, err, floor):
         if self.judge.explicit:
@@ -234,14 +234,16 @@ class _Fast:
     def _offsets(self):
         return self.offsets
 
-    def prefetch(self, ds):
-        """Stage-A values of several directions in batched calls (when the framework offers them)."""
+    def prefetch(self, signs):
+        """Stage-A values of the K directions in batched calls (when the framework offers them; the
+        directions are built only then)."""
         p = self.p
         if p.batched is None or self.complex:
             return
-        if not p.vectorized and len(ds) * len(self._offsets()) < MIN_BATCH_ROWS:
+        if not p.vectorized and len(signs) * len(self._offsets()) < MIN_BATCH_ROWS:
             return  # the batch evaluator would make plain calls of these few points (base.batch_dispatcher)
-        pts = [self._round(p.x0 + (o * self.h) * d) for d in ds for o in self._offsets()]
+        pts = [self._round(p.x0 + (o * self.h) * (signs.row(k) * self.scale))
+               for k in range(len(signs)) for o in self._offsets()]
         rows = max(1, p.batch_rows())
         vals = []
         for k in range(0, len(pts), rows):
@@ -283,11 +285,10 @@ class _Fast:
         pr = _Probe()
         pr.lo, pr.hi = lo, hi
         if lo == 0 and hi == self.p.n:
-            d = s * self.scale
+            d = np.multiply(s, self.scale)
         else:
             d = np.zeros(self.p.n)
-            d[lo:hi] = s[lo:hi] * self.scale[lo:hi]
-        pr.d = d
+            np.multiply(s[lo:hi], self.scale[lo:hi], out=d[lo:hi])
         if lo == 0 and hi == self.p.n:  # |d_i| = scale_i whatever the signs: one floor for every full probe
             if self._full_floor is None:
                 self._full_floor = self._floor(d)
@@ -295,9 +296,8 @@ class _Fast:
         else:
             floor = self._floor(d)
         if self.complex:
-            self._complex_probe(pr, floor)
+            self._complex_probe(pr, d, floor)
             return pr
-        sch = self.scheme
         R0 = self.R0_unit * self.sigma / self.h
         D, P, fwd, bwd, finite = self._level(d, self.h)
         settled = finite and abs(D - P) <= self._tol(R0, floor)
@@ -343,14 +343,15 @@ class _Fast:
         return True
 
     def run(self, signs):
-        """The K probes along ``signs`` over all entries; stops at a confirmed failure (to localise
-        it).  None when the round has to start again: at the assumed noise, with the measured one;
-        or when a failing probe revealed a staircase (noise.staircase_noise), with its noise."""
+        """The K probes along ``signs`` (a _Signs) over all entries; stops at a confirmed failure (to
+        localise it).  None when the round has to start again: at the assumed noise, with the measured
+        one; or when a failing probe revealed a staircase (noise.staircase_noise), with its noise.
+        Each probe's signs are unpacked when it runs, its direction built then and dropped after."""
         n = self.p.n
-        self.prefetch([s * self.scale for s in signs])
+        self.prefetch(signs)
         probes = []
-        for s in signs:
-            pr = self.probe(0, n, s)
+        for k in range(len(signs)):
+            pr = self.probe(0, n, signs.row(k))
             if pr is None:
                 return None
             probes.append(pr)
@@ -358,16 +359,16 @@ class _Fast:
                 break  # a confirmed disagreement: the check fails; localise it rather than probe on
         return probes
 
-    def _complex_probe(self, pr, floor):
+    def _complex_probe(self, pr, d, floor):
         p = self.p
-        x = p.x0 + 1j * self.h * pr.d
+        x = p.x0 + 1j * self.h * d
         v = p.ev.at_vector(x)
         if not isinstance(v, complex):
             raise GradcheckInputError("method='complex' needs complex-analytic code, but fun returned a real value "
                                       "for complex input")
         pr.D = v.imag / self.h
-        pr.P = float(p.analytic @ pr.d)
-        pr.err = 16.0 * self.eps_f * (abs(pr.D) + float(np.sqrt(np.sum((pr.d * p.analytic) ** 2))))
+        pr.P = float(p.analytic @ d)
+        pr.err = 16.0 * self.eps_f * (abs(pr.D) + float(np.sqrt(np.sum((d * p.analytic) ** 2))))
         pr.tol = self._tol(pr.err, floor)
         diff = abs(pr.P - pr.D)
         pr.verdict = PASS if diff <= pr.tol else FAIL
@@ -466,15 +467,28 @@ def _split(spec, lo, hi):
     return (lo, mid), (mid, hi)
 
 
-def _rademacher(rng, K, n):
-    """K rows of n independent random signs +-1.0 (from the bits of 64-bit draws: 10x faster than
-    drawing K*n integers one by one, which shows next to a cheap fun)."""
-    words = rng.integers(0, 2**64 - 1, size=(K * n + 63) // 64, dtype=np.uint64, endpoint=True)
-    bits = np.unpackbits(words.view(np.uint8))[:K * n].reshape(K, n)
-    signs = bits.view(np.int8)  # 0/1 -> +1/-1 in one byte each, in place; one widening copy at the end
-    signs *= -2
-    signs += 1
-    return signs.astype(np.float64)
+class _Signs:
+    """K rows of n independent random signs, kept as the bits of 64-bit draws (n/8 bytes a row, not
+    8n), each row unpacked to +-1 int8 when its probe runs.  Drawn at once from the generator, so a
+    seed gives the same signs as ever (row k: bits k*n .. (k+1)*n of the draws)."""
+
+    def __init__(self, rng, K, n):
+        self.K, self.n = K, n
+        words = rng.integers(0, 2**64 - 1, size=(K * n + 63) // 64, dtype=np.uint64, endpoint=True)
+        self.bytes = words.view(np.uint8)
+
+    def __len__(self):
+        return self.K
+
+    def row(self, k):
+        """Row k as int8 +-1 (bit 0 -> +1, bit 1 -> -1): multiplies a float64 scale exactly."""
+        start = k * self.n
+        first = start // 8
+        bits = np.unpackbits(self.bytes[first:(start + self.n + 7) // 8])[start - 8 * first:start - 8 * first + self.n]
+        signs = bits.view(np.int8)
+        signs *= -2
+        signs += 1
+        return signs
 
 
 def _escape_of(v, T, K, rng):
@@ -511,7 +525,7 @@ def check_fast(problem, n_probes: int | None = None):
     problem.messages.extend(base_msgs)
     n = problem.n
     rng = np.random.default_rng([problem.seed, 0xFA57])
-    signs = list(_rademacher(rng, K, n))
+    signs = _Signs(rng, K, n)
     probes = None
     if problem.method != "complex" and getattr(problem, "sigma", None) is None:
         # First round with the least noise f can have (its roundoff at f0): a tolerance built on it is
@@ -525,7 +539,7 @@ def check_fast(problem, n_probes: int | None = None):
             fx = _Fast(problem, judge, K)
             probes = fx.run(signs)
     if fx.complex:
-        _check_complex_analytic(fx, signs[0], probes[0])
+        _check_complex_analytic(fx, signs.row(0), probes[0])
 
     numeric = np.full(n, np.nan)
     err = np.full(n, np.nan)
@@ -541,7 +555,7 @@ def check_fast(problem, n_probes: int | None = None):
     for k in bad[:3]:
         if int((verdict[checked] == FAIL).sum()) >= MAX_FOUND:
             break
-        s = signs[k]
+        s = signs.row(k)
         # depth first: expand the smallest disagreeing block (worst ratio among equals), so that a
         # spread bug reaches entries in log2(n) steps instead of probing the whole top of the tree
         heap = [(n, -probes[k].ratio, 0, n)]
@@ -579,7 +593,10 @@ def check_fast(problem, n_probes: int | None = None):
         status = "inconclusive"
     T = float(statistics.median([pr.tol for pr in probes]))
     probe_word = "complex-step" if fx.complex else "central-difference"
-    typical = float(np.sqrt(np.mean((fx.scale * problem.analytic) ** 2)))
+    problem.ev.release_work()  # no more directions: the work vector's memory goes to what follows
+    w = fx.scale * problem.analytic
+    typical = float(np.sqrt(np.mean(np.square(w, out=w))))
+    del w
     under = f_underflows(problem, fx.sigma)
     blind = None if (bad or judge.explicit) else _single_entries_unseen(problem, fx.scale, T, under)
     if blind is not None:
@@ -641,7 +658,8 @@ def _single_entries_unseen(problem, scale, T, under=0.0):
     above = (np.abs(problem.analytic) > problem.floor) | ((problem.analytic != 0) if under else False)
     if not above.any():
         return None
-    v = scale[above] * problem.analytic[above]
+    v = scale[above]
+    v *= problem.analytic[above]
     typical = float(np.sqrt(np.dot(v, v) / v.size))
     return typical if 2.0 * typical <= T else None
 

@@ -70,6 +70,7 @@ class Problem:
         self.leaf_of = self.ev.leaf_of
         self._scales()
         self.batched = self._batched()
+        self.batching_pays = None  # decided by stage A's timed trial (entries._stage_a_batched)
 
     def _held(self):
         """The non-finite entries of params (-inf attention masks): held fixed at their values, not
@@ -132,10 +133,15 @@ class Problem:
         if where:
             raise GradcheckInputError(f"grad modified its input in place (leaf {where!r}); it must not change params")
         self._grad_repeat = flatten_like(gradient(self.native_tree()), self.spec, "grad")[0] if grad is not None else vec
-        eps_a = np.empty(self.n)
+        per_leaf = []
         for leaf, dt in zip(self.spec.leaves, dtypes):
             e = float(np.finfo(dt).eps) if np.issubdtype(dt, np.floating) else float(np.finfo(np.float64).eps)
-            eps_a[leaf.slice] = max(e, leaf.eps if leaf.is_float else e)
+            per_leaf.append(max(e, leaf.eps if leaf.is_float else e))
+        if len(set(per_leaf)) == 1:  # one value for all: a broadcast, not an n-vector (read-only)
+            return vec, np.broadcast_to(np.float64(per_leaf[0]), (self.n,))
+        eps_a = np.empty(self.n)
+        for leaf, e in zip(self.spec.leaves, per_leaf):
+            eps_a[leaf.slice] = e
         return vec, eps_a
 
     # -- the numeric side ---------------------------------------------------
@@ -182,7 +188,7 @@ class Problem:
                 raise GradcheckInputError(f"fun returned {f0} at params; it must be finite there")
             if dtypes is not wide_all:
                 self.messages.append(
-                    f"fun did not run with float64 params ("
+                    "fun did not run with float64 params ("
                     + (f"{type(last_err).__name__}: {str(last_err)[:120]}" if last_err else "a non-finite result")
                     + (" -- jax evaluates float64 inside jax.enable_x64, where some funs fail to trace"
                        if any(leaf.adapter.name == "jax" for leaf in self.spec.leaves) else "")
@@ -239,6 +245,23 @@ class Problem:
         self.grad_scale, self.floor = analytic_floor(self.spec, self.analytic, self.eps_a, self.grad_noise)
         if held is not None:
             self.grad_scale[held] = self.floor[held] = 0.0  # nothing is judged there
+        elif len(self.spec.leaves) == 1:  # one typical |a| for every entry: a broadcast, not an n-vector
+            self.grad_scale = np.broadcast_to(np.float64(self.grad_scale[0]), (self.n,))
+        self._grad_repeat_msg = self._compare_grad_repeat()
+        del self._grad_repeat  # an n-vector no later stage needs
+
+    def _compare_grad_repeat(self):
+        """The message for a gradient that differs between two calls by more than its floor, or None."""
+        if self._grad_repeat is self.analytic:
+            return None
+        dg = np.abs(self._grad_repeat - self.analytic)
+        dg -= self.floor
+        if not (dg > 0).any():
+            return None
+        i = int(np.argmax(dg))
+        path, idx = unravel(self.spec, i)
+        return (f"grad is nondeterministic: two calls differ by {abs(self._grad_repeat[i] - self.analytic[i]):.3g} "
+                f"at {path}{list(idx) if idx else ''}, more than its floating-point floor; seed any randomness in grad")
 
     def check_untouched(self, who: str) -> None:
         """GradcheckInputError when an array fun or grad can reach changed since the check began
@@ -272,12 +295,8 @@ class Problem:
                 f"{float(np.real(f1)):.17g}. "
                 f"Finite differences need a deterministic function: seed its random number generator inside fun "
                 f"(e.g. np.random.default_rng(0)), or turn dropout/sampling off while checking")
-        dg = np.abs(self._grad_repeat - self.analytic)
-        if (dg > self.floor).any():
-            i = int(np.argmax(dg - self.floor))
-            path, idx = unravel(self.spec, i)
-            msgs.append(f"grad is nondeterministic: two calls differ by {dg[i]:.3g} at {path}{list(idx) if idx else ''}, "
-                        f"more than its floating-point floor; seed any randomness in grad")
+        if self._grad_repeat_msg:
+            msgs.append(self._grad_repeat_msg)
         where = self.ev.modified_leaf()
         if where:
             raise GradcheckInputError(f"fun modified its input in place (leaf {where!r}); it must not change params")

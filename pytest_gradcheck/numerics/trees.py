@@ -80,7 +80,10 @@ def flatten(params, name: str = "params") -> tuple[np.ndarray, TreeSpec]:
         offset += leaf.size
         return len(leaves) - 1
 
-    node = visit(params, "", True)
+    try:
+        node = visit(params, "", True)
+    finally:
+        del visit  # the recursive closure is a reference cycle: it would keep chunks (n floats) until gc
     vec = np.concatenate(chunks) if chunks else np.zeros(0)
     return vec, TreeSpec(node, leaves, offset)
 
@@ -175,5 +178,8 @@ def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, 
         for i, (c, o) in enumerate(zip(children, obj)):
             visit(c, o, child_path(path, i, top), False)
 
-    visit(spec.node, tree, "", True)
+    try:
+        visit(spec.node, tree, "", True)
+    finally:
+        del visit  # break the recursive closure's cycle, which would keep ``out`` alive until gc
     return out, dtypes
