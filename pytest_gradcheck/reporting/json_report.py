@@ -191,7 +191,10 @@ def check_entry(record: dict) -> dict:
 def make_context(records: Iterable[dict] = (), extra: dict | None = None) -> dict:
     """Where and when the run happened: platform, python, numpy, time, dtypes.
 
-    ``dtypes`` lists the leaf dtypes seen in ``records``; framework versions
+    ``platform`` is the full ``platform.platform()`` string (it names the kernel
+    build: shown, never compared); ``platform_family`` is ``"System-machine"``
+    (``"Linux-x86_64"``), what a baseline compares (see
+    :func:`.baseline.comparable_context`).  ``dtypes`` lists the leaf dtypes seen in ``records``; framework versions
     are added for frameworks that are already imported (none is imported here).
     """
     try:
@@ -202,6 +205,7 @@ def make_context(records: Iterable[dict] = (), extra: dict | None = None) -> dic
         numpy_version = None
     ctx = {
         "platform": platform.platform(),
+        "platform_family": f"{platform.system()}-{platform.machine()}",
         "machine": platform.machine(),
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
