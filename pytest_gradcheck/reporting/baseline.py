@@ -69,7 +69,7 @@ import os
 from typing import Iterable
 
 from . import files as _files
-from .json_report import json_safe, make_context, record_key, record_status
+from .json_report import entries_compared, json_safe, make_context, record_key, record_status
 
 BASELINE_VERSION = 1
 DEFAULT_FACTOR = 10.0
@@ -216,7 +216,8 @@ def baseline_entry(record: dict) -> dict:
         "label": record.get("label", "check"),
         "status": record_status(record),
         "max_ratio": _round(res.get("max_ratio")),
-        "max_rel_error": _round(res.get("max_rel_error")),
+        # null, not 0, where no single entry was compared (a fast check that passed)
+        "max_rel_error": _round(res.get("max_rel_error")) if entries_compared(res) else None,
         "n_evals": int(res.get("n_evals") or 0),
         "method": res.get("method"),
         "mode": res.get("mode"),
