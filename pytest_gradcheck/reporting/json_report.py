@@ -173,8 +173,10 @@ def entries_compared(result: dict) -> bool:
     where a probe disagrees: a fast check that passed compared none, and its
     ``max_abs_error``/``max_rel_error`` (and each leaf's ``max_ratio``) were not
     measured -- the numerics store 0.0 there, which is not a measurement of zero.
-    Its ``max_ratio`` is the probes' worst ratio, a measurement."""
-    return bool(result.get("n_checked"))
+    Its ``max_ratio`` is the probes' worst ratio, a measurement.  A result without
+    ``n_checked`` (written by hand, or by an older version) is taken at its word."""
+    n_checked = result.get("n_checked")
+    return n_checked is None or n_checked > 0
 
 
 def _leaf_entry(leaf: dict) -> dict:
