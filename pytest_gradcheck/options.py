@@ -350,11 +350,14 @@ def merge(*layers: dict) -> dict:
 
 
 def describe(options: dict) -> str:
-    """One line: ``method=central mode=full seed=0 atol=model rtol=model eps=auto``."""
-    parts = []
-    for name in ("method", "mode", "seed", "atol", "rtol", "eps"):
-        value = options.get(name)
-        if value is None:
-            value = "auto" if name == "eps" else "model"
-        parts.append(f"{name}={value}")
+    """One line, naming the tolerance rule that is in force:
+    ``method=central mode=auto seed=0 eps=auto tolerance=error model`` or, once atol or rtol
+    is set (the other is then 0: see verdict.Judge), ``... tolerance=atol 0 + rtol 0.0001*|numeric|``."""
+    parts = [f"{name}={options.get(name)}" for name in ("method", "mode", "seed")]
+    parts.append(f"eps={'auto' if options.get('eps') is None else options.get('eps')}")
+    atol, rtol = options.get("atol"), options.get("rtol")
+    if atol is None and rtol is None:
+        parts.append("tolerance=error model (no atol/rtol set)")
+    else:
+        parts.append(f"tolerance=atol {atol or 0} + rtol {rtol or 0}*|numeric|")
     return " ".join(parts)

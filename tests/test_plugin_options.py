@@ -73,7 +73,16 @@ def test_report_header_shows_active_defaults(pytester):
     pytester.makeini("[pytest]\ngradcheck_rtol = 1e-4\n")
     pytester.makepyfile("def test_x(): pass")
     result = pytester.runpytest("--gradcheck-method=forward")
-    result.stdout.fnmatch_lines([f"gradcheck: method=forward mode={opts.DEFAULT_MODE} seed=0 atol=model rtol=0.0001 eps=auto"])
+    # rtol alone switches to the explicit rule with atol 0 (the header once said "atol=model")
+    result.stdout.fnmatch_lines([f"gradcheck: method=forward mode={opts.DEFAULT_MODE} seed=0 eps=auto "
+                                 "tolerance=atol 0 + rtol 0.0001*|numeric|"])
+
+
+def test_report_header_names_the_error_model_when_no_tolerance_is_set(pytester):
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines([f"gradcheck: method=central mode={opts.DEFAULT_MODE} seed=0 eps=auto "
+                                 "tolerance=error model (no atol/rtol set)"])
 
 
 def test_precedence_chain(pytester):

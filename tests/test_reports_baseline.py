@@ -297,3 +297,41 @@ def test_context_mismatch_is_a_warning_not_a_failure(pytester):
     rep = json.loads((pytester.path / "r.json").read_text())
     assert rep["baseline"]["context_warnings"] == [l.strip()[len("warning: "):] for l in res.outlines
                                                    if l.strip().startswith("warning: baseline")]
+
+
+# ---------------------------------------------------------------- context: what matters
+
+#: a context as make_context wrote it on a machine before a kernel update (old baselines hold this too)
+OLD_KERNEL = {"platform": "Linux-6.18.44-fc-v782-x86_64-with-glibc2.36", "machine": "x86_64", "python": "3.11.7",
+              "python_implementation": "CPython", "numpy": "2.4.6", "torch": "2.13.0+cpu", "pytest": "9.0.3"}
+
+
+def test_kernel_update_python_patch_and_pytest_version_are_not_warned_about():
+    """The platform string names the kernel build: a kernel update (or python 3.11.7 -> 3.11.9,
+    or a new pytest) moves no ratio and must not warn on every run."""
+    base = {"context": OLD_KERNEL, "checks": {}}  # an old baseline file's context, as it was written
+    run = dict(OLD_KERNEL, platform="Linux-6.18.44-fc-v1045-x86_64-with-glibc2.36", platform_family="Linux-x86_64",
+               python="3.11.9", pytest="9.2.0")
+    assert bl.context_warnings(base, run) == []
+    # what matters still warns: platform family, python major.minor, numpy and framework versions
+    moved = dict(run, platform_family="Linux-aarch64", python="3.12.1", torch="2.14.0+cpu")
+    assert bl.context_warnings(base, moved) == [
+        "baseline recorded with platform Linux-x86_64, this run has Linux-aarch64",
+        "baseline recorded with python 3.11, this run has 3.12",
+        "baseline recorded with torch 2.13.0+cpu, this run has 2.14.0+cpu"]
+
+
+def test_baseline_stores_only_what_it_compares_and_an_old_file_is_not_rewritten_for_its_context(tmp_path):
+    path = tmp_path / "baseline.json"
+    run = dict(OLD_KERNEL, platform="Linux-6.18.44-fc-v1045-x86_64-with-glibc2.36", platform_family="Linux-x86_64")
+    data, written = bl.update_baseline(path, [rec("t::a")], run)
+    assert written and data["context"] == {"platform_family": "Linux-x86_64", "python": "3.11",
+                                           "python_implementation": "CPython", "numpy": "2.4.6",
+                                           "torch": "2.13.0+cpu", "dtypes": ["float64"]}
+    # an old file (full platform string, machine, pytest version) with the same checks stays as it is
+    old = dict(json.loads(path.read_text()), context=dict(OLD_KERNEL, dtypes=["float64"]))
+    path.write_text(json.dumps(old, indent=2, sort_keys=True) + "\n")
+    before = path.read_bytes()
+    _, written = bl.update_baseline(path, [rec("t::a")], run)
+    assert not written and path.read_bytes() == before
+    assert bl.context_warnings(bl.load_baseline(path), run) == []

@@ -92,6 +92,44 @@ def test_report_schema(records):
     assert sum(s["histogram"]["counts"]) == sum(r["result"]["n_checked"] for r in records)
 
 
+def _fast_pass_record():
+    """A real fast-mode check that passed: its probes agreed, so no single entry was compared."""
+    rng = np.random.default_rng(3)
+    params = {"W": rng.normal(size=(20, 12)), "x": rng.normal(size=12)}
+    res = check_gradient(_mlp, params, _mlp_grad, mode="fast").to_dict()
+    assert res["mode"] == "fast" and res["status"] == "pass" and res["n_checked"] == 0
+    return {"nodeid": "tests/test_a.py::test_fast", "label": "check", "duration_s": 0.01, "result": res}
+
+
+def test_what_a_fast_check_did_not_measure_is_null_not_zero():
+    """The numerics store 0.0 for the entry errors of a fast check that compared no single entry;
+    the reports say "not measured" (null, "-"), and keep the probes' ratio, which was measured."""
+    from pytest_gradcheck.reporting import baseline, terminal
+
+    record = _fast_pass_record()
+    entry = json_report.build_report([record], [])["checks"][0]
+    assert entry["max_abs_error"] is None and entry["max_rel_error"] is None
+    assert entry["ratio"] == record["result"]["max_ratio"] > 0
+    assert all(leaf["max_ratio"] is None for leaf in entry["leaves"])
+    assert baseline.baseline_entry(record)["max_rel_error"] is None
+    row = terminal.table_lines([record])[1][0]
+    assert row.split()[:3] == ["pass", "-", format(record["result"]["max_ratio"], ".2e")]
+    # a check that did not finish has no evaluation count either (not 0)
+    error = {"nodeid": "t.py::t", "label": "check", "duration_s": 0.0,
+             "result": {"status": "error", "passed": False, "kind": "gradient"},
+             "error": {"type": "input", "exception": "GradcheckInputError", "message": "bad shape"}}
+    assert json_report.check_entry(error)["n_evals"] is None
+
+
+def test_summary_reconciles_checks_with_pytests_count_of_tests(records):
+    rep = json_report.build_report(records, [], pytest_counts={"passed": 3, "failed": 1, "skipped": 2})
+    s = rep["summary"]
+    assert s["pytest"] == {"failed": 1, "passed": 3, "skipped": 2, "deselected": 0, "xfailed": 0, "xpassed": 0,
+                           "error": 0}
+    assert s["n_tests"] == 2 and s["n_tests_stopped"] == 1  # test_mlp's second check failed
+    assert json_report.build_report(records, [])["summary"]["pytest"] is None
+
+
 def test_histogram_edges_from_log10_edges(records):
     h = json_report.histogram_bins(records[2]["result"]["histogram"])
     log10 = records[2]["result"]["histogram"]["log10_edges"]
@@ -195,6 +233,10 @@ def test_json_and_html_options(pytester):
     assert by_key["test_m.py::test_two::buggy"]["status"] == "fail"
     assert rep["summary"]["counts"]["fail"] == 1 and rep["summary"]["total"] == 3
     assert rep["context"]["pytest"] == pytest.__version__
+    # pytest's own count of tests travels with the report, to reconcile with its count of checks
+    assert rep["summary"]["pytest"] == {"failed": 1, "passed": 1, "skipped": 0, "deselected": 0, "xfailed": 0,
+                                        "xpassed": 0, "error": 0}
+    assert rep["summary"]["n_tests"] == 2 and rep["summary"]["n_tests_stopped"] == 1
     page = (pytester.path / "out" / "r.html").read_text()
     assert html_report.extract_data(page)["summary"] == rep["summary"]
 

@@ -9,7 +9,7 @@ magnitude is usually a bug that the tolerance happens not to catch yet.
 File layout (``BASELINE_VERSION``)::
 
     {"version": 1, "tool": "pytest-gradcheck", "updated": ISO-8601 UTC,
-     "context": {"platform", "python", "numpy", "dtypes", ...},
+     "context": {"platform_family", "python", "numpy", "torch", "jax", "dtypes", ...},
      "checks": {"tests/test_m.py::test_grad::check":
                    {"nodeid", "label", "status", "max_ratio", "max_rel_error",
                     "n_evals", "method", "mode", "kind", "dtypes"}, ...}}
@@ -69,14 +69,48 @@ import os
 from typing import Iterable
 
 from . import files as _files
-from .json_report import json_safe, make_context, record_key, record_status
+from .json_report import entries_compared, json_safe, make_context, record_key, record_status
 
 BASELINE_VERSION = 1
 DEFAULT_FACTOR = 10.0
 DEFAULT_NOISE_FLOOR = 1e-2
-#: context keys whose difference between baseline and run is worth a warning
-#: (dtypes are compared per check: a partial run sees only some of them)
-CONTEXT_KEYS = ("platform", "machine", "python", "numpy", "torch", "jax")
+#: context keys whose difference between baseline and run is worth a warning, with the word a
+#: warning uses; the values are those of :func:`comparable_context` (dtypes are compared per
+#: check: a partial run sees only some of them)
+CONTEXT_KEYS = (("platform_family", "platform"), ("python", "python"),
+                ("python_implementation", "python implementation"), ("numpy", "numpy"),
+                ("torch", "torch"), ("jax", "jax"))
+
+
+def comparable_context(context: dict | None) -> dict:
+    """What of a run's context can move a ratio, as the baseline keeps and compares it.
+
+    * the platform *family* ``"Linux-x86_64"`` (system and machine), not the full
+      ``platform.platform()`` string: that one names the kernel build
+      (``Linux-6.18.44-fc-v1045-x86_64-with-glibc2.36``), changes with every kernel
+      update and moves no floating-point result;
+    * python as major.minor: a patch release changes no arithmetic;
+    * the python implementation and the numpy, torch and jax versions, in full: their
+      kernels and summation orders are what a ratio near the noise floor samples.
+
+    Reads the context of a run (:func:`.json_report.make_context`) and that of a baseline,
+    old files included: one written before this function existed stored the full platform
+    string and ``machine``, from which the family is derived here.
+    """
+    ctx = context or {}
+    out = {}
+    family = ctx.get("platform_family")
+    if not family and ctx.get("platform"):
+        system = str(ctx["platform"]).split("-", 1)[0]
+        family = f"{system}-{ctx['machine']}" if ctx.get("machine") else str(ctx["platform"])
+    if family:
+        out["platform_family"] = str(family)
+    if ctx.get("python"):
+        out["python"] = ".".join(str(ctx["python"]).split(".")[:2])
+    for key in ("python_implementation", "numpy", "torch", "jax"):
+        if ctx.get(key):
+            out[key] = str(ctx[key])
+    return out
 
 
 class BaselineError(Exception):
@@ -182,7 +216,8 @@ def baseline_entry(record: dict) -> dict:
         "label": record.get("label", "check"),
         "status": record_status(record),
         "max_ratio": _round(res.get("max_ratio")),
-        "max_rel_error": _round(res.get("max_rel_error")),
+        # null, not 0, where no single entry was compared (a fast check that passed)
+        "max_rel_error": _round(res.get("max_rel_error")) if entries_compared(res) else None,
         "n_evals": int(res.get("n_evals") or 0),
         "method": res.get("method"),
         "mode": res.get("mode"),
@@ -205,10 +240,10 @@ def merge_baseline(records: Iterable[dict], context: dict | None = None, existin
     checks = dict((existing or {}).get("checks") or {})
     for r in records:
         checks[record_key(r)] = baseline_entry(r)
-    ctx = dict(context) if context is not None else make_context(records)
-    ctx.pop("time", None)  # the file's "updated" says when; keeps reruns byte-identical otherwise
+    # only what is compared (no time, kernel build, python patch level or pytest version):
+    # a rerun on an updated machine leaves the file byte for byte
+    ctx = comparable_context(context if context is not None else make_context(records))
     dtypes = sorted({d for e in checks.values() for d in e.get("dtypes") or []})
-    ctx.pop("dtypes", None)
     if dtypes:
         ctx["dtypes"] = dtypes
     return json_safe({
@@ -237,12 +272,18 @@ def update_baseline(path: str | os.PathLike, records: Iterable[dict],
     with _files.locked(path):
         current = load_baseline(path) if os.path.exists(path) else None
         data = merge_baseline(records, context, current)
+        # compared as comparable contexts: a file written by an older version (full platform
+        # string) is not rewritten for its context alone
         if current is not None and current.get("checks") == data["checks"] \
-                and current.get("context") == data["context"]:
+                and _comparable_with_dtypes(current.get("context")) == _comparable_with_dtypes(data["context"]):
             return current, False
         data["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         _files.write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return data, True
+
+
+def _comparable_with_dtypes(context: dict | None) -> dict:
+    return dict(comparable_context(context), dtypes=(context or {}).get("dtypes"))
 
 
 def _is_fail(status: str | None) -> bool:
@@ -336,18 +377,20 @@ def compare(baseline: dict, records: Iterable[dict], factor: float = DEFAULT_FAC
 
 
 def context_warnings(baseline: dict, context: dict) -> list[str]:
-    """Readable lines for context differences (platform, python, numpy, frameworks, dtypes).
+    """Readable lines for differences of the :func:`comparable_context` (platform family,
+    python major.minor, numpy, frameworks).
 
     Ratios near the noise floor depend on these; a difference is worth
     knowing when a comparison reports changes, but is not a failure.
     """
-    old = (baseline or {}).get("context") or {}
+    old = comparable_context((baseline or {}).get("context"))
+    new = comparable_context(context)
     lines = []
-    for k in CONTEXT_KEYS:
-        a, b = old.get(k), (context or {}).get(k)
+    for key, word in CONTEXT_KEYS:
+        a, b = old.get(key), new.get(key)
         if a is None or b is None or a == b:
             continue
-        lines.append(f"baseline recorded with {k} {_show(a)}, this run has {_show(b)}")
+        lines.append(f"baseline recorded with {word} {_show(a)}, this run has {_show(b)}")
     return lines
 
 

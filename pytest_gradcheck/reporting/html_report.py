@@ -3,11 +3,16 @@
 :func:`render` takes the dict of :func:`.json_report.build_report` and returns
 one HTML document.  The report data sits once in
 ``<script type="application/json" id="gradcheck-data">`` (``</`` escaped as
-``<\\/``); a little vanilla JavaScript renders the summary cards, the sortable
+``<\\/``); a little vanilla JavaScript renders the summary cards, a sentence
+that reconciles its count of checks with pytest's count of tests, the sortable
 and filterable table of checks, and - lazily, when a row is expanded - the
-details of a check: per-entry ratio histogram with the tolerance line (SVG),
-heatmaps of 2-D leaves, worst entries, diagnosis with its error-versus-step
-plot, regressions.  A Content-Security-Policy forbids every network request.
+details of a check: the diagnosis first, then per-entry ratio histogram with
+the tolerance line (SVG), heatmaps of 2-D leaves, the error-versus-step plot,
+worst entries, regressions.  Failed and unfinished checks open with the page
+(the worst ten).  Ratios are grey below 0.5, amber from 0.5, red from 1;
+values a check did not measure show as a dash, never 0; every column and field
+is explained on hover and in a legend.  A Content-Security-Policy forbids every
+network request.
 
 The page itself lives in ``assets/`` beside this module, as files an editor,
 linter or browser devtool can work with: ``report.html`` (the skeleton, with
@@ -131,12 +136,13 @@ def render(report: dict, title: str = "pytest-gradcheck report") -> str:
     report = with_rerun_commands(report)
     s = report.get("summary") or {}
     c = s.get("counts") or {}
-    noscript = (f"{s.get('total', 0)} checks: {c.get('fail', 0)} failed, "
-                + (f"{c['error']} errors, " if c.get("error") else "")
+    noscript = (f"{s.get('n_tests', 0)} tests ran {s.get('total', 0)} checks: {c.get('fail', 0)} failed, "
+                f"{c.get('error', 0)} errored, "
                 + (f"{c['xfail']} xfailed, " if c.get("xfail") else "")
                 + (f"{c['xpass']} xpassed, " if c.get("xpass") else "")
-                + f"{c.get('inconclusive', 0)} inconclusive, "
-                f"{c.get('pass', 0)} passed; {s.get('n_regressions', 0)} regressions.")
+                + f"{c.get('inconclusive', 0)} inconclusive, {c.get('pass', 0)} passed"
+                # a regression needs a baseline: no count without one
+                + (f"; {s.get('n_regressions', 0)} regressions." if report.get("baseline") else "."))
     out = asset("report.html")
     # data last: it is the only part that could contain the other placeholders
     for key, value in (("__TITLE__", html.escape(title)), ("__CSS__", asset("report.css")),

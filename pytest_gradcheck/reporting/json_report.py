@@ -21,16 +21,27 @@ and produce one dict (``REPORT_VERSION``) that :func:`write_json` stores and
      "context": {...},                 # platform, python, numpy, time, ...
      "summary": {"total", "counts": {status: n},  # every status of STATUSES, 0 included
                  "n_evals", "duration_s",
-                 "n_tests", "n_regressions", "n_improvements", "n_new",
+                 "n_tests", "n_tests_stopped", "n_regressions", "n_improvements", "n_new",
+                 "pytest": {outcome: n} or null,  # pytest's own count of tests, see below
                  "histogram": {...}},  # all checks' per-entry ratios added up
      "checks": [entry, ...],           # one per record, in record order
      "regressions": [change, ...],     # from baseline.compare, kind "regression"
      "improvements": [...], "new": [...], "changed": [...],
      "baseline": {"path", "context_warnings": [...]} or null}
 
+pytest counts tests, this report counts checks: a test may run several checks
+or none.  ``n_tests`` is the number of tests that ran at least one check;
+``n_tests_stopped`` those in which a check failed or did not finish (a failing
+check fails its test at once: checks after it in the same test did not run and
+are in no count); ``pytest`` is pytest's own count of the session's tests by
+outcome (:data:`PYTEST_OUTCOMES`, as its last line counts them), or null when
+the report was built without it.
+
 Each ``entry`` has ``key`` ("nodeid::label"), ``nodeid``, ``label``,
-``status``, ``passed``, ``kind``, ``max_abs_error``, ``max_rel_error``,
-``ratio`` (largest error/tolerance, the result's ``max_ratio``), ``n_evals``,
+``status``, ``passed``, ``kind``, ``max_abs_error``, ``max_rel_error``
+(null when no single entry was compared, see :func:`entries_compared`),
+``ratio`` (largest error/tolerance, the result's ``max_ratio``), ``n_evals``
+(null for a check that did not finish),
 ``n_checked``, ``n_params``, ``mode``, ``method``, ``seed``, ``tolerance``,
 ``duration_s``, ``counts``, ``histogram`` (``edges``, ``counts``,
 ``log10_edges``: bin i holds ratios in [edges[i], edges[i+1]); ``edges[0]`` is
@@ -58,6 +69,8 @@ from typing import Any, Iterable
 
 REPORT_VERSION = 1
 STATUSES = ("pass", "fail", "inconclusive", "error", "xfail", "xpass")
+#: the outcomes of pytest's last line, in its words; "deselected" and "skipped" tests did not run
+PYTEST_OUTCOMES = ("failed", "passed", "skipped", "deselected", "xfailed", "xpassed", "error")
 
 
 def record_status(record: dict) -> str:
@@ -153,10 +166,36 @@ def _add_histograms(hists: Iterable[dict]) -> dict:
     return histogram_bins({"log10_edges": log10_edges, "counts": total or []})
 
 
+def entries_compared(result: dict) -> bool:
+    """Whether a result compared single entries (analytic against numeric).
+
+    Fast mode compares random directional derivatives first and single entries only
+    where a probe disagrees: a fast check that passed compared none, and its
+    ``max_abs_error``/``max_rel_error`` (and each leaf's ``max_ratio``) were not
+    measured -- the numerics store 0.0 there, which is not a measurement of zero.
+    Its ``max_ratio`` is the probes' worst ratio, a measurement.  A result without
+    ``n_checked`` (written by hand, or by an older version) is taken at its word."""
+    n_checked = result.get("n_checked")
+    return n_checked is None or n_checked > 0
+
+
+def _leaf_entry(leaf: dict) -> dict:
+    """A leaf of the result; ``max_ratio`` None when none of its entries was compared."""
+    leaf = dict(leaf)
+    if not sum((leaf.get("counts") or {}).values()):
+        leaf["max_ratio"] = None
+    return leaf
+
+
 def check_entry(record: dict) -> dict:
-    """One report entry from one check record (see the module docstring)."""
+    """One report entry from one check record (see the module docstring).
+
+    Values a check did not measure are None, never 0: the entry errors of a
+    check that compared no single entry (:func:`entries_compared`), every number
+    of a check that did not finish."""
     res = record.get("result") or {}
     status = record_status(record)
+    compared = entries_compared(res)
     entry = {
         "key": record_key(record),
         "nodeid": record.get("nodeid", ""),
@@ -164,10 +203,10 @@ def check_entry(record: dict) -> dict:
         "status": status,
         "passed": bool(res.get("passed", status != "fail")),
         "kind": res.get("kind", "gradient"),
-        "max_abs_error": res.get("max_abs_error"),
-        "max_rel_error": res.get("max_rel_error"),
+        "max_abs_error": res.get("max_abs_error") if compared else None,
+        "max_rel_error": res.get("max_rel_error") if compared else None,
         "ratio": res.get("max_ratio"),
-        "n_evals": int(res.get("n_evals") or 0),
+        "n_evals": int(res["n_evals"]) if res.get("n_evals") is not None else None,
         "n_checked": int(res.get("n_checked") or 0),
         "n_params": int(res.get("n_params") or 0),
         "mode": res.get("mode"),
@@ -178,7 +217,7 @@ def check_entry(record: dict) -> dict:
         "counts": dict(res.get("counts") or {}),
         "histogram": histogram_bins(res.get("histogram")),
         "worst": list(res.get("worst") or []),
-        "leaves": list(res.get("leaves") or []),
+        "leaves": [_leaf_entry(leaf) for leaf in res.get("leaves") or []],
         "diagnosis": res.get("diagnosis"),
         "messages": list(res.get("messages") or []),
         "escape_probability": res.get("escape_probability"),
@@ -191,7 +230,10 @@ def check_entry(record: dict) -> dict:
 def make_context(records: Iterable[dict] = (), extra: dict | None = None) -> dict:
     """Where and when the run happened: platform, python, numpy, time, dtypes.
 
-    ``dtypes`` lists the leaf dtypes seen in ``records``; framework versions
+    ``platform`` is the full ``platform.platform()`` string (it names the kernel
+    build: shown, never compared); ``platform_family`` is ``"System-machine"``
+    (``"Linux-x86_64"``), what a baseline compares (see
+    :func:`.baseline.comparable_context`).  ``dtypes`` lists the leaf dtypes seen in ``records``; framework versions
     are added for frameworks that are already imported (none is imported here).
     """
     try:
@@ -202,6 +244,7 @@ def make_context(records: Iterable[dict] = (), extra: dict | None = None) -> dic
         numpy_version = None
     ctx = {
         "platform": platform.platform(),
+        "platform_family": f"{platform.system()}-{platform.machine()}",
         "machine": platform.machine(),
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
@@ -222,14 +265,17 @@ def make_context(records: Iterable[dict] = (), extra: dict | None = None) -> dic
 
 
 def build_report(records: Iterable[dict], regressions: Iterable[dict] | None = None,
-                 context: dict | None = None, baseline: dict | None = None) -> dict:
+                 context: dict | None = None, baseline: dict | None = None,
+                 pytest_counts: dict | None = None) -> dict:
     """The report dict for ``records``.
 
     ``regressions`` is the list :func:`pytest_gradcheck.reporting.baseline.compare`
     returns (changes of kind "regression", "improvement", "new", "changed"; a
     plain list of regressions works too: entries without ``kind`` count as
     regressions).  ``baseline`` is optional extra information about the
-    baseline used (``path``, ``context_warnings``, ``updated``).
+    baseline used (``path``, ``context_warnings``, ``updated``).  ``pytest_counts``
+    is pytest's count of tests by outcome (keys of :data:`PYTEST_OUTCOMES`), for the
+    report to reconcile its count of checks with pytest's count of tests.
     """
     records = list(records)
     checks = [check_entry(r) for r in records]
@@ -246,9 +292,12 @@ def build_report(records: Iterable[dict], regressions: Iterable[dict] | None = N
     summary = {
         "total": len(checks),
         "counts": counts,
-        "n_evals": sum(e["n_evals"] for e in checks),
+        "n_evals": sum(e["n_evals"] or 0 for e in checks),
         "duration_s": round(sum(float(e["duration_s"] or 0.0) for e in checks), 6),
         "n_tests": len({e["nodeid"] for e in checks}),
+        "n_tests_stopped": len({e["nodeid"] for e in checks if e["status"] in ("fail", "error", "xfail")}),
+        "pytest": ({k: int(pytest_counts.get(k) or 0) for k in PYTEST_OUTCOMES}
+                   if pytest_counts is not None else None),
         "n_regressions": len(by_kind["regression"]),
         "n_improvements": len(by_kind["improvement"]),
         "n_new": len(by_kind["new"]),

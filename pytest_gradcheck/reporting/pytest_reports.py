@@ -330,7 +330,8 @@ def _finish(session, state: ReportState) -> None:
                          "updated": state.update, "factor": state.factor,
                          "noise_floor": _baseline.DEFAULT_NOISE_FLOOR,
                          "context_warnings": state.context_warnings}
-        report = _json_report.build_report(records, state.changes, context, baseline=base_info)
+        report = _json_report.build_report(records, state.changes, context, baseline=base_info,
+                                           pytest_counts=_pytest_counts(config))
         if state.json_path:
             try:
                 _json_report.write_json(state.json_path, report)
@@ -345,6 +346,17 @@ def _finish(session, state: ReportState) -> None:
                 state.written.append(("HTML", state.html_path))
             except OSError as exc:
                 state.errors.append(f"could not write the gradcheck HTML report {state.html_path}: {exc}")
+
+
+def _pytest_counts(config) -> dict | None:
+    """pytest's count of tests by outcome, as its last line counts them (reports that do not
+    count towards it, e.g. a passed setup, are left out); None without the terminal reporter."""
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    stats = getattr(tr, "stats", None)
+    if not isinstance(stats, dict):
+        return None
+    return {key: sum(1 for rep in stats.get(key, ()) if getattr(rep, "count_towards_summary", True))
+            for key in _json_report.PYTEST_OUTCOMES}
 
 
 def _plural(n: int, word: str) -> str:

@@ -24,7 +24,7 @@ terminal reporter it is handed (no pytest import).
 from __future__ import annotations
 
 from . import histogram as _histogram
-from .json_report import record_key, record_status
+from .json_report import entries_compared, record_key, record_status
 from .safe_text import terminal_text
 
 _STATUS_WORD = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive", "error": "ERROR",
@@ -102,7 +102,8 @@ def table_lines(records: list) -> list[tuple[str, dict]]:
         status = record_status(rec)
         cells = (
             f"{_STATUS_WORD.get(status, status):<{widths[0]}}",
-            f"{_g(res.get('max_rel_error')):>{widths[1]}}",
+            # "-": not measured (no single entry compared, or the check did not finish), not 0
+            f"{_g(res.get('max_rel_error') if entries_compared(res) else None):>{widths[1]}}",
             f"{_g(res.get('max_ratio')):>{widths[2]}}",
             f"{res.get('n_evals', '-'):>{widths[3]}}",  # a check that did not finish has no count
             f"{_time(rec.get('duration_s')):>{widths[4]}}",

@@ -25,18 +25,63 @@ var PARSE_MS = performance.now() - T0;
 var CHECKS = DATA.checks || [];
 var SUMMARY = DATA.summary || {};
 var SEVERITY = {error: 0, fail: 0, xpass: 1, inconclusive: 2, xfail: 2, pass: 3};
+/* what every field means: the column headers' and cards' tooltips, and the legend under the table */
+var HELP = {
+  status: "the check's outcome, counted as pytest counts its test: pass; fail (an entry's error is above its tolerance); " +
+          "inconclusive (an entry could not be judged: a kink, noise); error (the check did not finish: your code raised, " +
+          "or the input was unusable); xfail / xpass (in a test marked xfail that failed / passed)",
+  nodeid: "the pytest node id of the test that ran the check",
+  label: "the check's label inside its test (several checks in one test have different labels)",
+  ratio: "error / tolerance: the largest |analytic \u2212 numeric| / tolerance over the checked entries (in fast mode: " +
+         "over the random-direction probes); 1 is the tolerance, above 1 fails. The bar is on a log scale from 1e-8 " +
+         "to 1e4, the tick at 1; grey below 0.5, amber from 0.5 (within a factor 2 of failing), red from 1",
+  max_abs_error: "largest |analytic \u2212 numeric| over the single entries compared; \u2013 where none was " +
+                 "compared (a fast-mode check whose probes all agreed) or the check did not finish",
+  max_rel_error: "largest |analytic \u2212 numeric| / max(|analytic|, |numeric|) over the single entries compared; " +
+                 "\u2013 where none was compared or the check did not finish",
+  n_evals: "evaluations of your function fun spent on the finite differences",
+  method: "the finite-difference formula: central, forward, backward, central4 (5 points), complex (complex step)",
+  mode: "full: every entry compared one by one; fast: random-direction probes, single entries only where a probe " +
+        "disagrees (the escape probability says how likely a wrong gradient passes)",
+  duration_s: "wall time of the check, seconds",
+  kind: "what was checked: gradient, vjp (vector-Jacobian product), jvp, jacobian, hessian",
+  entries: "single entries compared one by one, of all entries of the parameters",
+  seed: "the seed of the random inputs of the check (fast-mode probes, random cotangents)",
+  escape: "fast mode: the probability that a gradient with a wrong entry passes all probes",
+  tolerance: "the rule an entry's |analytic \u2212 numeric| is judged by",
+  analytic: "your gradient's value (the code under test)",
+  numeric: "the finite-difference estimate from evaluations of fun",
+  error_estimate: "the estimated error of the finite-difference estimate itself (truncation + roundoff)",
+  entry_tolerance: "this entry's tolerance: a safety multiple of the error estimate plus a floor for the " +
+                   "analytic side's own roundoff (or atol + rtol\u00b7|numeric| when those are set)",
+  verdict: "pass / fail / inconclusive for this entry",
+  regressed: "a check whose error / tolerance grew past the regression factor against the baseline, or that " +
+             "passed in the baseline and fails now"
+};
 var COLUMNS = [   /* widths: .grow in the CSS */
-  {key: "status", title: "status", num: false, w: "128px"},
-  {key: "nodeid", title: "test", num: false, w: null},
-  {key: "label", title: "check", num: false, w: "90px"},
-  {key: "ratio", title: "error / tolerance", num: true, w: "150px", tip: "largest |analytic \u2212 numeric| / tolerance over the entries; above 1 fails"},
-  {key: "max_abs_error", title: "abs error", num: true, w: "106px", tip: "largest |analytic \u2212 numeric|"},
-  {key: "max_rel_error", title: "rel error", num: true, w: "106px", tip: "largest |analytic \u2212 numeric| / max(|analytic|, |numeric|)"},
-  {key: "n_evals", title: "evals", num: true, w: "62px"},
-  {key: "method", title: "method", num: false, w: "78px"},
-  {key: "mode", title: "mode", num: false, w: "60px"},
-  {key: "duration_s", title: "time (s)", num: true, w: "74px"}
+  {key: "status", title: "status", num: false},
+  {key: "nodeid", title: "test", num: false},
+  {key: "label", title: "check", num: false},
+  {key: "ratio", title: "error / tolerance", num: true},
+  {key: "max_abs_error", title: "abs error", num: true},
+  {key: "max_rel_error", title: "rel error", num: true},
+  {key: "n_evals", title: "evals", num: true},
+  {key: "method", title: "method", num: false},
+  {key: "mode", title: "mode", num: false},
+  {key: "duration_s", title: "time (s)", num: true}
 ];
+/* what a diagnosis's "kind" says, in words (numerics/diagnose.py names them) */
+var CAUSE = {
+  bug: "your gradient code is wrong: the finite differences agree with each other at every step, your gradient does not",
+  roundoff: "a step-size artefact: at a suitable step your gradient agrees with the finite differences; likely nothing is wrong",
+  kink: "fun is not differentiable at or very near this point (ReLU, abs, max, a tie)",
+  noise: "fun is noisy or nondeterministic at this scale",
+  unsettled: "a probe disagreed, but no single entry does on its own",
+  unknown: "no diagnosis could be made"
+};
+/* how many failing or unfinished checks open with the page: each draws up to three plots, and the
+   first screen should still reach the table; the rest open with a click */
+var OPEN_AT_START = 10;
 var state = {key: null, dir: 1, status: "all", text: ""};
 var rows = [];
 var detailRows = {};
@@ -102,14 +147,20 @@ function badge(status, regressed) {
   if (regressed) s.appendChild(el("span", {cls: "badge regressed", text: "regressed", title: "regressed against the baseline"}));
   return s;
 }
+/* Below 0.5 a ratio is neutral grey: the tolerance is already a safety multiple (10x) of the
+   estimated finite-difference error, so correct gradients land anywhere from 1e-8 to ~0.45 (the
+   example project's largest passing ratio is 0.446) and a 0.2 is no warning.  From 0.5 the check is
+   within a factor 2 of failing - a different seed, step or platform could cross 1 - so amber; red
+   from 1, where it fails. */
+var AMBER_FROM = 0.5;
 function ratioColor(r) {
-  if (!isNum(r) || r <= 0) return "#8ddb8c";
-  var l = Math.log10(r);
-  if (l >= 0) return "#cf222e";
-  if (l >= -1) return "#d4a72c";
-  return "#2da44e";
+  if (!isNum(r)) return "#d0d7de";
+  if (r >= 1) return "#cf222e";
+  if (r >= AMBER_FROM) return "#d4a72c";
+  return "#8c959f";
 }
 function ratioBar(r) {
+  if (!isNum(r)) return null;   /* nothing measured: no bar (the cell says "\u2013") */
   var w = 0;
   if (isNum(r) && r > 0) w = Math.max(2, Math.min(100, (Math.log10(r) + 8) / 12 * 100));
   return el("span", {cls: "bar", title: "log scale 1e-8 \u2026 1e4; tick = tolerance"},
@@ -117,25 +168,57 @@ function ratioBar(r) {
 }
 
 /* ---------- summary ---------- */
-function card(cls, n, label, filter) {
-  var b = el(filter ? "button" : "div", {cls: "card " + cls, "data-filter": filter || null, type: filter ? "button" : null},
+function card(cls, n, label, filter, tip) {
+  var b = el(filter ? "button" : "div", {cls: "card " + cls + (n === 0 ? " zero" : ""), "data-filter": filter || null, type: filter ? "button" : null,
+                                         title: tip || null},
              [el("span", {cls: "n", text: String(n)}), el("span", {cls: "t", text: label})]);
   if (filter) b.addEventListener("click", function () { setStatus(filter); });
   return b;
 }
+/* a regression needs a baseline: without one compared, there is nothing to count */
+function baselineCompared() {
+  var base = DATA.baseline;
+  return !!(base && (base.compared || base.compared === undefined)) || (DATA.regressions || []).length > 0;
+}
+function plural(n, one, many) { return n + " " + (n === 1 ? one : (many || one + "s")); }
+/* pytest counts tests, this report counts checks: one sentence that reconciles the two */
+function tallyText() {
+  var c = SUMMARY.counts || {}, p = SUMMARY.pytest, nt = SUMMARY.n_tests || 0, parts = [];
+  var checks = [[c.fail, "failed"], [c.error, "errored (did not finish)"], [c.xfail, "xfailed"], [c.xpass, "xpassed"],
+                [c.inconclusive, "inconclusive"], [c.pass, "passed"]].filter(function (x) { return x[0]; })
+               .map(function (x) { return x[0] + " " + x[1]; });
+  var s = "pytest counts tests, this report counts checks: " + plural(nt, "test") + " ran " +
+          plural(SUMMARY.total || 0, "check") + (checks.length ? " (" + checks.join(", ") + ")" : "") + ".";
+  if (p) {
+    var ran = (p.passed || 0) + (p.failed || 0) + (p.xfailed || 0) + (p.xpassed || 0) + (p.error || 0);
+    var outs = [[p.failed, "failed"], [p.error, "errors"], [p.xfailed, "xfailed"], [p.xpassed, "xpassed"],
+                [p.passed, "passed"]].filter(function (x) { return x[0]; }).map(function (x) { return x[0] + " " + x[1]; });
+    s += " pytest's count of the same session: " + (outs.length ? outs.join(", ") : "no tests run");
+    var notRun = [[p.skipped, "skipped"], [p.deselected, "deselected"]].filter(function (x) { return x[0]; })
+                 .map(function (x) { return x[0] + " " + x[1]; });
+    if (notRun.length) s += "; not run: " + notRun.join(", ");
+    s += ".";
+    if (ran > nt) s += " The other " + plural(ran - nt, "test") + " that ran made no gradient check (plain tests, or tests that failed before their first check).";
+  }
+  if (SUMMARY.n_tests_stopped) {
+    s += " " + plural(SUMMARY.n_tests_stopped, "test") + " stopped at a failing or unfinished check: any check after it in the same test did not run and is in no count.";
+  }
+  return s;
+}
 function renderSummary() {
   var c = SUMMARY.counts || {};
   var box = document.getElementById("cards");
-  box.appendChild(card("", SUMMARY.total || 0, "checks", "all"));
-  box.appendChild(card("fail", c.fail || 0, "failed", "fail"));
-  if (c.error) box.appendChild(card("fail", c.error, "errors (did not finish)", "error"));
-  if (c.xfail) box.appendChild(card("inconclusive", c.xfail, "xfailed (expected)", "xfail"));
-  if (c.xpass) box.appendChild(card("inconclusive", c.xpass, "xpassed (unexpected)", "xpass"));
-  box.appendChild(card("inconclusive", c.inconclusive || 0, "inconclusive", "inconclusive"));
-  box.appendChild(card("pass", c.pass || 0, "passed", "pass"));
-  box.appendChild(card("regressed", SUMMARY.n_regressions || 0, "regressions", "regressed"));
-  box.appendChild(card("info", (SUMMARY.n_evals || 0).toLocaleString("en-US"), "function evaluations", null));
-  box.appendChild(card("info", fmt(SUMMARY.duration_s || 0) + " s", "time in checks", null));
+  box.appendChild(card("", SUMMARY.total || 0, "checks", "all", "every gradient check of the run (a test may run several, or none); click: show all"));
+  box.appendChild(card("fail", c.fail || 0, "failed", "fail", "checks with an entry above its tolerance"));
+  box.appendChild(card("fail", c.error || 0, "errored (did not finish)", "error", "checks that did not finish: your code raised, the input was unusable, or the run was interrupted"));
+  if (c.xfail) box.appendChild(card("inconclusive", c.xfail, "xfailed (expected)", "xfail", "failed or unfinished checks in a test marked xfail that failed, as expected"));
+  if (c.xpass) box.appendChild(card("inconclusive", c.xpass, "xpassed (unexpected)", "xpass", "passed checks in a test marked xfail that passed"));
+  box.appendChild(card("inconclusive", c.inconclusive || 0, "inconclusive", "inconclusive", "checks with an entry that could not be judged (a kink, noise), and none failed"));
+  box.appendChild(card("pass", c.pass || 0, "passed", "pass", "checks whose every entry is within its tolerance"));
+  if (baselineCompared()) box.appendChild(card("regressed", SUMMARY.n_regressions || 0, "regressions", "regressed", HELP.regressed));
+  box.appendChild(card("info", (SUMMARY.n_evals || 0).toLocaleString("en-US"), "function evaluations", null, HELP.n_evals + ", all checks"));
+  box.appendChild(card("info", fmt(SUMMARY.duration_s || 0) + " s", "time in checks", null, "wall time of all checks together, seconds"));
+  document.getElementById("tally").textContent = tallyText();
   var h = SUMMARY.histogram;
   if (h && h.counts && h.counts.length) {
     var hb = document.getElementById("overall-hist");
@@ -170,7 +253,10 @@ function renderChanges() {
 }
 function changeTable(list, id) {
   var t = el("table", {cls: "small", id: "table-" + id});
-  t.appendChild(el("thead", {}, [el("tr", {}, ["check", "status", "ratio", "growth", "what"].map(function (h) { return el("th", {text: h}); }))]));
+  var hd = [["check", "test node id :: check label"], ["status", "baseline status \u2192 this run's"],
+            ["ratio", "error / tolerance: baseline \u2192 this run"], ["growth", "this run's ratio / the baseline's"],
+            ["what", "what changed"]];
+  t.appendChild(el("thead", {}, [el("tr", {}, hd.map(function (h) { return el("th", {text: h[0], title: h[1]}); }))]));
   var tb = el("tbody");
   list.forEach(function (c) {
     var st = (c.baseline_status ? c.baseline_status + " \u2192 " : "") + c.status;
@@ -200,7 +286,7 @@ function buildHeader() {
   var tr = document.getElementById("head-row");
   COLUMNS.forEach(function (col) {
     var th = el("div", {cls: col.num ? "num" : null, "data-key": col.key, tabindex: "0", role: "columnheader", "aria-sort": "none",
-                             title: (col.tip ? col.tip + "; " : "") + "click to sort"},
+                             title: HELP[col.key] + " (click to sort)"},
                 [col.title, el("span", {cls: "arrow"})]);
     th.addEventListener("click", function () { sortBy(col.key); });
     th.addEventListener("keydown", function (ev) { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); sortBy(col.key); } });
@@ -212,22 +298,33 @@ function getRow(i) {
   var c = CHECKS[i];
   var tr = el("div", {role: "row", cls: "row grow st-" + c.status + (c.regressed ? " regressed" : ""), "data-i": String(i), "data-key": c.key,
                      "data-status": c.status, tabindex: "0"});
-  var ratioTd = el("div", {cls: "num", title: "largest |analytic - numeric| / tolerance; > 1 fails"},
+  var ratioTd = el("div", {cls: "num", title: HELP.ratio},
                    [fmt(c.ratio), ratioBar(c.ratio)]);
   setAll(tr, null, [
     el("div", {}, [badge(c.status, c.regressed)]),
     el("div", {cls: "mono nodeid", text: c.nodeid}),
-    el("div", {cls: "mono clip", text: c.label, title: c.label}),
+    el("div", {cls: "mono label", text: c.label, title: c.label}),   /* wraps: never cut */
     ratioTd,
-    el("div", {cls: "num", text: fmt(c.max_abs_error)}),
-    el("div", {cls: "num", text: fmt(c.max_rel_error)}),
-    el("div", {cls: "num", text: String(c.n_evals)}),
+    numCell(c, "max_abs_error"),
+    numCell(c, "max_rel_error"),
+    numCell(c, "n_evals"),
     el("div", {text: c.method || ""}),
     el("div", {text: c.mode || ""}),
     el("div", {cls: "num", text: fmt(c.duration_s)})
   ]);
   rows[i] = tr;
   return tr;
+}
+/* a number, or "\u2013" with the reason it was not measured (never a 0 that was not measured) */
+function unmeasuredWhy(c) {
+  if (c.status === "error" || c.error) return "not measured: the check did not finish";
+  if (c.mode === "fast" && !c.n_checked) return "not measured: fast mode compared no single entry (its random-direction probes all agreed)";
+  return "not measured";
+}
+function numCell(c, key) {
+  var v = c[key];
+  if (v === null || v === undefined) return el("div", {cls: "num unmeasured", text: "\u2013", title: unmeasuredWhy(c)});
+  return el("div", {cls: "num", text: key === "n_evals" ? String(v) : fmt(v)});
 }
 function hay(i) {
   if (haystack[i] === undefined) {
@@ -318,7 +415,8 @@ function buildControls() {
    ["inconclusive", "inconclusive", c.inconclusive || 0],
    ["pass", "passed", c.pass || 0], ["xfail", "xfailed", c.xfail || 0], ["xpass", "xpassed", c.xpass || 0],
    ["regressed", "regressed", SUMMARY.n_regressions || 0]].forEach(function (p) {
-    if ((p[0] === "error" || p[0] === "xfail" || p[0] === "xpass") && !p[2]) return;  /* rare: only when there are some */
+    if ((p[0] === "xfail" || p[0] === "xpass") && !p[2]) return;  /* rare: only when there are some */
+    if (p[0] === "regressed" && !baselineCompared()) return;
     var b = el("button", {type: "button", "data-filter": p[0], text: p[1] + " (" + p[2] + ")"});
     b.addEventListener("click", function () { setStatus(p[0]); });
     box.appendChild(b);
@@ -349,6 +447,32 @@ function toggle(i) {
   if (tr.parentNode) tr.parentNode.insertBefore(d, tr.nextSibling);
 }
 
+/* failing and unfinished checks open with the page, worst first: the diagnosis is what a reader came for */
+function openFailures() {
+  var idx = order().filter(function (i) { return CHECKS[i].status === "fail" || CHECKS[i].status === "error"; });
+  idx.slice(0, OPEN_AT_START).forEach(function (i) { toggle(i); });
+  if (idx.length > OPEN_AT_START) {
+    document.getElementById("opened").textContent = "The " + OPEN_AT_START + " worst of " + idx.length +
+      " failed or unfinished checks are open below; click any row to open or close it.";
+  } else if (idx.length) {
+    document.getElementById("opened").textContent = (idx.length === 1 ? "The failed or unfinished check is" :
+      "The " + idx.length + " failed or unfinished checks are") + " open below; click any row to open or close it.";
+  }
+}
+function buildLegend() {
+  var dl = document.getElementById("legend-list");
+  var items = [["status", HELP.status]];
+  COLUMNS.slice(1).forEach(function (col) { items.push([col.title, HELP[col.key]]); });
+  items.push(["kind", HELP.kind], ["entries compared", HELP.entries], ["seed", HELP.seed],
+             ["escape probability", HELP.escape], ["analytic / numeric", HELP.analytic + " / " + HELP.numeric],
+             ["error estimate", HELP.error_estimate], ["tolerance (of an entry)", HELP.entry_tolerance],
+             ["likely cause", "the diagnosis's verdict on a failure: " + Object.keys(CAUSE).map(function (k) { return k + " (" + CAUSE[k] + ")"; }).join("; ")],
+             ["bug shape", "how your gradient relates to the finite differences across a whole leaf (sign flip, transposed, a missing factor or term)"],
+             ["\u2013", "not measured (never a 0 that was not measured)"]);
+  if (baselineCompared()) items.push(["regressed", HELP.regressed]);
+  items.forEach(function (x) { dl.appendChild(el("dt", {text: x[0]})); dl.appendChild(el("dd", {text: x[1]})); });
+}
+
 /* ---------- details ---------- */
 function tolText(t) {
   if (!t || !t.rule) return "";
@@ -356,6 +480,7 @@ function tolText(t) {
   return "rule: |analytic \u2212 numeric| \u2264 " + (t.safety !== undefined ? t.safety + " \u00d7 " : "") +
          "finite-difference error estimate + analytic-precision floor";
 }
+/* the diagnosis first (what is wrong and what to try), then the numbers, then the plots and tables */
 function renderDetails(c) {
   if (!c.__full) { for (var k in c) c[k] = unpack(c[k], true); c.__full = true; }
   var box = el("div", {cls: "detail-box"});
@@ -363,19 +488,27 @@ function renderDetails(c) {
                                           c.error.exception + ": " + c.error.message}));
   if (c.xfail_reason) box.appendChild(el("div", {cls: "kv", text: (c.status === "xpass" ? "passed, but marked xfail: "
                                                                    : "expected to fail (xfail): ") + c.xfail_reason}));
-  var kv = [["kind", c.kind], ["entries checked", c.n_checked + " of " + c.n_params], ["method", c.method], ["mode", c.mode],
-            ["seed", c.seed], ["evaluations", c.n_evals]];
-  if (isNum(c.escape_probability)) kv.push(["escape probability", fmt(c.escape_probability)]);
-  var p = el("p", {cls: "kv"});
-  kv.forEach(function (x, j) { if (j) p.appendChild(document.createTextNode(" \u00b7 ")); p.appendChild(document.createTextNode(x[0] + " ")); p.appendChild(el("b", {text: String(x[1])})); });
-  box.appendChild(p);
-  var tt = tolText(c.tolerance);
-  if (tt) box.appendChild(el("p", {cls: "kv", text: tt}));
+  if (c.diagnosis) box.appendChild(diagnosisBlock(c.diagnosis));
   if (regByKey[c.key]) box.appendChild(el("div", {cls: "regline", text: "regression: " + regByKey[c.key].reason}));
   else if (changeByKey[c.key]) box.appendChild(el("div", {cls: "kv", text: "baseline: " + changeByKey[c.key].reason}));
   (c.messages || []).forEach(function (m) { box.appendChild(el("div", {cls: "note", text: m})); });
+  var kv = [["kind", c.kind, HELP.kind],
+            ["entries compared", c.n_checked + " of " + c.n_params, HELP.entries],
+            ["method", c.method, HELP.method], ["mode", c.mode, HELP.mode], ["seed", c.seed, HELP.seed],
+            ["evaluations", c.n_evals, HELP.n_evals]];
+  if (isNum(c.escape_probability)) kv.push(["escape probability", fmt(c.escape_probability), HELP.escape]);
+  var p = el("p", {cls: "kv"});
+  kv.forEach(function (x, j) {
+    if (x[1] === null || x[1] === undefined) return;
+    if (p.childNodes.length) p.appendChild(document.createTextNode(" \u00b7 "));
+    p.appendChild(el("span", {cls: "field", title: x[2]}, [x[0] + " ", el("b", {text: String(x[1])})]));
+  });
+  if (!c.error) box.appendChild(p);
+  var tt = tolText(c.tolerance);
+  if (tt) box.appendChild(el("p", {cls: "kv", title: HELP.tolerance, text: tt}));
+  box.appendChild(el("p", {cls: "kv"}, ["rerun: ", el("span", {cls: "mono rerun", text: c.rerun})]));
   var grid = el("div", {cls: "dgrid"});
-  if (c.histogram && c.histogram.counts && c.histogram.counts.length) {
+  if (c.histogram && c.histogram.counts && c.histogram.counts.length && sum(c.histogram.counts)) {
     grid.appendChild(el("div", {cls: "hist"}, [el("h3", {text: "Entries by error / tolerance"}), histSvg(c.histogram, 420, 130)]));
   }
   (c.leaves || []).forEach(function (leaf) {
@@ -384,37 +517,36 @@ function renderDetails(c) {
   var sweeps = findSweeps(c.diagnosis);
   if (sweeps.length) grid.appendChild(el("div", {cls: "sweep"}, [el("h3", {text: "Error versus step"}), sweepSvg(sweeps, 420, 230)]));
   if (grid.childNodes.length) box.appendChild(grid);
-  if (c.diagnosis) box.appendChild(diagnosisBlock(c.diagnosis));
   if (c.worst && c.worst.length) box.appendChild(worstTable(c.worst));
   if (c.leaves && c.leaves.length) box.appendChild(leavesTable(c.leaves));
-  box.appendChild(el("p", {cls: "kv"}, ["rerun: ", el("span", {cls: "mono rerun", text: c.rerun})]));
   return box;
 }
+function sum(a) { var t = 0; for (var i = 0; i < a.length; i++) t += a[i] || 0; return t; }
 function diagnosisBlock(d) {
   var wrap = el("div", {cls: "diagnosis"});
   if (d.summary) wrap.appendChild(el("div", {cls: "diag"}, [el("b", {text: "diagnosis: "}), String(d.summary)]));
-  var extra = [];
-  for (var k in d) {
-    if (k === "summary") continue;
-    var v = d[k];
-    if (v === null || typeof v === "object") continue;
-    extra.push(k + " " + (typeof v === "number" ? fmt(v) : String(v)));
+  if (d.kind) {
+    wrap.appendChild(el("p", {cls: "kv cause", title: "the diagnosis's verdict on the cause, from the error-versus-step sweep and the shape of the errors across each leaf"},
+                        ["likely cause: ", el("b", {text: String(d.kind)}), " \u2014 " + (CAUSE[d.kind] || "")]));
   }
-  if (extra.length) wrap.appendChild(el("p", {cls: "kv", text: extra.join(" \u00b7 ")}));
   var pat = d.pattern;
   if (pat && typeof pat === "object" && !Array.isArray(pat)) {
     for (var leaf in pat) {
       var pv = pat[leaf] || {};
       var txt = typeof pv === "object" ? [pv.label ? "\u2018" + pv.label + "\u2019" : "", pv.explanation || ""].filter(Boolean).join(": ") : String(pv);
-      wrap.appendChild(el("p", {cls: "kv pattern"}, ["bug shape in ", el("b", {cls: "mono", text: leaf}), " " + txt]));
+      wrap.appendChild(el("p", {cls: "kv pattern", title: "how your gradient relates to the finite differences across the whole leaf"},
+                          ["bug shape in ", el("b", {cls: "mono", text: leaf}), " " + txt]));
     }
   }
   return wrap;
 }
 function worstTable(worst) {
   var t = el("table", {cls: "small worst"});
-  var hd = ["where", "analytic (yours)", "numeric (finite diff.)", "|a \u2212 n|", "rel error", "error estimate", "tolerance", "ratio", "verdict"];
-  t.appendChild(el("thead", {}, [el("tr", {}, hd.map(function (h, j) { return el("th", {cls: j && j < 8 ? "num" : null, text: h}); }))]));
+  var hd = [["where", "the entry: leaf and index"], ["analytic (yours)", HELP.analytic], ["numeric (finite diff.)", HELP.numeric],
+            ["|a \u2212 n|", "|analytic \u2212 numeric|"], ["rel error", HELP.max_rel_error.split(" over")[0]],
+            ["error estimate", HELP.error_estimate], ["tolerance", HELP.entry_tolerance],
+            ["ratio", "|analytic \u2212 numeric| / tolerance; above 1 fails"], ["verdict", HELP.verdict]];
+  t.appendChild(el("thead", {}, [el("tr", {}, hd.map(function (h, j) { return el("th", {cls: j && j < 8 ? "num" : null, text: h[0], title: h[1]}); }))]));
   var tb = el("tbody");
   worst.forEach(function (e) {
     tb.appendChild(el("tr", {}, [
@@ -434,7 +566,11 @@ function worstTable(worst) {
 }
 function leavesTable(leaves) {
   var t = el("table", {cls: "small leaves"});
-  t.appendChild(el("thead", {}, [el("tr", {}, ["leaf", "shape", "dtype", "max ratio", "pass", "fail", "inconclusive"].map(function (h) { return el("th", {text: h}); }))]));
+  var hd = [["leaf", "a parameter array (a leaf of the params pytree)"], ["shape", "its shape"], ["dtype", "its dtype"],
+            ["max ratio", "the largest error / tolerance among its compared entries; \u2013 where none was compared"],
+            ["pass", "entries within their tolerance"], ["fail", "entries above their tolerance"],
+            ["inconclusive", "entries that could not be judged (a kink, noise)"]];
+  t.appendChild(el("thead", {}, [el("tr", {}, hd.map(function (h) { return el("th", {text: h[0], title: h[1]}); }))]));
   var tb = el("tbody");
   leaves.forEach(function (l) {
     var cn = l.counts || {};
@@ -461,7 +597,7 @@ function histSvg(h, W, H) {
     var lo = i === 0 ? "0" : "1e" + L[i - 1], hi = i === n - 1 ? "\u221e" : "1e" + L[i];
     var bad = tolBin >= 0 && i > tolBin;
     var r = sv("rect", {x: (ml + i * bw + 1).toFixed(1), y: (mt + ph - hgt).toFixed(1), width: (bw - 2).toFixed(1), height: hgt.toFixed(1),
-                       fill: bad ? "#cf222e" : "#2da44e", "data-count": String(c)},
+                       fill: bad ? "#cf222e" : "#8c959f", "data-count": String(c)},
                [sv("title", {text: c + " entries with ratio in [" + lo + ", " + hi + ")"})]);
     s.appendChild(r);
     if (c > 0) s.appendChild(sv("text", {x: (ml + (i + 0.5) * bw).toFixed(1), y: (mt + ph - hgt - 3).toFixed(1), "text-anchor": "middle",
@@ -482,12 +618,14 @@ function histSvg(h, W, H) {
                    ["|analytic \u2212 numeric| / tolerance (log scale; bar height ~ log count)"]));
   return s;
 }
+/* v = log10(ratio): the colours of ratioColor - a neutral blue-grey that darkens with the ratio
+   below AMBER_FROM, amber up to 1, reds above */
 function heatColor(v) {
-  if (v === null || v === undefined) return "#eef1f4";
+  if (v === null || v === undefined) return "#f6f8fa";
   if (v >= 0) return v >= 2 ? "#8e1519" : (v >= 1 ? "#b3261e" : "#e5534b");
+  if (v >= Math.log10(AMBER_FROM)) return "#d4a72c";
   var t = Math.max(0, Math.min(1, (v + 8) / 8));        /* -8 -> 0, 0 -> 1 */
-  var hue = 140 - 95 * t, light = 80 - 30 * t;
-  return "hsl(" + hue.toFixed(0) + ",60%," + light.toFixed(0) + "%)";
+  return "hsl(212,14%," + (94 - 40 * t).toFixed(0) + "%)";
 }
 function heatmap(leaf) {
   var g = leaf.ratio_grid, R = g.length, C = g[0].length;
@@ -505,7 +643,7 @@ function heatmap(leaf) {
   var shape = "(" + (leaf.shape || []).join(", ") + ")";
   return el("div", {cls: "heat"}, [el("h3", {text: leaf.path + " " + shape}), s,
     el("div", {cls: "legend", text: "log10 error/tolerance" + (R < (leaf.shape || [0])[0] || C < (leaf.shape || [0, 0])[1] ? " (max per block)" : "") +
-      ": green \u2264 1e-4 \u00b7 yellow \u2248 0.1 \u00b7 red > 1 (fails) \u00b7 grey exact"})]);
+      ": light to dark grey up to 0.5 \u00b7 amber 0.5\u20131 \u00b7 red > 1 (fails) \u00b7 white: exact"})]);
 }
 
 /* error-versus-step data: any array of {h, error} points (with a parallel "tolerance" list of the same
@@ -611,11 +749,13 @@ function sweepSvg(series, W, H) {
 
 /* ---------- boot ---------- */
 window.gradcheckReport = {renderMs: null, parseMs: PARSE_MS, lastUpdateMs: null, sortBy: sortBy, setStatus: setStatus, setText: setText, toggle: toggle,
-                          state: state, nChecks: CHECKS.length};
+                          state: state, nChecks: CHECKS.length, openAtStart: OPEN_AT_START};
 renderSummary();
 buildHeader();
 buildControls();
+buildLegend();
 update();
+openFailures();
 window.gradcheckReport.renderMs = performance.now() - T0;
 document.body.setAttribute("data-rendered", "1");
 })();
