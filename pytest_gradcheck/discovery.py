@@ -226,8 +226,8 @@ def _candidate(attr: str, obj, ns: dict, modname: str, conventions: bool) -> lis
         return []  # no gradient: a plain function (a lone NAME_params is e.g. an init helper)
     if _is_fixture(grad) or (params is not _MISSING and _is_fixture(params)):
         return []  # pytest fixtures named like siblings are never a model's parts
-    if not callable(grad):
-        raise _NotAModel(f"{grad_name} is {_kind(grad)}, not a function")
+    if not callable(grad) and grad is not True:  # True: NAME returns (value, gradient)
+        raise _NotAModel(f"{grad_name} is {_kind(grad)}, not a function (or True for a (value, grad) NAME)")
     if params is _MISSING:
         raise _NotAModel(f"{grad_name} is defined but {params_name} is missing")
     if callable(params):

@@ -12,6 +12,7 @@ keep the user's order.  Paths read like Python: ``W1``, ``enc[0]``,
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,9 @@ class TreeSpec:
     node: Any
     leaves: list
     size: int
+    #: flat entries held fixed (a bool mask: params' non-finite entries, e.g. -inf masks), or None.
+    #: A gradient read in this layout may hold anything there; it is read as 0 (trees.flatten_like)
+    held: Any = None
 
 
 def child_path(parent: str, key, top: bool) -> str:
@@ -76,6 +80,41 @@ def build(spec: TreeSpec, make_leaf) -> Any:
         return keys(*[visit(c) for c in children])  # namedtuple type
 
     return visit(spec.node)
+
+
+def builder(spec: TreeSpec):
+    """``make(objs)``: a new pytree of ``spec``'s structure holding ``objs[k]`` as its k-th leaf.
+
+    The evaluator hands fun a fresh structure on every call (a fun that rebinds ``p["w"]`` in
+    the container it got must not change what the next call sees), so this is on the hot path:
+    it is compiled once per spec into one expression of container displays
+    (``{K0: objs[0], K1: [objs[1], objs[2]]}``), which costs little more than creating the
+    containers (a recursive rebuild costs ~10x more per leaf).  Keys and namedtuple types are
+    bound as names, never written into the source."""
+    if isinstance(spec.node, int):  # a bare leaf: no container to renew (a C getter, no Python frame)
+        return operator.itemgetter(spec.node)
+    names: dict = {}
+
+    def bind(value) -> str:
+        name = f"_K{len(names)}"
+        names[name] = value
+        return name
+
+    def expr(node) -> str:
+        if isinstance(node, int):
+            return f"objs[{node}]"
+        kind, keys, children = node
+        parts = [expr(c) for c in children]
+        if kind == "dict":
+            return "{" + ", ".join(f"{bind(k)}: {p}" for k, p in zip(keys, parts)) + "}"
+        if kind == "list":
+            return "[" + ", ".join(parts) + "]"
+        if kind == "tuple":
+            return "(" + "".join(f"{p}, " for p in parts) + ")"
+        return f"{bind(keys)}(" + ", ".join(parts) + ")"  # namedtuple type
+
+    source = f"lambda objs: {expr(spec.node)}"
+    return eval(source, {"__builtins__": {}, **names})  # noqa: S307 - source built above from indices and bound names
 
 
 def unravel(spec: TreeSpec, i: int) -> tuple[str, tuple]:

@@ -17,6 +17,7 @@ the package.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 import numpy as np
@@ -137,8 +138,24 @@ class Adapter:
         return False
 
 
+def _ml_float(dtype) -> bool:
+    """A float dtype of ml_dtypes (bfloat16, float8_*): numpy kind 'V', so not np.floating."""
+    ml = sys.modules.get("ml_dtypes")  # only ever set when the user's arrays came from it
+    if ml is None or dtype.kind != "V":
+        return False
+    try:
+        ml.finfo(dtype)
+    except Exception:  # noqa: BLE001 - an integer type of ml_dtypes (int4) or a structured dtype
+        return False
+    return True
+
+
 class NumpyAdapter(Adapter):
-    """numpy arrays, numpy scalars and Python numbers."""
+    """numpy arrays, numpy scalars and Python numbers.
+
+    bfloat16 / float8 arrays of ml_dtypes (jax's numpy dtypes) are read as float32, which
+    holds them exactly, like torch's bfloat16; the native-dtype side (grad) gets arrays of
+    the leaf's own dtype back, and the eps is that dtype's."""
 
     name = "numpy"
     aliases_buffer = True
@@ -147,9 +164,23 @@ class NumpyAdapter(Adapter):
         return isinstance(leaf, (np.ndarray, np.generic, float, int, complex)) and not isinstance(leaf, bool)
 
     def to_numpy(self, leaf):
-        return np.array(leaf, copy=True)
+        a = np.array(leaf, copy=True)
+        return a.astype(np.float32) if _ml_float(a.dtype) else a
+
+    def native_dtype(self, leaf):
+        return str(np.asarray(leaf).dtype)
+
+    def eps(self, leaf):
+        dt = np.asarray(leaf).dtype
+        if _ml_float(dt):
+            return float(sys.modules["ml_dtypes"].finfo(dt).eps)
+        return super().eps(leaf)
 
     def leaf_from_buffer(self, buffer, like):
+        if isinstance(like, (np.ndarray, np.generic)) and buffer.dtype == np.float32 and _ml_float(like.dtype):
+            # float32 is only the stand-in for bfloat16 / float8 (to_numpy): the native side gets its own dtype
+            out = buffer.astype(like.dtype).reshape(np.shape(like))
+            return out if isinstance(like, np.ndarray) else out.reshape(())[()]
         if isinstance(like, np.ndarray):
             return buffer.reshape(np.shape(like))
         if isinstance(like, np.generic):

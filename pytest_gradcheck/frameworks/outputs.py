@@ -49,4 +49,8 @@ def scalar_of(out, what: str = "fun", owners: dict | None = None):
                     owners[type(out)] = ad
                 return got
             break
+    if isinstance(out, tuple) and len(out) == 2:
+        raise GradcheckInputError(
+            f"{what} must return a scalar; it returned a tuple of two. If it returns (value, gradient), as "
+            f"scipy.optimize.minimize(jac=True) objectives do, pass grad=True")
     raise GradcheckInputError(f"{what} must return a scalar (float or size-1 array); it returned {type(out).__name__}")

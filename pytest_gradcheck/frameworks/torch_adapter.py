@@ -104,6 +104,13 @@ class TorchAdapter(Adapter):
         return isinstance(leaf, torch.Tensor)
 
     def to_numpy(self, leaf):
+        if leaf.layout != torch.strided:
+            raise GradcheckInputError(
+                f"a sparse tensor ({leaf.layout}) cannot be checked entry by entry: pass the dense tensor "
+                f"(x.to_dense()), or its stored values (x.coalesce().values()) as the leaf with fun rebuilding "
+                f"the sparse tensor from them")
+        if leaf.device.type == "meta":
+            raise GradcheckInputError("a meta tensor has no values to differentiate at: create it on 'cpu' or 'cuda'")
         t = leaf.detach()
         if t.device.type != "cpu":
             t = t.cpu()

@@ -74,6 +74,7 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
     res = GradcheckResult(
         status=status, kind=problem.kind, mode=mode, method=problem.method, seed=problem.seed,
         n_params=n, n_checked=int(checked.sum()), n_evals=problem.ev.n_evals,
+        n_held=int(held.sum()) if (held := getattr(problem, "held", None)) is not None else 0,
         max_abs_error=float(diff[m].max()) if m.any() else 0.0,
         max_rel_error=float(rel[m].max()) if m.any() else 0.0,
         max_ratio=float(np.nan_to_num(ratio[m], nan=0.0).max()) if m.any() else 0.0,

@@ -14,12 +14,14 @@ check_gradient); vector.py beside it, on full.py and the pieces below.
 from __future__ import annotations
 
 from ..frameworks.registry import ends_check
+from .evaluate import own_numerics
 from .full import full_check
 from .problem import BATCH_MEMORY, Problem, validate
 from .result import GradcheckResult
 
 
 @ends_check
+@own_numerics
 def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=None, rtol=None,
                    mode="auto", seed=0, vectorized=None, batch_memory=BATCH_MEMORY,
                    n_probes=None) -> GradcheckResult:
@@ -27,7 +29,8 @@ def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=N
 
     fun(params) returns a scalar; params is an array, a number, or a dict / list /
     tuple of them; grad(params) returns the same structure (``None``: use the
-    framework's autodiff, torch or jax).  ``method``: "central" (default),
+    framework's autodiff, torch or jax; ``True``: fun returns (value, gradient),
+    the scipy.optimize.minimize(jac=True) convention).  ``method``: "central" (default),
     "forward", "backward", "central4" (5-point) or "complex" (complex step, for
     complex-analytic code).  ``eps``: first step (absolute); by default one per
     entry from the error model.  ``atol``/``rtol``: switch from the error-model
@@ -49,8 +52,12 @@ def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=N
         probe_count(n_probes)
     problem = Problem(fun, params, grad, method, eps, atol, rtol, int(seed),
                       vectorized=vectorized, batch_memory=batch_memory)
+    result = None
     if mode != "full":
         from . import fast  # lazily: full mode does not need it
         if mode == "fast" or fast.prefers_fast(problem):
-            return fast.check_fast(problem, n_probes)
-    return full_check(problem)
+            result = fast.check_fast(problem, n_probes)
+    if result is None:
+        result = full_check(problem)
+    problem.check_untouched("fun")  # a mutation of fun's data after the first calls voids the result
+    return result

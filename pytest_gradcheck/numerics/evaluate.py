@@ -6,23 +6,65 @@ built from them.  Perturbing entry i writes one number into a buffer, calls
 leaf aliases its buffer, which keeps the checker's overhead small next to a
 cheap function.  The caller's arrays are never handed to ``fun``.
 
+Floating-point warnings: the checker's own arithmetic meets overflow and 0/0 at
+extreme steps and magnitudes (gradients near 1e308, steps past the float range)
+and handles the inf / NaN it gets; under ``filterwarnings = error`` numpy's
+RuntimeWarnings would turn that into raw tracebacks.  ``own_numerics`` (on every
+public check) turns numpy's floating-point reports off for the check, and
+``user_code()`` puts the caller's own settings back around every call of fun,
+grad and the like, so the user's warnings filters still apply to their code.
+
 Layer: numerics, bottom (beside trees.py).  Imports errors, pytree (``build``)
 and frameworks.outputs (``scalar_of``); nothing else of numerics/.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
+
 import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.outputs import scalar_of
-from ..pytree import TreeSpec, build
+from ..pytree import TreeSpec, builder, unravel
+
+
+#: the caller's numpy floating-point settings (np.geterr()) while a public check runs, else None
+_CALLER_ERRSTATE: contextvars.ContextVar = contextvars.ContextVar("gradcheck_caller_errstate", default=None)
+
+
+def own_numerics(check):
+    """Decorator for the public checks: numpy reports no floating-point errors of the checker's own
+    arithmetic (it handles the inf and NaN), while ``user_code()`` restores the caller's settings."""
+    @functools.wraps(check)
+    def run(*args, **kwargs):
+        __tracebackhide__ = True
+        if _CALLER_ERRSTATE.get() is not None:  # a check inside a check (second order): already set
+            return check(*args, **kwargs)
+        token = _CALLER_ERRSTATE.set(np.geterr())
+        try:
+            with np.errstate(all="ignore"):
+                return check(*args, **kwargs)
+        finally:
+            _CALLER_ERRSTATE.reset(token)
+
+    return run
+
+
+def user_code():
+    """The context every call of the user's code runs in: the caller's numpy floating-point settings
+    (their overflow in fun warns, or raises, exactly as outside the check)."""
+    state = _CALLER_ERRSTATE.get()
+    return contextlib.nullcontext() if state is None else np.errstate(**state)
 
 
 class Evaluator:
     """Evaluates ``fun`` at the base point with single entries perturbed."""
 
-    def __init__(self, fun, spec: TreeSpec, x0: np.ndarray, dtypes: list, numpy_leaves: bool = False):
+    def __init__(self, fun, spec: TreeSpec, x0: np.ndarray, dtypes: list, numpy_leaves: bool = False,
+                 held: np.ndarray | None = None):
         self.fun = fun
         self.spec = spec
         self.x0 = x0
@@ -38,13 +80,17 @@ class Evaluator:
         # leaves whose buffers hold fewer digits than float64: a point written there is rounded
         self.narrow = [k for k, f in enumerate(self.flat) if f.dtype.kind == "f" and f.dtype != np.float64]
         self._work = None  # one n-vector reused by along()
+        # entries held fixed (non-finite in params): x - x0 is inf - inf there, the step taken is 0
+        self.held = None if held is None else np.flatnonzero(held)
         # numpy_leaves: fun takes the buffers themselves (Adapter.takes_numpy_leaves), so they alias
         self.numpy_leaves = numpy_leaves
         self.objs = [b if numpy_leaves else leaf.adapter.leaf_from_buffer(b, leaf.original)
                      for leaf, b in zip(spec.leaves, self.buffers)]
         self.base_objs = list(self.objs)  # put back after a perturbation instead of rebuilt
         self.alias = [self._aliases(k) for k in range(len(spec.leaves))]
-        self.tree = build(spec, lambda k, leaf: self.objs[k])
+        # fun gets a new container structure on every call (same leaf objects): a fun that rebinds
+        # p["w"] in what it got ("make a local copy") cannot cut the next call off the buffers
+        self.make_tree = builder(spec)
         offsets = np.array([leaf.offset for leaf in spec.leaves], dtype=np.int64)
         sizes = np.array([leaf.size for leaf in spec.leaves], dtype=np.int64)
         self.leaf_of = np.repeat(np.arange(len(spec.leaves)), sizes)
@@ -56,7 +102,7 @@ class Evaluator:
         if flat.size == 0 or not (self.numpy_leaves or leaf.adapter.aliases_buffer):
             return False
         old = flat[0]
-        flat[0] = old * 0.5 if old != 0 else 1
+        flat[0] = old * 0.5 if (old != 0 and np.isfinite(old)) else 1  # a value that differs from old
         try:
             seen = np.asarray(leaf.adapter.to_numpy(self.objs[k])).reshape(-1)[0] == flat[0]
         except Exception:
@@ -64,19 +110,24 @@ class Evaluator:
         flat[0] = old
         return bool(seen)
 
+    @property
+    def tree(self):
+        """A fresh pytree of the current leaf objects (what fun is called with)."""
+        return self.make_tree(self.objs)
+
     def buffer_dtype(self, i: int) -> np.dtype:
         return self.flat[self.leaf_of[i]].dtype
 
     def _refresh(self, k: int) -> None:
         leaf = self.spec.leaves[k]
         self.objs[k] = leaf.adapter.leaf_from_buffer(self.buffers[k], leaf.original)
-        self.tree = build(self.spec, lambda kk, lf: self.objs[kk])
 
     def call(self):
         """fun at the current buffers -> python scalar (float or complex)."""
         self.n_evals += 1
         try:
-            out = self.fun(self.tree)
+            with user_code():
+                out = self.fun(self.make_tree(self.objs))
         except GradcheckInputError:
             raise
         except Exception as e:  # noqa: BLE001
@@ -92,6 +143,19 @@ class Evaluator:
             self.eps_out = eps
         return value
 
+    def failed_at(self, i: int, value, error: BaseException) -> GradcheckInputError:
+        """The error for fun raising at params with entry i set to ``value``: names the entry and the step."""
+        path, idx = unravel(self.spec, int(i))
+        x = float(self.x0[i])
+        step = complex(value) - x if isinstance(value, complex) else float(value) - x
+        where = f"{path}{list(idx) if idx else ''}"
+        point = (f"{where} + {step.imag:.3g}j" if isinstance(step, complex)
+                 else f"{where} {'+' if step >= 0 else '-'} {abs(step):.3g}")
+        err = GradcheckInputError(f"fun raised {type(error).__name__} at a finite-difference step from params, "
+                                  f"at params with {point} (= {value!r}); it ran at params: {error}")
+        err.__cause__ = error
+        return err
+
     def at(self, i: int, value):
         """fun with entry i set to ``value`` (rounded to the buffer's dtype); restores it."""
         k = self.leaf_of[i]
@@ -103,6 +167,8 @@ class Evaluator:
             self._refresh(k)
         try:
             return self.call()
+        except GradcheckInputError as e:
+            raise self.failed_at(i, value, e.__cause__) if e.__cause__ is not None and self.past_base else e
         finally:
             flat[j] = old
             if not self.alias[k]:
@@ -130,7 +196,12 @@ class Evaluator:
                         self._refresh(k)
                 for k in self.narrow:
                     work[self.slices[k]] = self.flat[k]
-                np.subtract(work, x0, out=work)
+                if self.held is None:
+                    np.subtract(work, x0, out=work)
+                else:
+                    with np.errstate(invalid="ignore"):  # inf - inf at the entries held fixed
+                        np.subtract(work, x0, out=work)
+                    work[self.held] = 0.0
                 proj = float(a @ work)
                 out.append((self.call(), proj))
         finally:
@@ -151,7 +222,6 @@ class Evaluator:
     def _put_back(self, k: int) -> None:
         """The base-point leaf object again (no device copy for jax / CUDA leaves)."""
         self.objs[k] = self.base_objs[k]
-        self.tree = build(self.spec, lambda kk, lf: self.objs[kk])
 
     def restore(self) -> None:
         for k, base in enumerate(self.base_flat):
@@ -165,11 +235,11 @@ class Evaluator:
             obj = self.objs[k]
             if self.alias[k] and tuple(getattr(obj, "shape", ())) == tuple(leaf.shape):
                 # the object views the buffer: compare the buffer itself, no copy out of the framework
-                if not np.array_equal(self.flat[k], self.base_flat[k]):
+                if not np.array_equal(self.flat[k], self.base_flat[k], equal_nan=True):
                     return leaf.path
                 continue
             cur = np.asarray(leaf.adapter.to_numpy(self.objs[k]), dtype=np.complex128 if np.iscomplexobj(self.flat[k]) else np.float64).reshape(-1)
             base = self.x0[leaf.slice].astype(self.flat[k].dtype).astype(cur.dtype)
-            if cur.shape != base.shape or not np.array_equal(cur, base):
+            if cur.shape != base.shape or not np.array_equal(cur, base, equal_nan=True):
                 return leaf.path
         return None

@@ -67,7 +67,10 @@ scales unchanged (f's noise is near its roundoff, the probe merely needs
 refining), the round goes on with it and the probes already taken stand;
 otherwise (f is noisier: its steps must grow) the probes start again with
 steps and tolerances from the measured noise, at most 2K evaluations having
-been spent.  A passing check thus costs f0, the repeated f0 and 2K
+been spent.  Before a full probe's failure stands, f's noise is measured once more at the
+probes' own scale (noise.staircase_noise: a float32 staircase hidden under a smooth float64
+term is invisible at params); if it reveals stairs, the round starts again with their noise.
+A passing check thus costs f0, the repeated f0 and 2K
 evaluations: 22 whatever n (full mode: 2n); torch's fast mode costs 2 per
 input tensor plus f0 and a backward pass.
 
@@ -104,11 +107,11 @@ import numpy as np
 from ..errors import GradcheckInputError
 from ..frameworks.base import MIN_BATCH_ROWS
 from .assemble import assemble, nondeterministic_result
-from .entries import entry_estimates
-from .noise import measure_noise, noise_level
+from .entries import entry_estimates, f_underflows
+from .noise import adopt_staircase, measure_noise, noise_level, staircase_noise
 from .refine import MAX_LEVELS, R_FACTOR, Chain, real_value
 from .stencils import COMPLEX_STEP, SCHEMES
-from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, Judge
+from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, Judge, tiny_for_eps
 
 #: mode="auto": full mode up to this many parameters (2n evaluations are then
 #: cheap next to a test suite), fast mode above
@@ -165,7 +168,8 @@ class _Fast:
             self.eps_f = problem.ev.eps_out or float(np.finfo(np.float64).eps)
             if self.assumed_noise:
                 # the least noise f can have (see check_fast): its roundoff at f0 or the spread of repeated calls
-                self.sigma = max(self.eps_f * abs(self.f0), getattr(problem, "repeat_noise", 0.0))
+                self.sigma = max(self.eps_f * abs(self.f0) + tiny_for_eps(self.eps_f),
+                                 getattr(problem, "repeat_noise", 0.0))
                 self.eps_eff = self.eps_f
             else:
                 self.sigma, self.eps_eff = noise_level(problem)
@@ -257,7 +261,10 @@ class _Fast:
                 v = self._cache.pop(x.tobytes(), None)
                 if v is None:
                     v = real_value(p.ev.at_vector(x))
-                x -= p.x0  # the step actually taken (rounded), for the analytic projection
+                with np.errstate(invalid="ignore"):  # inf - inf at entries held fixed (non-finite)
+                    x -= p.x0  # the step actually taken (rounded), for the analytic projection
+                if p.held is not None:
+                    x[p.held] = 0.0  # held entries do not move
                 got[o] = (v, float(p.analytic @ x))
         else:
             got = dict(zip(self.offsets, ((real_value(v), pr) for v, pr in
@@ -304,6 +311,14 @@ class _Fast:
             pr.D, pr.P, pr.err, pr.verdict, pr.reason = D, P, R0, PASS, ""
         else:
             self._refine(pr, d, D, P, fwd, bwd, floor)
+            if pr.verdict == FAIL and lo == 0 and hi == self.p.n and not self.judge.explicit \
+                    and not getattr(self.p, "stairs_checked", False):
+                # before a failure stands: f's noise at the probes' scale (noise.staircase_noise); a
+                # staircase hidden under a smooth term means a fresh round with its noise
+                found = staircase_noise(self.p, self.h * self.scale)
+                if found is not None:
+                    adopt_staircase(self.p, found)
+                    return None
         pr.tol = self._tol(pr.err, floor)
         diff = abs(pr.P - pr.D)
         pr.ratio = diff / pr.tol if pr.tol > 0 else (0.0 if diff == 0 else math.inf)
@@ -329,7 +344,8 @@ class _Fast:
 
     def run(self, signs):
         """The K probes along ``signs`` over all entries; stops at a confirmed failure (to localise
-        it).  None when a round at the assumed noise has to start again with the measured one."""
+        it).  None when the round has to start again: at the assumed noise, with the measured one;
+        or when a failing probe revealed a staircase (noise.staircase_noise), with its noise."""
         n = self.p.n
         self.prefetch([s * self.scale for s in signs])
         probes = []
@@ -504,9 +520,10 @@ def check_fast(problem, n_probes: int | None = None):
         # agree the noise is measured; the round goes on with it unless it moves the steps.
         fx = _Fast(problem, judge, K, assume_least_noise=True)
         probes = fx.run(signs)
-    if probes is None:
-        fx = _Fast(problem, judge, K)
-        probes = fx.run(signs)
+    for _ in range(2):  # a round with the measured noise; one more if it reveals a staircase
+        if probes is None:
+            fx = _Fast(problem, judge, K)
+            probes = fx.run(signs)
     if fx.complex:
         _check_complex_analytic(fx, signs[0], probes[0])
 
@@ -563,7 +580,8 @@ def check_fast(problem, n_probes: int | None = None):
     T = float(statistics.median([pr.tol for pr in probes]))
     probe_word = "complex-step" if fx.complex else "central-difference"
     typical = float(np.sqrt(np.mean((fx.scale * problem.analytic) ** 2)))
-    blind = None if (bad or judge.explicit) else _single_entries_unseen(problem, fx.scale, T)
+    under = f_underflows(problem, fx.sigma)
+    blind = None if (bad or judge.explicit) else _single_entries_unseen(problem, fx.scale, T, under)
     if blind is not None:
         status = "inconclusive"
     raised = (f", raised for {fx.n_raised} entries too small for the probes to see" if fx.n_raised else "")
@@ -579,7 +597,12 @@ def check_fast(problem, n_probes: int | None = None):
     if bad:
         msg += f", localised with {block_probes} block probes and {int(checked.sum())} entry-wise checks"
     problem.messages.append(msg)
-    if blind is not None:
+    if blind is not None and under:
+        problem.messages.append(
+            f"fast mode: fun underflows: its values near params are below the smallest normal number of its dtype "
+            f"({under:.3g}), 0 or subnormal, so no probe resolves a change of it; the gradient is not verified "
+            f"(detection threshold {T:.3g}). Rescale fun (e.g. a log-likelihood instead of a likelihood)")
+    elif blind is not None:
         problem.messages.append(
             f"fast mode: the probes cannot see an error in one typical entry: flipping the sign of an entry of "
             f"typical size moves a probe by 2 x {blind:.3g}, less than the detection threshold {T:.3g} (f's noise "
@@ -605,7 +628,7 @@ def check_fast(problem, n_probes: int | None = None):
     return res
 
 
-def _single_entries_unseen(problem, scale, T):
+def _single_entries_unseen(problem, scale, T, under=0.0):
     """The typical visible size L_j*|a_j| of the entries above the analytic floor, when a sign flip of
     such an entry (a change of twice that) stays below the probes' threshold T; None otherwise.
 
@@ -613,8 +636,9 @@ def _single_entries_unseen(problem, scale, T):
     would also get verified nothing about single entries (float16/bfloat16 gradients, whose rounding
     allowance projected on a probe grows like sqrt(n) times the gradient's own size).  Entries at or
     below the floor are zero to their dtype's precision and do not count, so a check at an optimum
-    still passes."""
-    above = np.abs(problem.analytic) > problem.floor
+    still passes -- unless f underflows (``under``): then a nonzero gradient below its dtype's floor is
+    no more verified than one above it (entries.f_underflows, as in full mode)."""
+    above = (np.abs(problem.analytic) > problem.floor) | ((problem.analytic != 0) if under else False)
     if not above.any():
         return None
     v = scale[above] * problem.analytic[above]

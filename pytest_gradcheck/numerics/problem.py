@@ -20,8 +20,9 @@ import numpy as np
 from ..errors import GradcheckInputError
 from ..frameworks.base import batched_agrees
 from ..pytree import build, unravel
-from .evaluate import Evaluator
+from .evaluate import Evaluator, user_code
 from .noise import gradient_noise
+from .reach import Reach
 from .steps import entry_scales
 from .stencils import METHODS
 from .trees import flatten, flatten_like
@@ -44,24 +45,52 @@ class Problem:
     def __init__(self, fun, params, grad, method, eps, atol, rtol, seed, kind="gradient",
                  vectorized=None, batch_memory=BATCH_MEMORY):
         self.t0 = time.perf_counter()
+        check_batch_memory(batch_memory)
         self.vectorized, self.batch_memory = vectorized, batch_memory
         self.method, self.eps, self.atol, self.rtol, self.seed, self.kind = method, eps, atol, rtol, seed, kind
         self.messages: list[str] = []
         self.rng = np.random.default_rng(seed)
-        self.fun = fun
+        if grad is True:  # scipy.optimize.minimize(jac=True): fun returns (value, gradient)
+            self.fun, grad = value_part(fun), gradient_part(fun)
+        else:
+            self.fun = fun
         self.x0, self.spec = flatten(params)
         if self.spec.size == 0:
             raise GradcheckInputError("params is empty: there is nothing to check")
         self.n = self.spec.size
-        bad = ~np.isfinite(self.x0)
-        if bad.any():
-            path, idx = unravel(self.spec, int(np.flatnonzero(bad)[0]))
-            raise GradcheckInputError(f"params is not finite at {path}{list(idx) if idx else ''}")
+        self.held = self._held()
+        # the arrays fun and grad can reach besides params (closures, globals, self): a change
+        # to one of them is named as in-place mutation, not mistaken for nondeterminism
+        self.reach = Reach({"fun": fun, "grad": None if getattr(grad, "value_and_grad", False) or not callable(grad)
+                            else grad})
         self.analytic, self.eps_a = self._analytic(grad)
+        self.check_untouched("grad" if callable(grad) and not getattr(grad, "value_and_grad", False) else "fun")
         self.ev = self._evaluator()
+        self.check_untouched("fun")
         self.leaf_of = self.ev.leaf_of
         self._scales()
         self.batched = self._batched()
+
+    def _held(self):
+        """The non-finite entries of params (-inf attention masks): held fixed at their values, not
+        checked (a bool mask), or None.  Every step along a direction leaves them where they are
+        (their scale L is 0; inf + a finite step is inf), and the gradient is not read there."""
+        bad = ~np.isfinite(self.x0)
+        if not bad.any():
+            return None
+        if bad.all():
+            raise GradcheckInputError("params has no finite entry: there is nothing to check "
+                                      "(non-finite entries are held fixed and not checked)")
+        where = []
+        for i in np.flatnonzero(bad)[:3]:
+            path, idx = unravel(self.spec, int(i))
+            where.append(f"{path}{list(idx) if idx else ''} = {self.x0[i]}")
+        n_bad = int(bad.sum())
+        self.messages.append(
+            f"{n_bad} non-finite entr{'y' if n_bad == 1 else 'ies'} of params held fixed and not checked "
+            f"({', '.join(where)}{', ...' if n_bad > 3 else ''}); the {self.n - n_bad} finite entries are checked")
+        self.spec.held = bad
+        return bad
 
     # -- the analytic side -------------------------------------------------
     def native_tree(self):
@@ -77,18 +106,24 @@ class Problem:
 
             def gradient(tree):
                 for ad in adapters:
-                    g = ad.gradient(self.fun, tree)
+                    with user_code():
+                        g = ad.gradient(self.fun, tree)
                     if g is not None:
                         return g
                 raise GradcheckInputError(
                     "grad is required for plain numpy functions: pass grad=<function returning the gradient "
-                    "of fun in the structure of params> (torch and jax can supply it by autodiff)")
+                    "of fun in the structure of params> (torch and jax can supply it by autodiff), or grad=True "
+                    "when fun returns (value, gradient) as scipy.optimize.minimize(jac=True) objectives do")
         else:
             if not callable(grad):
-                raise GradcheckInputError(f"grad must be callable; got {type(grad).__name__}")
+                raise GradcheckInputError(
+                    f"grad must be callable, None (torch/jax autodiff) or True (fun returns (value, gradient), "
+                    f"as scipy.optimize.minimize(jac=True) objectives do); got {type(grad).__name__}")
+
+            what = "fun (grad=True: it returns (value, gradient))" if getattr(grad, "value_and_grad", False) else "grad"
 
             def gradient(tree):
-                return call_user(grad, tree, what="grad")
+                return call_user(grad, tree, what=what)
         self.gradient_of = gradient  # params tree -> analytic gradient tree
         tree = self.native_tree()
         vec, dtypes = flatten_like(gradient(tree), self.spec, "grad")
@@ -120,7 +155,7 @@ class Problem:
             # the native attempt needs no x64-style wrapper unless some buffer is still wide (and a
             # wrapper may be what fails: jax retraces fun inside its x64 context, which some funs do not survive)
             wrapped = nfun if any(np.dtype(d) == np.dtype(wide) for d in dtypes) else self.fun
-            ev = Evaluator(wrapped, self.spec, self.x0, dtypes)
+            ev = Evaluator(wrapped, self.spec, self.x0, dtypes, held=self.held)
             try:
                 f0 = ev.call()
             except GradcheckInputError:
@@ -130,6 +165,11 @@ class Problem:
                 continue
             if numpy_ok:
                 ev = _numpy_leaf_evaluator(wrapped, self.spec, self.x0, dtypes, f0) or ev
+            if not complex_step and (isinstance(f0, complex) or np.iscomplexobj(f0)):
+                raise GradcheckInputError(
+                    f"fun returned a complex value ({f0!r}) at params; gradients are checked for real-valued "
+                    f"functions: return a real number (e.g. .real, abs(...)**2), or use method='complex' if fun "
+                    f"is real on real input and complex-analytic")
             if complex_step:
                 if not isinstance(f0, complex) and not np.iscomplexobj(f0):
                     raise GradcheckInputError(
@@ -167,6 +207,8 @@ class Problem:
             run, why = None, f"{type(e).__name__}: {e}"
         else:
             why = "the framework offers no batched evaluation"
+        if run is not None:
+            run = _in_user_code(run)
         if run is not None and not self.vectorized and getattr(adapter, "validates_batches", False):
             return run  # the adapter checks its batches against plain calls before it uses them
         if run is not None:
@@ -189,14 +231,33 @@ class Problem:
 
     def _scales(self):
         """Per-entry scale L (for steps) and per-leaf rms of the analytic gradient (for floors)."""
-        self.L, self.room = entry_scales(self.x0, self.spec)
+        held = self.held
+        self.L, self.room = entry_scales(self.x0 if held is None else np.where(held, 0.0, self.x0), self.spec)
+        if held is not None:
+            self.L[held] = self.room[held] = 0.0  # no step moves an entry that is held fixed
         self.grad_noise = gradient_noise(self)
         self.grad_scale, self.floor = analytic_floor(self.spec, self.analytic, self.eps_a, self.grad_noise)
+        if held is not None:
+            self.grad_scale[held] = self.floor[held] = 0.0  # nothing is judged there
+
+    def check_untouched(self, who: str) -> None:
+        """GradcheckInputError when an array fun or grad can reach changed since the check began
+        (``who`` ran last).  The arrays are not restored: the caller's arrays are not ours to write."""
+        got = self.reach.changed()
+        if got is None:
+            return
+        owner, where = got
+        raise GradcheckInputError(
+            f"{who} modified an array in place that it does not own: {where} (reached from {owner}) changed "
+            f"during the check. A checked function must not change its inputs or the data it closes over: "
+            f"e.g. `dout = R; dout[x <= 0] = 0` writes into R (copy first: `dout = R.copy()`). Every later call "
+            f"would see other data, so the finite differences would not be of the same function")
 
     def check_base(self):
         """Repeat f at the base point and the gradient: nondeterminism fails the check."""
         f0 = self.ev.f0
         f1 = self.ev.call()
+        self.check_untouched("fun")
         msgs = []
         self.repeat_noise = abs(f1 - f0) if np.isfinite(f1) else math.inf
         eps_f = self.ev.eps_out or float(np.finfo(np.float64).eps)
@@ -227,7 +288,7 @@ def _numpy_leaf_evaluator(nfun, spec, x0, dtypes, f0):
     """An evaluator handing fun views of its buffers (Adapter.takes_numpy_leaves), if fun gives the
     very same value with them at the base point; None otherwise.  Its count of evaluations starts
     at 2: the call made with framework leaves and the confirming one."""
-    ev = Evaluator(nfun, spec, x0, dtypes, numpy_leaves=True)
+    ev = Evaluator(nfun, spec, x0, dtypes, numpy_leaves=True, held=spec.held)
     try:
         v = ev.call()
     except GradcheckInputError:
@@ -245,20 +306,65 @@ def _modified(spec, tree, x0):
     vec, _ = flatten_like(tree, spec, "params")
     for leaf in spec.leaves:
         base = x0[leaf.slice].astype(leaf.dtype).astype(np.float64)
+        if spec.held is not None:  # read as 0 there by flatten_like; compare the finite entries
+            base = np.where(spec.held[leaf.slice], 0.0, base)
         if not np.array_equal(vec[leaf.slice], base):
             return leaf.path
     return None
+
+
+def _in_user_code(run):
+    """A batch evaluator run with the caller's floating-point settings (it calls their fun)."""
+    def batched(points):
+        with user_code():
+            return run(points)
+    return batched
+
+
+def _split(out):
+    """(value, gradient) from what a grad=True fun returned; GradcheckInputError otherwise."""
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        return out
+    got = f"a {type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list)) else type(out).__name__
+    raise GradcheckInputError(f"grad=True means fun returns (value, gradient), as scipy.optimize.minimize(jac=True) "
+                              f"objectives do; it returned {got}")
+
+
+def value_part(fun):
+    """fun for the numeric side of a grad=True check: the value only (the gradient it also returns is
+    computed and dropped; perturbed points need only the value)."""
+    def value(tree):
+        return _split(fun(tree))[0]
+    return value
+
+
+def gradient_part(fun):
+    """grad for a grad=True check: the gradient fun returns with its value at params."""
+    def gradient(tree):
+        return _split(fun(tree))[1]
+    gradient.value_and_grad = True
+    return gradient
 
 
 def call_user(f, *args, what):
     """``f(*args)``; any exception but GradcheckInputError becomes one, naming ``what`` raised it."""
     __tracebackhide__ = True
     try:
-        return f(*args)
+        with user_code():
+            return f(*args)
     except GradcheckInputError:
         raise
     except Exception as e:  # noqa: BLE001
         raise GradcheckInputError(f"{what} raised {type(e).__name__}: {e}") from e
+
+
+def check_batch_memory(batch_memory) -> None:
+    """``batch_memory`` is a positive, finite number of bytes; GradcheckInputError otherwise."""
+    ok = (not isinstance(batch_memory, bool) and isinstance(batch_memory, (int, float, np.integer, np.floating))
+          and math.isfinite(batch_memory) and batch_memory > 0)
+    if not ok:
+        raise GradcheckInputError(f"batch_memory must be a positive number of bytes (the memory batched evaluation "
+                                  f"may use, default {BATCH_MEMORY}); got {batch_memory!r}")
 
 
 def validate(fun, method, mode, eps, atol, rtol, seed):

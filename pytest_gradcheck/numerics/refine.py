@@ -197,9 +197,12 @@ class Chain:
         return b, e, INCONCLUSIVE, "the finite-difference estimates did not settle as the step changed"
 
 
-def refine(problem, judge, scheme, i, h0, D0, fwd0, bwd0, sigma):
+def refine(problem, judge, scheme, i, h0, D0, fwd0, bwd0, sigma, kinks=None):
     """Stage B for one entry: a chain of shrinking steps from h0; if that does not
-    settle (roundoff grows as h shrinks), a second chain from R_FACTOR^2 h0 down to h0."""
+    settle (roundoff grows as h shrinks), a second chain from R_FACTOR^2 h0 down to h0.
+    ``kinks``: a dict that receives kinks[i] = (lower, upper one-sided derivative, step, roundoff)
+    when the verdict is a failure outside a kink's one-sided derivatives (kinks.py judges those
+    again: one coordinate's move may cross several kinks at once)."""
     x = problem.x0[i]
     dt = problem.ev.buffer_dtype(i)
     hmin = 16.0 * float(np.spacing(dt.type(abs(x)))) if x != 0 else 16.0 * float(np.finfo(dt).tiny)
@@ -215,6 +218,8 @@ def refine(problem, judge, scheme, i, h0, D0, fwd0, bwd0, sigma):
         if got is not None:
             return (*got, "")
     first = chain.final()
+    if chain.state == "kink-out" and kinks is not None:
+        kinks[i] = chain.kink
     if chain.state != "unsettled" or h0 * R_FACTOR**2 > max(problem.room[i], h0):
         return first
     up = Chain(problem, judge, scheme, i, sigma)

@@ -161,6 +161,8 @@ class GradcheckResult:
     seed: int = 0
     n_params: int = 0
     n_checked: int = 0
+    #: entries of params that are not finite (-inf masks): held fixed, not checked, not in n_checked
+    n_held: int = 0
     n_evals: int = 0
     max_abs_error: float = 0.0
     max_rel_error: float = 0.0
@@ -197,6 +199,7 @@ class GradcheckResult:
             "seed": int(self.seed),
             "n_params": int(self.n_params),
             "n_checked": int(self.n_checked),
+            "n_held": int(self.n_held),
             "n_evals": int(self.n_evals),
             "max_abs_error": _finite(self.max_abs_error),
             "max_rel_error": _finite(self.max_rel_error),

@@ -47,6 +47,7 @@ import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.registry import ends_check
+from .evaluate import own_numerics
 from ..pytree import TreeSpec, build
 from .assemble import assemble
 from .check import check_gradient
@@ -73,6 +74,7 @@ def _as_tree(spec, vec):
 
 
 @ends_check
+@own_numerics
 def check_hessian(fun, params, hess=None, hvp=None, grad=None, *, method="central", eps=None, atol=None, rtol=None,
                   mode="full", seed=0, n_probes=N_PROBES) -> GradcheckResult:
     """Check an explicit Hessian or a Hessian-vector product; see the module docstring."""
@@ -168,6 +170,7 @@ def _scalar(out):
 
 
 @ends_check
+@own_numerics
 def check_gradgrad(fun, params, grad, *, hvp=None, method="central", eps=None, atol=None, rtol=None, mode="full",
                    seed=0) -> GradcheckResult:
     """grad against fun, grad's Jacobian for symmetry, and hvp (if given) against grad; see the module docstring."""

@@ -16,14 +16,34 @@ from ..errors import GradcheckInputError
 from ..frameworks.registry import adapter_for
 from ..pytree import ROOT, Leaf, TreeSpec, child_path
 
+#: containers nested deeper than this are refused before Python's recursion limit (~1000 frames)
+#: is hit: real parameter trees nest a few levels (model -> layer -> weight)
+MAX_DEPTH = 100
+
 
 def flatten(params, name: str = "params") -> tuple[np.ndarray, TreeSpec]:
     """Read a pytree into a new float64 vector and its spec (the caller's leaves are only read)."""
     leaves: list[Leaf] = []
     chunks: list[np.ndarray] = []
     offset = 0
+    open_: set = set()  # ids of the containers on the path being visited (a cycle comes back to one)
 
     def visit(obj, path, top):
+        if isinstance(obj, (dict, list, tuple)):
+            p = path if path else ROOT
+            if id(obj) in open_:
+                raise GradcheckInputError(f"{name} contains itself at {p!r} (a cycle); it must be a tree of containers")
+            if len(open_) >= MAX_DEPTH:
+                raise GradcheckInputError(f"{name} nests containers more than {MAX_DEPTH} deep (at {p[:200]!r}...); "
+                                          f"flatten it into a dict or list of arrays")
+            open_.add(id(obj))
+            try:
+                return visit_node(obj, path, top)
+            finally:
+                open_.discard(id(obj))
+        return visit_node(obj, path, top)
+
+    def visit_node(obj, path, top):
         nonlocal offset
         if isinstance(obj, dict):
             if not obj and top:
@@ -42,7 +62,7 @@ def flatten(params, name: str = "params") -> tuple[np.ndarray, TreeSpec]:
             raise GradcheckInputError(
                 f"{name} leaf {p!r} has unsupported type {type(obj).__name__}; use numpy arrays, Python "
                 f"numbers, a framework's arrays, or dicts/lists/tuples of them")
-        values = np.asarray(adapter.to_numpy(obj))
+        values = np.asarray(_read(adapter, obj, f"{name} leaf {p!r}"))
         if values.dtype == object or not (np.issubdtype(values.dtype, np.number)):
             raise GradcheckInputError(f"{name} leaf {p!r} has non-numeric dtype {values.dtype}")
         if np.issubdtype(values.dtype, np.complexfloating):
@@ -65,12 +85,24 @@ def flatten(params, name: str = "params") -> tuple[np.ndarray, TreeSpec]:
     return vec, TreeSpec(node, leaves, offset)
 
 
+def _read(adapter, obj, where):
+    """adapter.to_numpy(obj); an adapter's refusal or failure becomes an error naming the leaf."""
+    try:
+        return adapter.to_numpy(obj)
+    except GradcheckInputError as e:
+        raise GradcheckInputError(f"{where}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - a framework's own error (e.g. a tensor it cannot copy out)
+        raise GradcheckInputError(f"{where} cannot be read as numbers: {type(e).__name__}: {e}") from e
+
+
 def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, list]:
     """Read ``tree`` (e.g. the analytic gradient) in the structure of ``spec``.
 
     Returns the float64 vector and, per leaf, the numpy dtype of the values.
     Raises GradcheckInputError naming the leaf on any structural mismatch.
     ``None`` for a leaf means a zero gradient (as torch's autograd.Function does).
+    Entries ``spec.held`` marks (params' non-finite entries, not checked) may hold anything;
+    they are read as 0.
     """
     out = np.zeros(spec.size)
     dtypes: list = [np.dtype(np.float64)] * len(spec.leaves)
@@ -82,6 +114,12 @@ def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, 
         if isinstance(node, int):
             leaf = spec.leaves[node]
             if obj is None:
+                if what == "grad" and leaf.adapter.name == "numpy":
+                    # torch's autograd.Function returns None for "no gradient"; numpy code that does so
+                    # has most likely forgotten to write it (a zero gradient is np.zeros_like(x))
+                    raise GradcheckInputError(
+                        f"grad returned None for leaf {leaf.path!r} (params has an array of shape {leaf.shape} "
+                        f"there); return its gradient, np.zeros_like(...) if it is zero")
                 dtypes[node] = leaf.dtype
                 return
             if isinstance(obj, (dict, list)):
@@ -90,7 +128,7 @@ def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, 
             a = adapter_for(obj)
             if a is None:
                 raise GradcheckInputError(f"{what} leaf {leaf.path!r} has unsupported type {type(obj).__name__}")
-            v = np.asarray(a.to_numpy(obj))
+            v = np.asarray(_read(a, obj, f"{what} leaf {leaf.path!r}"))
             if not np.issubdtype(v.dtype, np.number):
                 raise GradcheckInputError(f"{what} leaf {leaf.path!r} has non-numeric dtype {v.dtype}")
             if np.issubdtype(v.dtype, np.complexfloating):
@@ -103,6 +141,9 @@ def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, 
                     raise GradcheckInputError(
                         f"{what} leaf {leaf.path!r} has shape {tuple(v.shape)} but params leaf has shape {leaf.shape}{hint}")
             vals = v.astype(np.float64, copy=False).ravel()
+            held = None if spec.held is None else spec.held[leaf.slice]
+            if held is not None and held.any():
+                vals = np.where(held, 0.0, vals)  # not checked: whatever grad wrote there is not read
             if not np.isfinite(vals).all():
                 bad = ~np.isfinite(vals)
                 j = int(np.flatnonzero(bad)[0])

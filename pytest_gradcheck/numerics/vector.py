@@ -61,6 +61,7 @@ import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.registry import ends_check
+from .evaluate import own_numerics
 from ..pytree import Leaf, TreeSpec, build
 from .assemble import assemble
 from .full import full_check
@@ -144,6 +145,7 @@ def combine_worst(results, kind):
 
 # ---------------------------------------------------------------- VJP
 @ends_check
+@own_numerics
 def check_vjp(fun, inputs, vjp, *, method="central", eps=None, atol=None, rtol=None, mode="full", seed=0,
               n_cotangents=N_COTANGENTS) -> GradcheckResult:
     """Check ``vjp(inputs, cotangent)`` (the gradient of <fun(inputs), cotangent>) against finite differences.
@@ -468,6 +470,7 @@ def _eps_of(dtypes):
 
 
 @ends_check
+@own_numerics
 def check_jvp(fun, inputs, jvp, *, method="central", eps=None, atol=None, rtol=None, mode="full", seed=0,
               n_tangents=N_TANGENTS, _kind="jvp", _out="out") -> GradcheckResult:
     """Check ``jvp(inputs, tangent)`` (the derivative of fun's output along tangent) against
@@ -567,6 +570,7 @@ def _read_jacobian(J, ev):
 
 
 @ends_check
+@own_numerics
 def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, rtol=None, mode="full", seed=0,
                    n_cotangents=N_COTANGENTS, _kind="jacobian", _out="out") -> GradcheckResult:
     """Check an explicit Jacobian ``jac(inputs)`` against finite differences of ``fun``;

@@ -11,9 +11,12 @@ E_i  the estimated error of n_i: the standard deviation of its roundoff,
      step shrinks r-fold),
 S    = SAFETY (10): ten standard deviations of roundoff, and a decade of margin
      on a truncation estimate that is good to an order of magnitude,
-F_i  = KAPPA * eps_a * (|a_i| + rms of a over the leaf): the analytic side is
-     itself computed in floating point with unit roundoff eps_a (its dtype);
-     sums of up to ~KAPPA^2/4 terms accumulate about sqrt(terms)*eps_a of error.
+F_i  = KAPPA * eps_a * (|a_i| + rms of a over the leaf) + tiny_a: the analytic
+     side is itself computed in floating point with unit roundoff eps_a (its
+     dtype); sums of up to ~KAPPA^2/4 terms accumulate about sqrt(terms)*eps_a
+     of error; and a result below the dtype's smallest normal number tiny_a is
+     flushed to 0 or kept as a subnormal, an absolute error below tiny_a either
+     way (a float32 gradient cannot resolve a true value of 1e-50: it is 0).
 
 "Confirmed" means two successive step sizes agree with each other and both
 disagree with a_i (the flat plateau that a bug leaves in the error-vs-step
@@ -70,18 +73,33 @@ class Judge:
         return {"rule": "model", "atol": None, "rtol": None, "safety": SAFETY, "kappa": KAPPA}
 
 
+def tiny_for_eps(eps):
+    """The smallest normal number of the IEEE format whose unit roundoff is ``eps`` (scalar or array).
+
+    Read from eps because the checker carries a dtype's precision as its eps: 2^-52 float64,
+    2^-23 float32, 2^-10 float16, 2^-7 bfloat16 (float32's exponent range).  Below it a result
+    is subnormal or 0: its absolute error can be as large as tiny itself."""
+    e = np.asarray(eps, dtype=np.float64)
+    t = np.select([e <= 2.0**-52, e <= 2.0**-23, e <= 2.0**-10],
+                  [np.finfo(np.float64).tiny, np.finfo(np.float32).tiny, np.finfo(np.float16).tiny],
+                  default=np.finfo(np.float32).tiny)  # bfloat16: float32's exponents
+    return float(t) if t.ndim == 0 else t
+
+
 def analytic_floor(spec, analytic, eps_a, grad_noise=0.0):
     """(typical |a| per entry's leaf, the floor F_i) for an analytic side in ``spec``'s layout.
 
-    F_i = KAPPA*eps_a*(|a_i| + typical |a| in the leaf) + SAFETY*noise_i: the
-    analytic side is computed in floating point too.  The measured noise term
+    F_i = KAPPA*eps_a*(|a_i| + typical |a| in the leaf) + SAFETY*noise_i + tiny_a: the
+    analytic side is computed in floating point too, and cannot hold a value below its
+    dtype's smallest normal number tiny_a (a float32 product of 125 numbers ~0.4 is 0, its
+    true value 1e-50): that much absolute error is rounding, not a bug.  The measured noise term
     matters where the gradient is a float32 sum of terms that cancel (a bias
     before batch norm, any gradient at an optimum): roundoff of the terms'
     size, which no scale of the gradient itself reveals."""
     scale = np.empty(spec.size)
     for leaf in spec.leaves:
         scale[leaf.slice] = _typical(analytic[leaf.slice])
-    return scale, KAPPA * eps_a * (np.abs(analytic) + scale) + SAFETY * grad_noise
+    return scale, KAPPA * eps_a * (np.abs(analytic) + scale) + SAFETY * grad_noise + tiny_for_eps(eps_a)
 
 
 def _typical(v: np.ndarray) -> float:

@@ -1,0 +1,301 @@
+"""Inputs real users pass (issue 12, items 4-7): what fun may do to its argument, non-finite
+entries, (value, grad) objectives, and clear errors instead of raw ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_gradcheck import GradcheckInputError, check_gradient
+
+
+# -- fun and grad cannot defeat the evaluator; mutation is named --------------------------------
+
+
+def test_fun_gets_a_fresh_container_on_every_call():
+    seen = []
+    x = {"w": np.array([0.3, -0.7]), "nested": [np.array(1.5), {"b": np.array([2.0])}]}
+
+    def fun(p):
+        seen.append((id(p), id(p["nested"]), id(p["nested"][1])))
+        p["w"] = p["w"] * 1.0                    # rebinding: cuts this container off the buffers
+        p["nested"][1]["b"] = p["nested"][1]["b"].copy()
+        p["nested"].append("junk")               # growing a list the evaluator handed out
+        return float(np.sum(np.sin(p["w"])) + p["nested"][0] ** 2 + np.sum(p["nested"][1]["b"] ** 3))
+
+    def grad(p):
+        return {"w": np.cos(p["w"]), "nested": [2 * p["nested"][0], {"b": 3 * p["nested"][1]["b"] ** 2}]}
+
+    r = check_gradient(fun, x, grad, mode="full")
+    assert r.status == "pass", r
+    # a container is never handed out twice while its predecessor is alive
+    assert len(set(seen)) > 1
+    assert x["nested"] == x["nested"][:2]        # the caller's containers were never handed to fun
+
+
+def test_fun_mutating_a_captured_array_is_named_not_called_nondeterministic():
+    rng = np.random.default_rng(3)
+    R = rng.normal(size=5)
+    R_before = R.copy()
+
+    def fun(p):
+        out = R
+        out *= 0.999                             # in place on the test's R: every call sees other data
+        return float(p @ out)
+
+    def grad(p):
+        return R.copy()
+
+    with pytest.raises(GradcheckInputError, match=r"fun modified an array.*\bR\b") as info:
+        check_gradient(fun, rng.normal(size=5), grad, mode="full")
+    assert "nondeterministic" not in str(info.value)
+    assert not np.array_equal(R, R_before)       # the checker reports; it does not write the caller's R back
+
+
+def test_bound_method_mutating_self_is_named():
+    class Layer:
+        def __init__(self):
+            self.cache = np.ones(3)
+
+        def loss(self, p):
+            self.cache += 1.0                    # accumulates across calls
+            return float(np.sum(p * p) + 0 * self.cache.sum())
+
+        def grad(self, p):
+            return 2 * p
+
+    layer = Layer()
+    with pytest.raises(GradcheckInputError, match=r"self\.cache"):
+        check_gradient(layer.loss, np.array([0.1, 0.2, 0.3]), layer.grad)
+
+
+def test_helper_function_closing_over_data_is_watched():
+    dout = np.ones(4)
+    weights = np.ones(4)
+
+    def backward(p):
+        g = dout                                 # cs231n-style: zeroes the upstream gradient
+        g[p <= 0] = 0
+        return g
+
+    def fun(p):
+        return float(np.sum(np.maximum(p, 0) * weights))
+
+    def grad(p):
+        return backward(p)
+
+    with pytest.raises(GradcheckInputError, match=r"grad modified an array.*backward -> dout"):
+        check_gradient(fun, np.array([0.5, -0.5, 1.0, -2.0]), grad)
+
+
+def test_read_only_closures_pass_and_params_stay_untouched():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(6, 3))
+    w = rng.normal(size=3)
+    w0 = w.copy()
+    r = check_gradient(lambda p: float(np.sum((X @ p) ** 2)), w, lambda p: 2 * X.T @ (X @ p), mode="full")
+    assert r.status == "pass", r
+    assert np.array_equal(w, w0)
+
+
+# -- non-finite entries in params: held fixed, counted, the rest checked -------------------------
+
+
+def _masked_rows():
+    rng = np.random.default_rng(6)
+    S = rng.normal(size=(3, 4))
+    S[0, 2:] = -np.inf
+    S[2, 0] = -np.inf
+    T = rng.normal(size=(3, 4))
+
+    def fun(S):
+        E = np.exp(S - S.max(axis=1, keepdims=True))
+        return float(np.sum(E / E.sum(axis=1, keepdims=True) * T))
+
+    def grad(S):
+        E = np.exp(S - S.max(axis=1, keepdims=True))
+        A = E / E.sum(axis=1, keepdims=True)
+        return A * (T - np.sum(T * A, axis=1, keepdims=True))
+
+    return S, fun, grad
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_non_finite_entries_are_held_fixed(mode):
+    S, fun, grad = _masked_rows()
+    S0 = S.copy()
+    seen = []
+    r = check_gradient(lambda p: seen.append(p[0, 2]) or fun(p), S, grad, mode=mode)
+    assert r.status == "pass", r
+    assert set(seen) == {-np.inf}                 # fun never saw a held entry move
+    assert r.n_held == 3 and r.to_dict()["n_held"] == 3
+    if mode == "full":
+        assert r.n_checked == S.size - 3
+    assert "3 non-finite entries of params held fixed and not checked" in str(r)
+    assert "params[0, 2] = -inf" in str(r)
+    assert np.array_equal(S, S0)
+
+
+def test_non_finite_entries_do_not_hide_a_bug_and_grad_may_write_anything_there():
+    S, fun, grad = _masked_rows()
+
+    def grad_nan_at_mask(p):
+        g = grad(p)
+        g[~np.isfinite(p)] = np.nan                # not read: those entries are not checked
+        return g
+
+    assert check_gradient(fun, S, grad_nan_at_mask).status == "pass"
+    r = check_gradient(fun, S, lambda p: 1.5 * grad(p), mode="full")
+    assert r.status == "fail"
+
+
+def test_non_finite_gradient_at_a_finite_entry_is_still_an_error():
+    S, fun, grad = _masked_rows()
+
+    def bad(p):
+        g = grad(p)
+        g[1, 1] = np.nan
+        return g
+
+    with pytest.raises(GradcheckInputError, match=r"grad is not finite at params\[1, 1\]"):
+        check_gradient(fun, S, bad)
+
+
+def test_params_with_no_finite_entry_is_refused():
+    with pytest.raises(GradcheckInputError, match="no finite entry"):
+        check_gradient(lambda p: 0.0, np.full(3, -np.inf), lambda p: np.zeros(3))
+
+
+def test_torch_mask_by_autograd():
+    torch = pytest.importorskip("torch")
+    S = torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    S[0, 1:] = -torch.inf
+    r = check_gradient(lambda s: (torch.softmax(s, 1) ** 2).sum(), S)
+    assert r.status == "pass" and r.n_held == 3, r
+
+
+# -- fun returning (value, grad): grad=True, the scipy.optimize.minimize(jac=True) convention ------
+
+
+def _quad(p):
+    return float(p @ p + np.sin(p[0])), 2 * p + np.array([np.cos(p[0]), 0.0, 0.0])
+
+
+def test_value_and_grad_fun_once_per_point_and_vectorized():
+    calls = []
+
+    def fun(p):
+        calls.append(1)
+        return _quad(p)
+
+    r = check_gradient(fun, np.array([0.3, -1.0, 2.0]), True, mode="full")
+    assert r.status == "pass", r
+    assert len(calls) == r.n_evals + 2          # + the gradient at params, read twice (nondeterminism)
+
+    def batched(p):                             # leading batch axis: values (B,), gradients (B, 3)
+        return np.sum(p * p, axis=-1), 2 * p
+
+    r = check_gradient(batched, np.array([0.3, -1.0, 2.0]), True, vectorized=True)
+    assert r.status == "pass", r
+
+
+def test_value_and_grad_bug_fails():
+    r = check_gradient(lambda p: (_quad(p)[0], 1.01 * _quad(p)[1]), np.array([0.3, -1.0, 2.0]), True)
+    assert r.status == "fail"
+
+
+@pytest.mark.parametrize("fun, grad, match", [
+    (lambda p: float(p @ p), True, r"grad=True means fun returns \(value, gradient\).*returned float"),
+    (lambda p: (1.0, 2.0, 3.0), True, r"grad=True.*tuple of length 3"),
+    (_quad, lambda p: 2 * p, r"returned a tuple of two.*pass grad=True"),
+    (_quad, None, r"grad is required.*or grad=True when fun returns \(value, gradient\)"),
+    (_quad, False, r"grad must be callable, None .* or True"),
+])
+def test_value_and_grad_misuse_is_explained(fun, grad, match):
+    with pytest.raises(GradcheckInputError, match=match):
+        check_gradient(fun, np.array([0.3, -1.0, 2.0]), grad)
+
+
+# -- clear errors, never raw ones -----------------------------------------------------------------
+
+X3 = np.array([0.5, 1.0, 2.0])
+
+
+def _sq(p):
+    return float(np.sum(p ** 2))
+
+
+@pytest.mark.parametrize("fun", [lambda p: np.sum(p) * (1 + 1j), lambda p: complex(np.sum(p))],
+                         ids=["numpy", "python"])
+def test_complex_value_is_refused(fun):
+    with pytest.raises(GradcheckInputError, match="fun returned a complex value"):
+        check_gradient(fun, X3, lambda p: np.ones(3))
+
+
+def test_complex_torch_value_is_refused():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(GradcheckInputError, match="fun returned a complex value"):
+        check_gradient(lambda p: (p * (1 + 1j)).sum(), torch.tensor(X3), lambda p: torch.ones(3))
+
+
+def test_grad_none_for_a_numpy_leaf_names_the_leaf():
+    with pytest.raises(GradcheckInputError, match=r"grad returned None for leaf 'b'"):
+        check_gradient(lambda p: _sq(p["a"]) + float(np.sum(p["b"])), {"a": X3, "b": X3.copy()},
+                       lambda p: {"a": 2 * p["a"], "b": None})
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda torch: {"s": torch.eye(3, dtype=torch.float64).to_sparse()}, r"params leaf 's': a sparse tensor"),
+    (lambda torch: torch.ones(3, dtype=torch.float64, device="meta"), r"params leaf 'params': a meta tensor"),
+], ids=["sparse", "meta"])
+def test_sparse_and_meta_tensors_are_refused_clearly(make, match):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(GradcheckInputError, match=match):
+        check_gradient(lambda p: 0.0, make(torch))
+
+
+def test_fun_raising_at_a_step_names_the_entry_and_the_step():
+    def fun(p):
+        if abs(p[1] - 1.0) > 1e-9:   # fine at params and along the noise probe's tiny steps
+            raise ValueError("out of domain")
+        return _sq(p)
+
+    with pytest.raises(GradcheckInputError, match=r"at params with params\[1\] [+-] [0-9.e-]+ .*out of domain"):
+        check_gradient(fun, np.array([0.5, 1.0]), lambda p: 2 * p, mode="full")
+
+
+def test_cyclic_and_deep_params_are_refused():
+    cyclic = {"a": X3}
+    cyclic["me"] = cyclic
+    with pytest.raises(GradcheckInputError, match=r"contains itself at 'me'"):
+        check_gradient(lambda p: 0.0, cyclic, lambda p: p)
+    deep = X3
+    for _ in range(3000):
+        deep = [deep]
+    with pytest.raises(GradcheckInputError, match="nests containers more than"):
+        check_gradient(lambda p: 0.0, deep, lambda p: p)
+
+
+def test_ml_dtypes_bfloat16_params_are_supported():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    bf16 = ml_dtypes.bfloat16
+    x = np.array([0.5, 1.0, -2.0], dtype=bf16)
+    got = []
+
+    def grad(p):
+        got.append(p.dtype)
+        return (2 * p.astype(np.float32)).astype(bf16)
+
+    r = check_gradient(lambda p: float(np.sum(np.asarray(p, dtype=np.float64) ** 2)), x, grad)
+    assert r.status == "pass", r
+    assert set(got) == {np.dtype(bf16)}           # grad is called in the params' own dtype
+    assert r.leaves[0].dtype == "bfloat16"
+    bad = check_gradient(lambda p: float(np.sum(np.asarray(p, dtype=np.float64) ** 2)), x,
+                         lambda p: (-2 * p.astype(np.float32)).astype(bf16))
+    assert bad.status == "fail"
+
+
+@pytest.mark.parametrize("bm", ["1MB", None, True, 0, -5, float("nan")])
+def test_bad_batch_memory_is_refused(bm):
+    with pytest.raises(GradcheckInputError, match="batch_memory must be a positive number of bytes"):
+        check_gradient(_sq, X3, lambda p: 2 * p, batch_memory=bm)
