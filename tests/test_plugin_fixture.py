@@ -128,6 +128,8 @@ def test_vjp(gradcheck, monkeypatch):
         seen.update(v=v, method=method, seed=seed)
         return GradcheckResult(status="pass", kind="vjp", method=method, seed=seed)
     monkeypatch.setattr(pytest_gradcheck, "check_vjp", fake_check_vjp, raising=False)
+    # the keywords read from the fake's signature (v) must not stay cached for later tests
+    monkeypatch.setattr(pytest_gradcheck.options, "_checker_keywords", None)
     result = gradcheck.vjp(quad, P, v=3, label="v", seed=4)
     assert result.kind == "vjp" and seen == {"v": 3, "method": "central", "seed": 4}
 """)
