@@ -43,7 +43,10 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 warnings.filterwarnings("ignore")
+
+from corpus.scale import heavy_tailed_logreg  # noqa: E402  (one definition for the benchmark and tests)
 
 CLOCK = time.process_time
 MiB = 2.0 ** 20
@@ -110,24 +113,6 @@ def mlp_problem(d_in=50, hidden=150, d_out=10, batch=32, seed=0):
     return fun, grad, p
 
 
-def logreg_problem(d=10_000, m=50, seed=0):
-    """Weights heavy-tailed like a trained model's (Student t, 2 degrees of freedom):
-    many entries are small next to their leaf's rms (median |w| / rms ~ 0.23), the
-    case where a first step scaled by |w| alone is lost in roundoff."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(m, d)) / np.sqrt(d)
-    y = (rng.random(m) < 0.5).astype(float)
-    w = 0.1 * rng.standard_t(2, size=d)
-
-    def fun(v):
-        z = X @ v
-        return float(np.mean(np.logaddexp(0, z) - y * z) + 0.5e-3 * v @ v)
-
-    def grad(v):
-        z = X @ v
-        return X.T @ (1 / (1 + np.exp(-z)) - y) / m + 1e-3 * v
-
-    return fun, grad, w
 
 
 # --------------------------------------------------------------- measurements (each in its own child)
@@ -171,7 +156,7 @@ def m_rss_numpy_fast(n):
 
 def m_evals_per_entry(which):
     from pytest_gradcheck import check_gradient
-    fun, grad, p = mlp_problem() if which == "mlp" else logreg_problem()
+    fun, grad, p = mlp_problem() if which == "mlp" else heavy_tailed_logreg()
     r = check_gradient(fun, p, grad, mode="full")
     return {"problem": which, "n": r.n_params, "status": r.status, "n_evals": r.n_evals,
             "per_entry": r.n_evals / r.n_params}

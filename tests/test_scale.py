@@ -1,11 +1,16 @@
 """Scale (issue 14): what a check keeps in memory, and what its evaluations cost."""
 
 import gc
+import os
+import sys
 import weakref
 
 import pytest
 
 from pytest_gradcheck import check_gradient
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from corpus.scale import heavy_tailed_logreg  # noqa: E402
 
 torch = pytest.importorskip("torch")
 
@@ -71,30 +76,9 @@ def test_fun_that_differentiates_inside_itself_still_works():
     assert torch.equal(x.detach(), before)
 
 
-def _heavy_tailed_logreg(d=1500, m=40, seed=0):
-    """Weights like a trained model's (Student t, 2 degrees of freedom): many entries small next to
-    their leaf's rms, whose first steps roundoff swamps."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(m, d)) / np.sqrt(d)
-    y = (rng.random(m) < 0.5).astype(float)
-    w = 0.1 * rng.standard_t(2, size=d)
-
-    def fun(v):
-        z = X @ v
-        return float(np.mean(np.logaddexp(0, z) - y * z) + 0.5e-3 * v @ v)
-
-    def grad(v):
-        z = X @ v
-        return X.T @ (1 / (1 + np.exp(-z)) - y) / m + 1e-3 * v
-
-    return fun, grad, w
-
-
 def test_small_entries_take_one_first_step_not_two():
     # a second first step for every entry whose small |x| lost the first in roundoff: 2.3 n evaluations
-    fun, grad, w = _heavy_tailed_logreg()
+    fun, grad, w = heavy_tailed_logreg(d=1500, m=40)
     r = check_gradient(fun, w, grad, mode="full")
     assert r.status == "pass"
     assert r.n_evals <= 2.15 * w.size, r.n_evals / w.size
@@ -103,7 +87,7 @@ def test_small_entries_take_one_first_step_not_two():
 def test_grown_first_steps_still_catch_an_error_in_a_small_entry():
     import numpy as np
 
-    fun, grad, w = _heavy_tailed_logreg()
+    fun, grad, w = heavy_tailed_logreg(d=1500, m=40)
     j = int(np.argmin(np.abs(w)))  # the smallest weight: its first step is grown
     g0 = grad(w)
 
