@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from ..errors import GradcheckInputError
+from ..errors import GradcheckInputError, GradcheckUserCodeError
 from ..frameworks.base import batched_agrees
 from ..pytree import build, unravel
 from .evaluate import Evaluator, user_code
@@ -193,7 +193,7 @@ class Problem:
         if complex_step and last_err is not None:
             raise GradcheckInputError(f"method='complex' needs fun to accept complex input; it raised "
                                       f"{type(last_err).__name__}: {last_err}") from last_err
-        raise GradcheckInputError(f"fun raised {type(last_err).__name__} at params: {last_err}") from last_err
+        raise GradcheckUserCodeError(f"fun raised {type(last_err).__name__} at params: {last_err}") from last_err
 
     def _batched(self):
         """A batch evaluator (many points per call) when the framework or the user offers one."""
@@ -347,7 +347,8 @@ def gradient_part(fun):
 
 
 def call_user(f, *args, what):
-    """``f(*args)``; any exception but GradcheckInputError becomes one, naming ``what`` raised it."""
+    """``f(*args)``; any exception but GradcheckInputError becomes a GradcheckUserCodeError (a
+    GradcheckInputError too) naming ``what`` raised it, with the user's exception as its cause."""
     __tracebackhide__ = True
     try:
         with user_code():
@@ -355,7 +356,7 @@ def call_user(f, *args, what):
     except GradcheckInputError:
         raise
     except Exception as e:  # noqa: BLE001
-        raise GradcheckInputError(f"{what} raised {type(e).__name__}: {e}") from e
+        raise GradcheckUserCodeError(f"{what} raised {type(e).__name__}: {e}") from e
 
 
 def check_batch_memory(batch_memory) -> None:
