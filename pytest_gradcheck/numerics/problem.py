@@ -50,6 +50,9 @@ class Problem:
         self.method, self.eps, self.atol, self.rtol, self.seed, self.kind = method, eps, atol, rtol, seed, kind
         self.messages: list[str] = []
         self.rng = np.random.default_rng(seed)
+        # what wrote the analytic side, for the diagnosis to name it: the user's grad, their
+        # (value, gradient) fun, or autodiff through fun
+        self.analytic_by = "autodiff" if grad is None else ("fun" if grad is True else "grad")
         if grad is True:  # scipy.optimize.minimize(jac=True): fun returns (value, gradient)
             self.fun, grad = value_part(fun), gradient_part(fun)
         else:
