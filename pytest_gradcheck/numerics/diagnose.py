@@ -45,13 +45,20 @@ Two independent pieces of evidence:
    * missing term         a - n ~ lam * params (an L2 term lam*W forgotten or
                           added twice), or a - n ~ constant
 
+3. A gradient that is itself a finite difference (finite_difference_like): libraries that
+   ship a forward-difference "gradient" agree to ~h relative, with a - n = (h/2) f''_ii for one
+   h across entries (h |x_i| for a relative step; -h/2 for a backward difference).  When that
+   model explains the failed entries, the diagnosis says "your gradient looks like a forward
+   difference with step ~h" and no other bug shape.
+
 The result is a JSON-safe dict: ``kind`` (bug | kink | nondeterministic | underflow |
 unresolved | staircase | nonfinite | unsettled | spread), ``cause`` (the same, with bug_at_kink
 and several_kinks apart), ``summary`` (one paragraph: what
 was compared, what the numbers say, the likely cause, what to try next),
 ``entries`` ([{leaf, index, classification, sweep: [{"h", "error"}...],
-tolerance: [...]}]) and ``pattern`` ({leaf: {...}}).  At most
-SWEEP_ENTRIES * len(DECADES) * 2 = 40 extra evaluations of f.
+tolerance: [...]}]), ``pattern`` ({leaf: {...}}) and, when 3. applies,
+``finite_difference`` ({scheme, step, relative, n_entries, max_rel}).  At most
+SWEEP_ENTRIES * len(DECADES) * 2 + 2 * FD_ENTRIES = 56 extra evaluations of f.
 
 Layer: numerics, middle (imported lazily by assemble.py).  Imports causes, stencils and
 verdict (``SAFETY``, the same margin the verdict uses); reads a Problem and a
@@ -340,6 +347,82 @@ def leaf_patterns(problem, result):
     return out
 
 
+# ---------------------------------------------------------------- an analytic side that is a finite difference
+def finite_difference_like(problem, result):
+    """{"scheme", "step", "relative", "n_entries", "max_rel"} when the analytic side of the failed
+    entries looks like a one-sided finite difference of f, else None.
+
+    A forward difference at step h is off by (h/2) f''_ii + O(h^2) in entry i (its roundoff,
+    ~eps|f|/h, is far smaller at the steps libraries use), so a - n = c f''_ii with one constant
+    c = h/2 across entries (h = c' |x_i| for a step relative to each entry: the model c'|x_i| f''_ii);
+    c < 0 is a backward difference.  f''_ii comes from a second difference at the step that
+    balances its roundoff (L eps^(1/4)): 2 evaluations per entry, at most FD_ENTRIES entries.  One
+    constant must explain all but FD_FIT of the discrepancy of at least FD_MIN_ENTRIES entries whose
+    curvature differs (an equal f'' everywhere is a constant offset, which anything explains), and
+    every entry must agree to FD_MAX_REL: a gradient off by more is no finite difference."""
+    ent = result.entries or {}
+    if not (getattr(problem, "sweepable", True) and hasattr(getattr(problem, "ev", None), "at")):
+        return None
+    numeric = np.asarray(ent.get("numeric"), dtype=float)
+    verdict = np.asarray(ent.get("verdict"))
+    ratio = np.nan_to_num(np.asarray(ent.get("ratio"), dtype=float), nan=0.0)
+    failed = np.flatnonzero((verdict == FAIL) & np.isfinite(numeric))
+    if failed.size < FD_MIN_ENTRIES:
+        return None
+    idx = failed[np.argsort(-ratio[failed], kind="stable")[:FD_ENTRIES]]
+    a, n = problem.analytic[idx], numeric[idx]
+    d = a - n
+    size = np.maximum(np.maximum(np.abs(a), np.abs(n)), problem.grad_scale[idx])
+    if not np.all(np.abs(d) <= FD_MAX_REL * size):
+        return None
+    ev = problem.ev
+    f0 = float(np.real(ev.f0))
+    eps_eff = float(getattr(problem, "eps_eff", None) or np.finfo(np.float64).eps)
+    curv = np.empty(idx.size)
+    for k, i in enumerate(idx.tolist()):
+        x = float(problem.x0[i])
+        dt = ev.buffer_dtype(i)
+        H = float(problem.L[i]) * eps_eff ** 0.25
+        xp, xm = float(dt.type(x + H)), float(dt.type(x - H))
+        hp, hm = xp - x, x - xm
+        if not (hp > 0 and hm > 0):
+            return None
+        fp, fm = float(np.real(ev.at(i, dt.type(xp)))), float(np.real(ev.at(i, dt.type(xm))))
+        curv[k] = 2.0 * ((fp - f0) / hp - (f0 - fm) / hm) / (hp + hm)
+    if not np.all(np.isfinite(curv)) or np.ptp(curv) <= FD_FIT * float(np.max(np.abs(curv))):
+        return None
+    best = None
+    for relative, model in ((False, curv), (True, np.abs(problem.x0[idx]) * curv)):
+        mm = float(model @ model)
+        if mm <= 0:
+            continue
+        c = float(d @ model) / mm
+        resid = float(np.linalg.norm(d - c * model)) / float(np.linalg.norm(d))
+        if resid <= FD_FIT and (best is None or resid < best[0]):
+            best = (resid, relative, c)
+    if best is None:
+        return None
+    _, relative, c = best
+    step = 2.0 * abs(c)
+    # a step beyond FD_MAX_STEP of the entries' scale is no finite difference anyone ships: a - n
+    # proportional to the curvature then says "the gradient at another point", not a quotient
+    if not 0 < step <= FD_MAX_STEP * (1.0 if relative else float(np.median(problem.L[idx]))):
+        return None
+    return {"scheme": "forward" if c > 0 else "backward", "step": step, "relative": relative,
+            "n_entries": int(idx.size), "max_rel": float(np.max(np.abs(d) / size))}
+
+
+#: at least this many failed entries, of which at most FD_ENTRIES are used (2 evaluations each)
+FD_MIN_ENTRIES = 3
+FD_ENTRIES = 8
+#: the model c f''_ii must leave at most this fraction of ||a - n|| unexplained
+FD_FIT = 0.1
+#: a finite-difference "gradient" agrees with the true one to far better than this (relative)
+FD_MAX_REL = 1e-2
+#: the largest step (relative to the entries' scale) taken for a finite difference
+FD_MAX_STEP = 0.1
+
+
 # ---------------------------------------------------------------- the report
 def _explain(cause, k, problem):
     """One sentence for the check's cause (k: how many entries have it); contains CAUSE_WORDS[cause]."""
@@ -379,7 +462,11 @@ def _explain(cause, k, problem):
     }[cause]
 
 
-def _next(cause, code, patterns):
+def _next(cause, code, patterns, fd):
+    if fd is not None:
+        return (f"Next: compute the gradient exactly (by hand or by autodiff) instead of by {fd['scheme']} "
+                f"differences; if an approximation is intended, judge it with a tolerance of its own size "
+                f"(e.g. rtol={3 * fd['max_rel']:.1g}).")
     if cause == BUG and patterns:
         return f"Next: check {code} where it computes {next(iter(patterns))!r}, for exactly that."
     return "Next: " + {
@@ -408,7 +495,7 @@ def _evidence(cls, cause, e0):
             return ("it does not shrink with the step, as at a kink at the point itself: the one-sided derivatives "
                     "differ by a jump that no step removes")
         if failed:
-            return "it stays on a flat plateau: the finite differences agree with each other at every step"
+            return "it settles on a flat plateau: the finite differences agree with each other, step after step"
         return "it does not shrink with the step (single steps, a simpler error model than the verdict's)"
     if cls == "kink":
         return ("the one-sided differences keep disagreeing as the step shrinks, or the error drops sharply below "
@@ -482,9 +569,12 @@ def _diagnose(problem, result):
         msg = next(m for m in result.messages if m.startswith("fun is nondeterministic"))
         return {"kind": NONDETERMINISTIC, "cause": NONDETERMINISTIC, "summary": msg, "entries": [], "pattern": {}}
     entries = _sweeps(problem, result, bad) if cause != SPREAD else []
-    patterns = {}
+    patterns = fd = None
     if status == "fail" and (result.entries or {}).get("numeric") is not None:
-        patterns = leaf_patterns(problem, result)
+        fd = finite_difference_like(problem, result) if cause == BUG else None
+        # a finite-difference gradient explains the whole discrepancy: no leaf shape besides it
+        patterns = {} if fd is not None else leaf_patterns(problem, result)
+    patterns = patterns or {}
 
     n_fail = result.counts.get("fail", 0)
     n_inc = result.counts.get("inconclusive", 0)
@@ -517,12 +607,21 @@ def _diagnose(problem, result):
                       f"goes from {errs[0]:.2g} to a minimum of {lo:.2g}")
             parts.append(f"Sweeping the step from {e0['sweep'][0]['h']:.1g} down to {e0['sweep'][-1]['h']:.1g} at "
                          f"{where}, |analytic - numeric| {course}: {_evidence(e0['classification'], cause, e0)}.")
+    if fd is not None:
+        step = f"{fd['step']:.1g}" + (" x |params|" if fd["relative"] else "")
+        parts.append(f"{what[0].upper() + what[1:]} looks like a {fd['scheme']} difference with step ~{step}: "
+                     f"across the {fd['n_entries']} worst entries, analytic - numeric = "
+                     f"{'+' if fd['scheme'] == 'forward' else '-'}(h/2) x f'' (the second derivative along each "
+                     f"entry) with that one h, agreement {fd['max_rel']:.1g} relative at worst; a library that "
+                     f"approximates the gradient numerically ships exactly this.")
     for path, pat in list(patterns.items())[:3]:
         parts.append(f"Across leaf {path!r} ({pat['n_entries']} entries compared) the pattern is "
                      f"'{pat['label']}': {pat['explanation']}.")
-    parts.append(_next(cause, _code(problem, result.kind), patterns))
+    parts.append(_next(cause, _code(problem, result.kind), patterns, fd))
     out = {"kind": KIND.get(cause, cause), "cause": cause, "summary": " ".join(parts), "entries": entries,
            "pattern": patterns}
+    if fd is not None:
+        out["finite_difference"] = fd
     return out
 
 
