@@ -189,3 +189,24 @@ def test_contradiction_phrases_are_what_the_diagnosis_uses():
     assert cz.contradictions("fail", "the disagreement was a step-size artefact") == ["step-size artefact"]
     assert cz.contradictions("inconclusive", "this is a bug at the kink") == ["bug"]
     assert cz.contradictions("inconclusive", "debugging") == []
+
+
+def test_check_function_names_the_functions_backward():
+    torch = pytest.importorskip("torch")
+    from pytest_gradcheck import check_function
+
+    class Square(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            x, = ctx.saved_tensors
+            return g * x  # the factor 2 is missing
+
+    r = check_function(Square, torch.linspace(0.5, 2.0, 5, dtype=torch.float64).requires_grad_())
+    assert r.status == "fail"
+    assert_consistent(r, "check_function")
+    assert "Square.backward" in r.diagnosis["summary"] and "grad function" not in r.diagnosis["summary"]

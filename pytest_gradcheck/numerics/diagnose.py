@@ -519,10 +519,10 @@ def _evidence(cls, cause, e0):
 def _code(problem, kind):
     """The user's code that computed the analytic side, in words."""
     if kind == "gradient":
-        return {"fun": "the gradient your fun returns (grad=True)",
+        by = getattr(problem, "analytic_by", "grad")
+        return {"fun": "the gradient your fun returns (grad=True)", "grad": "your grad function",
                 "autodiff": "the derivative rules autodiff applies inside fun (a custom backward or custom_vjp, "
-                            "or an operation without a derivative there)"}.get(
-            getattr(problem, "analytic_by", "grad"), "your grad function")
+                            "or an operation without a derivative there)"}.get(by, by)
     return {"vjp": "your vjp function", "jvp": "your jvp function", "jacobian": "your jac function",
             "hessian": "your hess (or hvp) function", "gradgrad": "your grad function"}.get(kind, f"your {kind} code")
 

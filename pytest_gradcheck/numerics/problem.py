@@ -51,8 +51,10 @@ class Problem:
         self.messages: list[str] = []
         self.rng = np.random.default_rng(seed)
         # what wrote the analytic side, for the diagnosis to name it: the user's grad, their
-        # (value, gradient) fun, or autodiff through fun
-        self.analytic_by = "autodiff" if grad is None else ("fun" if grad is True else "grad")
+        # (value, gradient) fun, autodiff through fun, or what a wrapper's grad says it runs
+        # (check_function: "MyFunction.backward")
+        self.analytic_by = "autodiff" if grad is None else (
+            "fun" if grad is True else str(getattr(grad, "gradcheck_name", "grad")))
         if grad is True:  # scipy.optimize.minimize(jac=True): fun returns (value, gradient)
             self.fun, grad = value_part(fun), gradient_part(fun)
         else:
