@@ -14,9 +14,12 @@
 2. Overhead: the checker's own time per evaluation, relative to a ~10 us
    function (target: under 10%).
 3. Verdicts on the test corpus (tests/corpus): how many bugs each checker
-   catches and how many correct gradients it falsely fails.
+   catches and how many correct gradients it falsely fails; then the
+   real-code patterns (tests/corpus/real_code.py, issue 12) per class:
+   correct gradients passed / inconclusive / failed and bugs caught, for
+   check_gradient in full, fast and auto mode and for the anchors.
 
---quick stops at n = 10^4 and uses fewer repetitions.
+--quick stops at n = 10^4 and uses fewer repetitions; --corpus runs section 3 only.
 """
 
 from __future__ import annotations
@@ -308,6 +311,82 @@ def bench_corpus(out):
     out["corpus"] = table
 
 
+def _plain(case):
+    """(fun, grad) of a real-code case as the anchors take them: a (value, grad) fun is split in two."""
+    if not case.value_and_grad:
+        return case.fun, case.grad
+    return (lambda p: case.fun(p)[0]), (lambda p: case.fun(p)[1])
+
+
+def _status(run, case):
+    """A checker's status on a case: pass | inconclusive | fail, or error when it raised."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return run(case)
+    except Exception:  # noqa: BLE001 - an anchor that cannot handle the case (counted, not hidden)
+        return "error"
+
+
+def bench_real_code(out):
+    """Real-code patterns per class (issue 12): correct gradients pass / inconclusive / fail, bugs caught.
+
+    The anchors only pass or fail (they know no "inconclusive"); a (value, grad) objective is split
+    into fun and grad for them.  'error' counts a checker that raised on a case."""
+    from corpus.real_code import REAL_BUGS, REAL_CORRECT
+
+    def gradcheck(mode):
+        return lambda c: check_gradient(c.fun, c.params(), c.grad, mode=mode).status
+
+    def anchor(rule):
+        return lambda c: "pass" if rule(*_plain(c), c.params())[0] else "fail"
+
+    checkers = {"gradcheck full": gradcheck("full"), "gradcheck fast": gradcheck("fast"),
+                "gradcheck auto": gradcheck("auto"), "torch rule": anchor(torch_rule),
+                "course loop": anchor(course_loop), "scipy < 1e-5": anchor(scipy_rule)}
+    classes = sorted({c.cls for c in REAL_CORRECT + REAL_BUGS})
+    print(f"\n## 3b. Verdicts on real-code patterns (tests/corpus/real_code.py: {len(REAL_CORRECT)} correct "
+          f"gradients, {len(REAL_BUGS)} bugs)\n")
+    print("Per class: correct gradients passed/inconclusive/failed (+errors), then bugs caught/bugs.\n")
+    width = 17
+    head = f"{'class':<18} {'cases':>6} | " + " | ".join(f"{name:^{width}}" for name in checkers)
+    print(head)
+    print("-" * len(head))
+    table = {}
+    totals = {name: {"pass": 0, "inconclusive": 0, "fail": 0, "error": 0, "caught": 0} for name in checkers}
+    for cls in classes:
+        good = [c for c in REAL_CORRECT if c.cls == cls]
+        bugs = [b for b in REAL_BUGS if b.cls == cls]
+        cells, row = [], {}
+        for name, run in checkers.items():
+            st = [_status(run, c) for c in good]
+            counts = {k: st.count(k) for k in ("pass", "inconclusive", "fail", "error")}
+            caught = sum(_status(run, b) == "fail" for b in bugs)
+            row[name] = dict(counts, caught=caught, bugs=len(bugs),
+                             falsely_failed=[c.name for c, s in zip(good, st) if s == "fail"],
+                             missed=[b.name for b in bugs if _status(run, b) != "fail"])
+            for k in counts:
+                totals[name][k] += counts[k]
+            totals[name]["caught"] += caught
+            err = f"+{counts['error']}e" if counts["error"] else ""
+            cells.append(f"{counts['pass']}/{counts['inconclusive']}/{counts['fail']}{err} {caught}/{len(bugs)}")
+        table[cls] = row
+        print(f"{cls:<18} {len(good):>2}+{len(bugs):<3} | " + " | ".join(f"{c:^{width}}" for c in cells))
+    print("-" * len(head))
+    cells = []
+    for name in checkers:
+        t = totals[name]
+        err = f"+{t['error']}e" if t["error"] else ""
+        cells.append(f"{t['pass']}/{t['inconclusive']}/{t['fail']}{err} {t['caught']}/{len(REAL_BUGS)}")
+    print(f"{'all':<18} {len(REAL_CORRECT):>2}+{len(REAL_BUGS):<3} | " + " | ".join(f"{c:^{width}}" for c in cells))
+    for name in checkers:
+        bad = [n for row in table.values() for n in row[name]["falsely_failed"]]
+        missed = [n for row in table.values() for n in row[name]["missed"]]
+        if bad or missed:
+            print(f"  {name}: falsely failed {', '.join(bad) or '-'}; missed {', '.join(missed) or '-'}")
+    out["real_code"] = {"classes": table, "totals": totals}
+
+
 def print_verdicts():
     """One deterministic line per (case, mode, method): the diffable record
     of what the checker decides on the corpus."""
@@ -331,6 +410,8 @@ def main(argv=None):
     ap.add_argument("--wall", action="store_true", help="time with the wall clock instead of process CPU time")
     ap.add_argument("--max-seconds", metavar="S", type=float, default=120.0,
                     help="above n=10^4, skip (and extrapolate) a full check expected to take longer (default 120)")
+    ap.add_argument("--corpus", action="store_true",
+                    help="only the verdicts on the corpus and the real-code patterns (section 3; seconds)")
     ap.add_argument("--verdicts", action="store_true",
                     help="only print each corpus case's status, ratio and evaluation count per mode (diffable)")
     args = ap.parse_args(argv)
@@ -346,9 +427,11 @@ def main(argv=None):
           f"load average {os.getloadavg()[0]:.1f} at start; clock: {'wall' if args.wall else 'process CPU'} time")
     out = {"sizes": sizes, "cost": []}
     warm_up()
-    bench_cost(sizes, args.quick, out["cost"], args.max_seconds)
-    bench_overhead(args.quick, out)
+    if not args.corpus:
+        bench_cost(sizes, args.quick, out["cost"], args.max_seconds)
+        bench_overhead(args.quick, out)
     bench_corpus(out)
+    bench_real_code(out)
     if args.resolution:
         bench_resolution(out)
     if args.json:

@@ -205,6 +205,7 @@ def check_function(fn_cls, *inputs, seed: int = 0, **check_options):
                 else [None] * len(keys)
         return {k: (torch.zeros_like(work[k]) if g is None else g.detach()) for k, g in zip(keys, gs)}
 
+    grad.gradcheck_name = f"{fn_cls.__name__}.backward"  # what the diagnosis names as the analytic side
     res = check_gradient(fun, params, grad, seed=seed, **check_options)
     res.kind = "vjp"
     note = (f"check_function({fn_cls.__name__}): backward applied to random cotangents (seed {seed}) for "

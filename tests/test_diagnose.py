@@ -222,3 +222,50 @@ def test_kink_with_an_invalid_subgradient_is_called_a_bug_at_the_kink():
     assert r.status == "fail"
     s = r.diagnosis["summary"]
     assert "not a valid subgradient" in s and "accept 'inconclusive'" not in s
+
+
+# ---------------------------------------------------------------- a gradient that is a finite difference
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+@pytest.mark.parametrize("name,scheme,step,relative", [
+    ("logreg_forward_difference_1e-06", "forward", 1e-6, False),
+    ("logreg_forward_difference_0.0001", "forward", 1e-4, False),
+    ("logreg_backward_difference_1e-05_relative", "backward", 1e-5, True),
+])
+def test_a_finite_difference_gradient_is_named(name, scheme, step, relative, mode):
+    from corpus.real_code import REAL_BUGS
+    case = next(c for c in REAL_BUGS if c.name == name)
+    r = check_gradient(case.fun, case.params(), case.grad, mode=mode)
+    assert r.status == "fail"
+    fd = r.diagnosis["finite_difference"]
+    assert (fd["scheme"], fd["relative"]) == (scheme, relative)
+    assert fd["step"] == pytest.approx(step, rel=0.05)
+    assert f"looks like a {scheme} difference with step ~{step:.1g}" in r.diagnosis["summary"]
+    assert r.diagnosis["pattern"] == {}  # the finite difference explains it all: no other shape
+
+
+def test_a_small_factor_is_not_taken_for_a_finite_difference():
+    from corpus.real_code import REAL_BUGS
+    case = next(c for c in REAL_BUGS if c.name == "logreg_forward_difference_1e-06")
+    p = case.params()
+    exact = check_gradient(case.fun, p, lambda w: _exact_logreg_grad(case, w))
+    assert exact.status == "pass", str(exact)
+    r = check_gradient(case.fun, p, lambda w: _exact_logreg_grad(case, w) * (1 + 3e-6))
+    assert r.status == "fail"
+    assert "finite_difference" not in r.diagnosis and "looks like a" not in r.diagnosis["summary"]
+
+
+def _exact_logreg_grad(case, w):
+    # the model of real_code._logreg_finite_difference, differentiated by hand: read X, y back from
+    # the closure of its fun
+    cells = dict(zip(case.fun.__code__.co_freevars, (c.cell_contents for c in case.fun.__closure__)))
+    X, y = cells["X"], cells["y"]
+    p = 1.0 / (1.0 + np.exp(-(X @ w)))
+    return X.T @ (p - y) / len(y) + 0.1 * w
+
+
+def test_ordinary_bugs_are_not_taken_for_finite_differences():
+    for name in ("bug:logreg_missing_l2", "bug:linreg_missing_bias_in_backward", "bug:softmax_one_entry_5pct"):
+        r = check_gradient(BY_NAME[name].fun, BY_NAME[name].params(), BY_NAME[name].grad)
+        assert r.status == "fail" and "finite_difference" not in r.diagnosis, name

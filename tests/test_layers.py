@@ -31,6 +31,7 @@ LAYERS = [
     ("frameworks: outputs read through the adapters", ["frameworks.outputs"]),
     ("frameworks: the adapters", ["frameworks.torch_adapter", "frameworks.jax_adapter", "frameworks"]),
     ("numerics: foundations", ["numerics", "numerics.stencils", "numerics.result", "numerics.verdict",
+                               "numerics.causes",
                                "numerics.steps", "numerics.trees", "numerics.evaluate",
                                "numerics.reach"]),
     ("numerics: noise", ["numerics.noise"]),

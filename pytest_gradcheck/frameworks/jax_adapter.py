@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import GradcheckInputError
+from ..errors import GradcheckInputError, GradcheckUserCodeError
 from .base import Adapter, batch_dispatcher, batched_agrees
 
 _F64_EPS = float(np.finfo(np.float64).eps)
@@ -210,7 +210,7 @@ class JaxAdapter(Adapter):
         except GradcheckInputError:
             raise
         except Exception as e:  # noqa: BLE001
-            raise GradcheckInputError(
+            raise GradcheckUserCodeError(
                 f"grad=None: jax.grad(fun) failed with {type(e).__name__}: {e}. fun must return a real scalar "
                 f"and be traceable by jax (or pass grad=)") from e
 

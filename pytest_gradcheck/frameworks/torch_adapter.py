@@ -24,7 +24,7 @@ import time
 import numpy as np
 import torch
 
-from ..errors import GradcheckInputError
+from ..errors import GradcheckInputError, GradcheckUserCodeError
 from .base import Adapter, batch_dispatcher, batched_agrees
 
 _F64_EPS = float(np.finfo(np.float64).eps)
@@ -200,7 +200,7 @@ class TorchAdapter(Adapter):
             except GradcheckInputError:
                 raise
             except Exception as e:  # noqa: BLE001
-                raise GradcheckInputError(f"fun raised {type(e).__name__}: {e}") from e
+                raise GradcheckUserCodeError(f"fun raised {type(e).__name__}: {e}") from e
             if not isinstance(out, torch.Tensor):
                 raise GradcheckInputError(
                     f"grad=None needs fun to return a torch tensor so autograd can differentiate it; it returned "
@@ -213,7 +213,11 @@ class TorchAdapter(Adapter):
                     "grad=None: fun's output does not depend on params through autograd (is the graph cut by "
                     ".detach(), .data, numpy or torch.no_grad() inside fun?); pass grad= to check a gradient "
                     "computed another way")
-            grads = torch.autograd.grad(out.reshape(()), work, allow_unused=True)
+            try:  # runs the user's custom backward rules (autograd.Function.backward), if any
+                grads = torch.autograd.grad(out.reshape(()), work, allow_unused=True)
+            except Exception as e:  # noqa: BLE001
+                raise GradcheckUserCodeError(f"grad=None: torch autograd's backward pass through fun raised "
+                                             f"{type(e).__name__}: {e}") from e
         return rebuild([torch.zeros_like(w) if g is None else g.detach() for g, w in zip(grads, work)])
 
     # -- batched finite differences --------------------------------------------

@@ -96,10 +96,10 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
 
 
 def nondeterministic_result(problem, judge, msgs):
+    """A failure without a judged entry: fun gave two values at the same point.  The messages come
+    first, where the diagnosis reads them (its cause is causes.NONDETERMINISTIC; no sweep is run)."""
     n = problem.n
     verdict = np.full(n, INCONCLUSIVE, dtype=np.int8)
     nan = np.full(n, np.nan)
-    res = assemble(problem, judge, nan, nan, verdict, {}, mode="full", status="fail")
-    res.messages = msgs + res.messages
-    res.diagnosis = {"kind": "nondeterministic", "summary": msgs[0]}
-    return res
+    problem.messages[:0] = msgs
+    return assemble(problem, judge, nan, nan, verdict, {}, mode="full", status="fail")

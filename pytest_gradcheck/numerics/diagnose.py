@@ -1,5 +1,13 @@
 """Diagnosis of a failed or inconclusive check: what the numbers say, and why.
 
+The verdict decides, the diagnosis explains.  Its headline cause is causes.decide's, read from
+the status and the reasons the verdict gave each entry (a confirmed plateau, a kink, several kinks
+at once, underflow, unresolved, a staircase, nondeterminism...): a failure is explained as a wrong
+analytic value, an inconclusive check by the cause its entries and messages give, never the other
+way round.  The evidence below adds to that explanation in words that agree with it; it never
+overrules the verdict (a sweep that looks like a V beside a confirmed failure is reported as one
+step's looser tolerance, not as "a step-size artefact").
+
 Two independent pieces of evidence:
 
 1. The error-versus-step sweep.  For the worst few disagreeing entries the
@@ -14,6 +22,9 @@ Two independent pieces of evidence:
                 a cliff (a drop of more than 30x within one decade) into
                 agreement
    noise        no trend: the error jumps up and down by large factors
+   unresolved   as large as |a| at every step, within tolerance only because
+                each step's tolerance is larger still (the steps, scaled by a
+                tiny entry, are too small; or f underflows): no V
    ===========  =========================================================
 
    The tolerance at each h is SAFETY * 3*sum|w|*sigma/h + the analytic floor
@@ -34,13 +45,22 @@ Two independent pieces of evidence:
    * missing term         a - n ~ lam * params (an L2 term lam*W forgotten or
                           added twice), or a - n ~ constant
 
-The result is a JSON-safe dict: ``kind``, ``summary`` (one paragraph: what
+3. A gradient that is itself a finite difference (finite_difference_like): libraries that
+   ship a forward-difference "gradient" agree to ~h relative, with a - n = (h/2) f''_ii for one
+   h across entries (h |x_i| for a relative step; -h/2 for a backward difference).  When that
+   model explains the failed entries, the diagnosis says "your gradient looks like a forward
+   difference with step ~h" and no other bug shape.
+
+The result is a JSON-safe dict: ``kind`` (bug | kink | nondeterministic | underflow |
+unresolved | staircase | nonfinite | unsettled | spread), ``cause`` (the same, with bug_at_kink
+and several_kinks apart), ``summary`` (one paragraph: what
 was compared, what the numbers say, the likely cause, what to try next),
 ``entries`` ([{leaf, index, classification, sweep: [{"h", "error"}...],
-tolerance: [...]}]) and ``pattern`` ({leaf: {...}}).  At most
-SWEEP_ENTRIES * len(DECADES) * 2 = 40 extra evaluations of f.
+tolerance: [...]}]), ``pattern`` ({leaf: {...}}) and, when 3. applies,
+``finite_difference`` ({scheme, step, relative, n_entries, max_rel}).  At most
+SWEEP_ENTRIES * len(DECADES) * 2 + 2 * FD_ENTRIES = 56 extra evaluations of f.
 
-Layer: numerics, middle (imported lazily by assemble.py).  Imports stencils and
+Layer: numerics, middle (imported lazily by assemble.py).  Imports causes, stencils and
 verdict (``SAFETY``, the same margin the verdict uses); reads a Problem and a
 result by their attributes.
 """
@@ -48,11 +68,14 @@ result by their attributes.
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 
+from .causes import (BLAME, BUG, BUG_AT_KINK, KIND, KINK, NONDETERMINISTIC, NONFINITE, SEVERAL_KINKS, SPREAD,
+                     STAIRCASE, UNDERFLOW, UNRESOLVED, UNSETTLED, decide, entry_cause, message_causes)
 from .stencils import SCHEMES
-from .verdict import SAFETY
+from .verdict import FAIL, PASS, SAFETY
 
 SWEEP_ENTRIES = 2
 DECADES = tuple(range(1, 11))
@@ -98,12 +121,14 @@ def sweep_entry(problem, i, scheme_name=None):
     return out
 
 
-def classify(hs, errors, tol, jumps=None):
-    """Shape of |a - D(h)| over decreasing h: correct | bug | kink | noise.
+def classify(hs, errors, tol, jumps=None, analytic=None):
+    """Shape of |a - D(h)| over decreasing h: correct | bug | kink | noise | unresolved.
 
     ``jumps``: |forward - backward difference| per h; when it stays large as h
     shrinks (instead of falling with h), a plateau is a kink at the point itself,
-    not a bug."""
+    not a bug.  ``analytic``: a; an error that stays as large as a quarter of |a| at every step,
+    within tolerance only because each step's tolerance is larger still, resolved nothing
+    ("unresolved": the steps are too small for this entry, or f underflows), which is no V."""
     e = np.asarray(errors, dtype=float)
     if jumps is not None:
         j = np.asarray(jumps, dtype=float)
@@ -139,6 +164,8 @@ def classify(hs, errors, tol, jumps=None):
             return "kink"  # flat while h is larger than the kink's distance, then a cliff into agreement
         return "bug"
     if good.any():
+        if analytic is not None and np.ptp(le) <= 0.5 and float(e.min()) >= 0.25 * abs(float(analytic)):
+            return "unresolved"
         g = int(np.argmax(good))
         if g >= 2 and np.ptp(le[:g]) <= 0.7 and le[g - 1] - le[g] >= 1.5:
             return "kink"
@@ -275,7 +302,7 @@ def _leaf_shape(leaf, a, n, x, full, dims):
 
 
 def leaf_patterns(problem, result):
-    """{leaf path: pattern dict} for leaves with disagreeing entries."""
+    """{leaf path: pattern dict} for leaves with failed entries (an inconclusive one blames nothing)."""
     ent = result.entries or {}
     a_all = np.asarray(ent.get("analytic", problem.analytic), dtype=float)
     n_all = np.asarray(ent.get("numeric"), dtype=float)
@@ -288,12 +315,12 @@ def leaf_patterns(problem, result):
     bad_leaves = []
     for leaf in problem.spec.leaves:
         sl = leaf.slice
-        if not (usable[sl] & (verdict[sl] != 0)).any():
+        if not (usable[sl] & (verdict[sl] == FAIL)).any():
             continue
         bad_leaves.append(leaf)
         m = usable[sl]
         a, n, x = a_all[sl][m], n_all[sl][m], x0[sl][m]
-        frac = float(np.mean(verdict[sl][m] != 0)) if m.any() else 0.0
+        frac = float(np.mean(verdict[sl][m] == FAIL)) if m.any() else 0.0
         # rearrangements (transpose, roll, flip, permutation) move most entries: only look for them
         # when a good part of the leaf disagrees, and in leaves small enough to search cheaply
         structural = bool(m.all()) and frac >= 0.2 and leaf.size <= MAX_SEARCH
@@ -320,25 +347,184 @@ def leaf_patterns(problem, result):
     return out
 
 
-# ---------------------------------------------------------------- the report
-_MEANING = {
-    "bug": "the error stays on a flat plateau whatever the step, so the finite differences agree with each other "
-           "and the analytic value is wrong",
-    "correct": "the error falls with the step and then rises with roundoff (a V) and comes within the tolerance, so "
-               "the gradient agrees with the finite differences at a suitable step; the disagreement was a step-size "
-               "artefact",
-    "kink": "the one-sided differences keep disagreeing as the step shrinks, or the error drops sharply once the "
-            "step is below some distance: fun has a kink (ReLU, abs, max, a tie) at or very near this point",
-    "noise": "the error jumps up and down without a trend: fun is noisy or nondeterministic at this scale",
-}
+# ---------------------------------------------------------------- an analytic side that is a finite difference
+def finite_difference_like(problem, result):
+    """{"scheme", "step", "relative", "n_entries", "max_rel"} when the analytic side of the failed
+    entries looks like a one-sided finite difference of f, else None.
 
-_NEXT = {
-    "bug": "look at the backward pass for this parameter",
-    "correct": "nothing may be wrong: rerun with method='central4' or a larger eps, or pass atol/rtol",
-    "kink": "move the test point away from the kink (e.g. re-draw params so that no pre-activation or margin is near "
-            "0), or accept 'inconclusive' here",
-    "noise": "make fun deterministic and compute it in float64 (seed its randomness, turn off dropout)",
-}
+    A forward difference at step h is off by (h/2) f''_ii + O(h^2) in entry i (its roundoff,
+    ~eps|f|/h, is far smaller at the steps libraries use), so a - n = c f''_ii with one constant
+    c = h/2 across entries (h = c' |x_i| for a step relative to each entry: the model c'|x_i| f''_ii);
+    c < 0 is a backward difference.  f''_ii comes from a second difference at the step that
+    balances its roundoff (L eps^(1/4)): 2 evaluations per entry, at most FD_ENTRIES entries.  One
+    constant must explain all but FD_FIT of the discrepancy of at least FD_MIN_ENTRIES entries whose
+    curvature differs (an equal f'' everywhere is a constant offset, which anything explains), and
+    every entry must agree to FD_MAX_REL: a gradient off by more is no finite difference."""
+    ent = result.entries or {}
+    if not (getattr(problem, "sweepable", True) and hasattr(getattr(problem, "ev", None), "at")):
+        return None
+    numeric = np.asarray(ent.get("numeric"), dtype=float)
+    verdict = np.asarray(ent.get("verdict"))
+    ratio = np.nan_to_num(np.asarray(ent.get("ratio"), dtype=float), nan=0.0)
+    failed = np.flatnonzero((verdict == FAIL) & np.isfinite(numeric))
+    if failed.size < FD_MIN_ENTRIES:
+        return None
+    idx = failed[np.argsort(-ratio[failed], kind="stable")[:FD_ENTRIES]]
+    a, n = problem.analytic[idx], numeric[idx]
+    d = a - n
+    size = np.maximum(np.maximum(np.abs(a), np.abs(n)), problem.grad_scale[idx])
+    if not np.all(np.abs(d) <= FD_MAX_REL * size):
+        return None
+    ev = problem.ev
+    f0 = float(np.real(ev.f0))
+    eps_eff = float(getattr(problem, "eps_eff", None) or np.finfo(np.float64).eps)
+    curv = np.empty(idx.size)
+    for k, i in enumerate(idx.tolist()):
+        x = float(problem.x0[i])
+        dt = ev.buffer_dtype(i)
+        H = float(problem.L[i]) * eps_eff ** 0.25
+        xp, xm = float(dt.type(x + H)), float(dt.type(x - H))
+        hp, hm = xp - x, x - xm
+        if not (hp > 0 and hm > 0):
+            return None
+        fp, fm = float(np.real(ev.at(i, dt.type(xp)))), float(np.real(ev.at(i, dt.type(xm))))
+        curv[k] = 2.0 * ((fp - f0) / hp - (f0 - fm) / hm) / (hp + hm)
+    if not np.all(np.isfinite(curv)) or np.ptp(curv) <= FD_FIT * float(np.max(np.abs(curv))):
+        return None
+    best = None
+    for relative, model in ((False, curv), (True, np.abs(problem.x0[idx]) * curv)):
+        mm = float(model @ model)
+        if mm <= 0:
+            continue
+        c = float(d @ model) / mm
+        resid = float(np.linalg.norm(d - c * model)) / float(np.linalg.norm(d))
+        if resid <= FD_FIT and (best is None or resid < best[0]):
+            best = (resid, relative, c)
+    if best is None:
+        return None
+    _, relative, c = best
+    step = 2.0 * abs(c)
+    # a step beyond FD_MAX_STEP of the entries' scale is no finite difference anyone ships: a - n
+    # proportional to the curvature then says "the gradient at another point", not a quotient
+    if not 0 < step <= FD_MAX_STEP * (1.0 if relative else float(np.median(problem.L[idx]))):
+        return None
+    return {"scheme": "forward" if c > 0 else "backward", "step": step, "relative": relative,
+            "n_entries": int(idx.size), "max_rel": float(np.max(np.abs(d) / size))}
+
+
+#: at least this many failed entries, of which at most FD_ENTRIES are used (2 evaluations each)
+FD_MIN_ENTRIES = 3
+FD_ENTRIES = 8
+#: the model c f''_ii must leave at most this fraction of ||a - n|| unexplained
+FD_FIT = 0.1
+#: a finite-difference "gradient" agrees with the true one to far better than this (relative)
+FD_MAX_REL = 1e-2
+#: the largest step (relative to the entries' scale) taken for a finite difference
+FD_MAX_STEP = 0.1
+
+
+# ---------------------------------------------------------------- the report
+def _explain(cause, k, problem):
+    """One sentence for the check's cause (k: how many entries have it); contains CAUSE_WORDS[cause]."""
+    many = f"{k} entr{'y' if k == 1 else 'ies'}" if k else "the gradient's entries"
+    if cause == BUG:
+        if problem.method == "complex":
+            how = "the complex step, which has no cancellation error, differs from the analytic value beyond its tolerance"
+        else:
+            how = ("the finite differences at successive steps agree with each other and not with the analytic "
+                   "value")
+        return f"At {many} {how}: {BLAME} there."
+    if cause == BUG_AT_KINK:
+        return (f"At {many} fun has a kink, and the analytic value lies outside the one-sided derivatives and "
+                f"outside what points nudged off params allow: it is not a valid subgradient, so "
+                f"{BLAME} at the kink.")
+    return {
+        KINK: f"{many} sit at or very near a kink of fun (ReLU, abs, max, a tie): the one-sided derivatives differ "
+              f"and the analytic value lies between them (a valid subgradient), which finite differences cannot "
+              f"judge.",
+        SEVERAL_KINKS: f"{many} sit where one move crosses several kinks at once (units exactly at 0, max-pool "
+                       f"ties): the analytic value lies outside this point's one-sided derivatives but within what "
+                       f"the one-sided derivatives at points nudged off params allow, so it may be a limit of "
+                       f"nearby gradients, which finite differences cannot judge.",
+        UNDERFLOW: f"fun underflows near params: its values are below the smallest normal number of its dtype, so "
+                   f"they are 0 or subnormal and its finite differences cannot resolve {many}.",
+        UNRESOLVED: f"The finite differences are too coarse to resolve {many}: f's noise at every usable step pins "
+                    f"them down only to more than their own size, so even a sign error would pass.",
+        STAIRCASE: f"fun is piecewise constant at this scale (quantised inputs, or a cast to float32 inside): flat "
+                   f"stretches hide its slope from small steps and its stairs are noise to larger ones, so "
+                   f"{many} cannot be resolved.",
+        NONFINITE: f"fun is not finite at the perturbed points of every usable step for {many}.",
+        UNSETTLED: f"The finite-difference estimates of {many} did not settle as the step changed (neither "
+                   f"converging nor a plateau).",
+        SPREAD: "A random-direction probe disagreed with the projection of the analytic gradient, but bisection "
+                "found no single entry that disagrees on its own: the discrepancy is spread thinly over many "
+                "entries (each below its tolerance), or the probe met a kink along its direction.",
+    }[cause]
+
+
+def _next(cause, code, patterns, fd):
+    if fd is not None:
+        return (f"Next: compute the gradient exactly (by hand or by autodiff) instead of by {fd['scheme']} "
+                f"differences; if an approximation is intended, judge it with a tolerance of its own size "
+                f"(e.g. rtol={3 * fd['max_rel']:.1g}).")
+    if cause == BUG and patterns:
+        return f"Next: check {code} where it computes {next(iter(patterns))!r}, for exactly that."
+    return "Next: " + {
+        BUG: f"look at {code} for the entries listed above.",
+        BUG_AT_KINK: f"check the derivative {code} uses at the kink (the branch taken at a tie or at exactly 0).",
+        KINK: "move the test point away from the kink (re-draw params so that no pre-activation, margin or tie "
+              "sits exactly at 0: a nonzero bias, inputs without all-zero rows), or accept 'inconclusive' here.",
+        UNDERFLOW: "rescale fun (e.g. return a log-likelihood instead of a likelihood) or move params so that its "
+                   "values are normal numbers.",
+        UNRESOLVED: "try method='complex' for complex-analytic code, a larger eps, or fun in float64.",
+        STAIRCASE: "cast data and params consistently (all float32, or all float64), or check a smooth version "
+                   "of fun.",
+        NONFINITE: "move params away from where fun is not finite, or pass a smaller eps.",
+        UNSETTLED: "rerun with method='central4' or another eps.",
+        SPREAD: "run mode='full' to see every entry.",
+    }[KINK if cause == SEVERAL_KINKS else cause]
+
+
+def _evidence(cls, cause, e0):
+    """What the sweep of the worst entry adds, in words that agree with the verdict's cause."""
+    failed = cause in (BUG, BUG_AT_KINK)
+    kinky = cause in (KINK, SEVERAL_KINKS, BUG_AT_KINK)
+    errs = [p["error"] for p in e0["sweep"]]
+    if cls == "bug":
+        if kinky:
+            return ("it does not shrink with the step, as at a kink at the point itself: the one-sided derivatives "
+                    "differ by a jump that no step removes")
+        if failed:
+            return "it settles on a flat plateau: the finite differences agree with each other, step after step"
+        return "it does not shrink with the step (single steps, a simpler error model than the verdict's)"
+    if cls == "kink":
+        return ("the one-sided differences keep disagreeing as the step shrinks, or the error drops sharply below "
+                "some distance: fun has a kink at or very near this point")
+    if cls == "noise":
+        return "it jumps up and down without a trend: f is noisy at these steps"
+    if cls == "unresolved":
+        if failed:
+            return ("steps scaled by this entry's own size are too small to resolve it; the verdict rests on the "
+                    "larger steps its refinement took")
+        return "it stays about as large as the entry itself, within each step's tolerance: no step resolves it"
+    # "correct": within tolerance at some step
+    if failed:
+        return ("it comes within one single step's (looser) tolerance, but the refined estimates agree with each "
+                "other and not with the analytic value, beyond their tighter tolerance")
+    v = len(errs) > 2 and errs[0] >= 10 * min(errs) and errs.index(min(errs)) < len(errs) - 1
+    return ("it falls with the step, rises again with roundoff (a V) and comes within the tolerance at the best "
+            "step" if v else "it comes within the tolerance at some step")
+
+
+def _code(problem, kind):
+    """The user's code that computed the analytic side, in words."""
+    if kind == "gradient":
+        by = getattr(problem, "analytic_by", "grad")
+        return {"fun": "the gradient your fun returns (grad=True)", "grad": "your grad function",
+                "autodiff": "the derivative rules autodiff applies inside fun (a custom backward or custom_vjp, "
+                            "or an operation without a derivative there)"}.get(by, by)
+    return {"vjp": "your vjp function", "jvp": "your jvp function", "jacobian": "your jac function",
+            "hessian": "your hess (or hvp) function", "gradgrad": "your grad function"}.get(kind, f"your {kind} code")
 
 
 def diagnose(problem, result) -> dict:
@@ -350,53 +536,46 @@ def diagnose(problem, result) -> dict:
                 "pattern": {}}
 
 
-def _diagnose(problem, result):
+def _entry_causes(result):
+    """Counter of causes over the checked entries that did not pass (causes.entry_cause; an
+    inconclusive entry without a reason is unresolved when a sign flip of it would pass too)."""
     ent = result.entries or {}
+    verdict = np.asarray(ent.get("verdict"))
+    checked = np.asarray(ent.get("checked", np.ones(verdict.size, dtype=bool)), dtype=bool)
+    reasons = ent.get("reasons") or {}
+    a = np.asarray(ent.get("analytic"), dtype=float)
+    n = np.asarray(ent.get("numeric"), dtype=float)
+    tol = np.asarray(ent.get("tolerance"), dtype=float)
+    out = Counter()
+    for i in np.flatnonzero(checked & (verdict != PASS)).tolist():
+        name = "fail" if verdict[i] == FAIL else "inconclusive"
+        cause = entry_cause(name, reasons.get(i, ""))
+        if cause is None:
+            cause = UNRESOLVED if abs(-a[i] - n[i]) <= tol[i] else UNSETTLED
+        out[cause] += 1
+    return out
+
+
+def _diagnose(problem, result):
     what = {"gradient": "your gradient", "vjp": "your vector-Jacobian product", "jvp": "your Jacobian-vector product",
             "jacobian": "your Jacobian", "hessian": "your Hessian"}.get(result.kind, f"your {result.kind}")
+    status = result.status
     bad = [e for e in result.worst if e.verdict != "pass"]
-    scheme_name = problem.method if problem.method in SCHEMES else "central"
-    entries = []
-    sweepable = getattr(problem, "sweepable", True) and hasattr(getattr(problem, "ev", None), "at")
-    sigma = float(getattr(problem, "sigma", 0.0) or 0.0)
-    if not sigma and sweepable:
-        eps_f = getattr(problem.ev, "eps_out", None) or float(np.finfo(np.float64).eps)
-        sigma = eps_f * abs(float(np.real(problem.ev.f0)))
-    if sweepable:
-        for e in bad[:SWEEP_ENTRIES]:
-            i = _flat_index(problem.spec, e.leaf, e.index)
-            if i is None:
-                continue
-            pts = sweep_entry(problem, i, scheme_name)
-            a = float(problem.analytic[i])
-            hs = [h for h, _, _ in pts]
-            errs = [abs(a - d) for _, d, _ in pts]
-            jumps = [j for _, _, j in pts]
-            floor = float(problem.floor[i]) if hasattr(problem, "floor") else 0.0
-            tol = [SAFETY * 3.0 * sigma / h + floor for h in hs]
-            cls = classify(hs, errs, tol, jumps)
-            entries.append({"leaf": e.leaf, "index": [int(k) for k in e.index], "classification": cls,
-                            "analytic": a,
-                            "sweep": [{"h": float(h), "error": float(err)} for h, err in zip(hs, errs)
-                                      if math.isfinite(err)],
-                            "tolerance": [float(t) for t in tol]})
-    patterns = leaf_patterns(problem, result) if ent.get("numeric") is not None else {}
+    counts = _entry_causes(result)
+    said = message_causes(result.messages)
+    worst = entry_cause(bad[0].verdict, bad[0].reason) if bad else None
+    cause = decide(status, counts, said, worst)
+    if cause == NONDETERMINISTIC:
+        msg = next(m for m in result.messages if m.startswith("fun is nondeterministic"))
+        return {"kind": NONDETERMINISTIC, "cause": NONDETERMINISTIC, "summary": msg, "entries": [], "pattern": {}}
+    entries = _sweeps(problem, result, bad) if cause != SPREAD else []
+    patterns = fd = None
+    if status == "fail" and (result.entries or {}).get("numeric") is not None:
+        fd = finite_difference_like(problem, result) if cause == BUG else None
+        # a finite-difference gradient explains the whole discrepancy: no leaf shape besides it
+        patterns = {} if fd is not None else leaf_patterns(problem, result)
+    patterns = patterns or {}
 
-    # the headline kind: a recognised bug shape, else the worst entry's sweep, else the verdict reasons
-    if patterns:
-        kind = "bug"
-    elif entries:
-        kind = entries[0]["classification"]
-        if kind == "correct":
-            kind = "roundoff"
-    elif bad and bad[0].reason.startswith("kink"):
-        kind = "kink"
-    elif result.status == "fail":
-        kind = "bug"
-    else:
-        kind = "unsettled"
-
-    parts = []
     n_fail = result.counts.get("fail", 0)
     n_inc = result.counts.get("inconclusive", 0)
     method = {"central": "central differences", "forward": "forward differences", "backward": "backward differences",
@@ -404,43 +583,78 @@ def _diagnose(problem, result):
     head = f"Compared {what} (analytic) with {method} of fun (numeric) on {result.n_checked} entries"
     if result.mode == "fast":
         head += " (fast mode: random-direction probes, then the suspected entries one by one)"
-    parts.append(head + f": {n_fail} disagree" + (f" and {n_inc} could not be judged" if n_inc else "") + ".")
-    if not bad and result.mode == "fast":
-        kind = "unsettled" if kind == "bug" and result.status != "fail" else kind
-        parts.append("A random-direction probe disagreed with the projection of the analytic gradient, but bisection "
-                     "found no single entry that disagrees on its own: the discrepancy is spread thinly over many "
-                     "entries (each below its tolerance), or it comes from a kink met along the probe direction. "
-                     "Next: run mode='full' to see every entry.")
+    parts = [head + f": {n_fail} disagree" + (f" and {n_inc} could not be judged" if n_inc else "") + "."]
+    k = counts.get(cause, 0) or (n_fail if status == "fail" else n_inc)
+    parts.append(_explain(cause, k, problem))
+    others = [f"{j} entr{'y' if j == 1 else 'ies'} {_SHORT[c]}" for c, j in counts.most_common()
+              if c != cause and c in _SHORT]
+    if others:
+        parts.append(f"Besides, these could not be judged: {'; '.join(others)}.")
     if bad:
         w = bad[0]
-        parts.append(f"The worst is {w.where}: analytic {w.analytic:.6g}, numeric {w.numeric:.6g}, "
-                     f"{w.ratio:.3g}x the tolerance {w.tolerance:.3g}.")
+        line = (f"The worst is {w.where}: analytic {w.analytic:.6g}, numeric {w.numeric:.6g}, "
+                f"{w.ratio:.3g}x the tolerance {w.tolerance:.3g}")
+        if w.verdict == "inconclusive":
+            line += f", judged inconclusive ({_SHORT.get(entry_cause('inconclusive', w.reason), 'unresolved')})"
+        parts.append(line + ".")
     if entries:
         e0 = entries[0]
         errs = [p["error"] for p in e0["sweep"]]
         where = e0["leaf"] + (str(e0["index"]) if e0["index"] else "")
         if errs:
+            lo = min(errs)
+            course = (f"stays at about {lo:.2g}" if lo >= 0.5 * errs[0] else
+                      f"goes from {errs[0]:.2g} to a minimum of {lo:.2g}")
             parts.append(f"Sweeping the step from {e0['sweep'][0]['h']:.1g} down to {e0['sweep'][-1]['h']:.1g} at "
-                         f"{where}, |analytic - numeric| goes from {errs[0]:.2g} to a minimum of {min(errs):.2g}: "
-                         f"{_MEANING[e0['classification']]}.")
+                         f"{where}, |analytic - numeric| {course}: {_evidence(e0['classification'], cause, e0)}.")
+    if fd is not None:
+        step = f"{fd['step']:.1g}" + (" x |params|" if fd["relative"] else "")
+        parts.append(f"{what[0].upper() + what[1:]} looks like a {fd['scheme']} difference with step ~{step}: "
+                     f"across the {fd['n_entries']} worst entries, analytic - numeric = "
+                     f"{'+' if fd['scheme'] == 'forward' else '-'}(h/2) x f'' (the second derivative along each "
+                     f"entry) with that one h, agreement {fd['max_rel']:.1g} relative at worst; a library that "
+                     f"approximates the gradient numerically ships exactly this.")
     for path, pat in list(patterns.items())[:3]:
         parts.append(f"Across leaf {path!r} ({pat['n_entries']} entries compared) the pattern is "
                      f"'{pat['label']}': {pat['explanation']}.")
-    if patterns:
-        first = next(iter(patterns))
-        parts.append(f"Next: check the backward pass of {first!r} for exactly that.")
-    elif entries:
-        cls = entries[0]["classification"]
-        if cls == "kink" and bad and bad[0].verdict == "fail":
-            parts.append("The analytic value lies outside the one-sided derivatives, so it is not a valid "
-                         "subgradient: this is a bug at the kink. Next: check the derivative your code uses at the "
-                         "kink (the branch taken at a tie or at exactly 0).")
-        else:
-            parts.append(f"Next: {_NEXT[cls]}.")
-    elif kind == "kink":
-        parts.append("Next: " + _NEXT["kink"] + ".")
-    elif result.status == "fail":
-        code = {"jvp": "the JVP (forward-mode) rule", "hessian": "the second-derivative code"}.get(
-            result.kind, "the backward pass")
-        parts.append(f"Next: look at {code} for the entries listed above.")
-    return {"kind": kind, "summary": " ".join(parts), "entries": entries, "pattern": patterns}
+    parts.append(_next(cause, _code(problem, result.kind), patterns, fd))
+    out = {"kind": KIND.get(cause, cause), "cause": cause, "summary": " ".join(parts), "entries": entries,
+           "pattern": patterns}
+    if fd is not None:
+        out["finite_difference"] = fd
+    return out
+
+
+#: a few words per cause, for the worst entry of an inconclusive check
+_SHORT = {KINK: "at a kink", SEVERAL_KINKS: "where one move crosses several kinks", UNDERFLOW: "where f underflows",
+          UNRESOLVED: "too small for the finite differences to resolve", NONFINITE: "where fun is not finite",
+          UNSETTLED: "whose estimates did not settle"}
+
+
+def _sweeps(problem, result, bad):
+    """Error-vs-step sweeps of the worst entries that did not pass (evidence for the plot and the text)."""
+    if not (getattr(problem, "sweepable", True) and hasattr(getattr(problem, "ev", None), "at")):
+        return []
+    scheme_name = problem.method if problem.method in SCHEMES else "central"
+    sigma = float(getattr(problem, "sigma", 0.0) or 0.0)
+    if not sigma:
+        eps_f = getattr(problem.ev, "eps_out", None) or float(np.finfo(np.float64).eps)
+        sigma = eps_f * abs(float(np.real(problem.ev.f0)))
+    entries = []
+    for e in bad[:SWEEP_ENTRIES]:
+        i = _flat_index(problem.spec, e.leaf, e.index)
+        if i is None:
+            continue
+        pts = sweep_entry(problem, i, scheme_name)
+        a = float(problem.analytic[i])
+        hs = [h for h, _, _ in pts]
+        errs = [abs(a - d) for _, d, _ in pts]
+        jumps = [j for _, _, j in pts]
+        floor = float(problem.floor[i]) if hasattr(problem, "floor") else 0.0
+        tol = [SAFETY * 3.0 * sigma / h + floor for h in hs]
+        entries.append({"leaf": e.leaf, "index": [int(k) for k in e.index],
+                        "classification": classify(hs, errs, tol, jumps, analytic=a), "analytic": a,
+                        "sweep": [{"h": float(h), "error": float(err)} for h, err in zip(hs, errs)
+                                  if math.isfinite(err)],
+                        "tolerance": [float(t) for t in tol]})
+    return entries

@@ -26,7 +26,7 @@ import functools
 
 import numpy as np
 
-from ..errors import GradcheckInputError
+from ..errors import GradcheckInputError, GradcheckUserCodeError
 from ..frameworks.outputs import scalar_of
 from ..pytree import TreeSpec, builder, unravel
 
@@ -135,8 +135,8 @@ class Evaluator:
         except Exception as e:  # noqa: BLE001
             if not self.past_base:
                 raise  # the caller decides (e.g. fun refusing float64 is retried in the params' dtypes)
-            raise GradcheckInputError(f"fun raised {type(e).__name__} at a point a finite-difference step away "
-                                      f"from params (it ran at params): {e}") from e
+            raise GradcheckUserCodeError(f"fun raised {type(e).__name__} at a point a finite-difference step "
+                                         f"away from params (it ran at params): {e}") from e
         t = type(out)
         if t is float:
             return out
@@ -145,7 +145,7 @@ class Evaluator:
             self.eps_out = eps
         return value
 
-    def failed_at(self, i: int, value, error: BaseException) -> GradcheckInputError:
+    def failed_at(self, i: int, value, error: BaseException) -> GradcheckUserCodeError:
         """The error for fun raising at params with entry i set to ``value``: names the entry and the step."""
         path, idx = unravel(self.spec, int(i))
         x = float(self.x0[i])
@@ -153,8 +153,8 @@ class Evaluator:
         where = f"{path}{list(idx) if idx else ''}"
         point = (f"{where} + {step.imag:.3g}j" if isinstance(step, complex)
                  else f"{where} {'+' if step >= 0 else '-'} {abs(step):.3g}")
-        err = GradcheckInputError(f"fun raised {type(error).__name__} at a finite-difference step from params, "
-                                  f"at params with {point} (= {value!r}); it ran at params: {error}")
+        err = GradcheckUserCodeError(f"fun raised {type(error).__name__} at a finite-difference step from params, "
+                                     f"at params with {point} (= {value!r}); it ran at params: {error}")
         err.__cause__ = error
         return err
 

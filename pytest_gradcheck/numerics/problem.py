@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from ..errors import GradcheckInputError
+from ..errors import GradcheckInputError, GradcheckUserCodeError
 from ..frameworks.base import batched_agrees
 from ..pytree import build, unravel
 from .evaluate import Evaluator, user_code
@@ -50,6 +50,11 @@ class Problem:
         self.method, self.eps, self.atol, self.rtol, self.seed, self.kind = method, eps, atol, rtol, seed, kind
         self.messages: list[str] = []
         self.rng = np.random.default_rng(seed)
+        # what wrote the analytic side, for the diagnosis to name it: the user's grad, their
+        # (value, gradient) fun, autodiff through fun, or what a wrapper's grad says it runs
+        # (check_function: "MyFunction.backward")
+        self.analytic_by = "autodiff" if grad is None else (
+            "fun" if grad is True else str(getattr(grad, "gradcheck_name", "grad")))
         if grad is True:  # scipy.optimize.minimize(jac=True): fun returns (value, gradient)
             self.fun, grad = value_part(fun), gradient_part(fun)
         else:
@@ -199,7 +204,7 @@ class Problem:
         if complex_step and last_err is not None:
             raise GradcheckInputError(f"method='complex' needs fun to accept complex input; it raised "
                                       f"{type(last_err).__name__}: {last_err}") from last_err
-        raise GradcheckInputError(f"fun raised {type(last_err).__name__} at params: {last_err}") from last_err
+        raise GradcheckUserCodeError(f"fun raised {type(last_err).__name__} at params: {last_err}") from last_err
 
     def _batched(self):
         """A batch evaluator (many points per call) when the framework or the user offers one."""
@@ -366,7 +371,8 @@ def gradient_part(fun):
 
 
 def call_user(f, *args, what):
-    """``f(*args)``; any exception but GradcheckInputError becomes one, naming ``what`` raised it."""
+    """``f(*args)``; any exception but GradcheckInputError becomes a GradcheckUserCodeError (a
+    GradcheckInputError too) naming ``what`` raised it, with the user's exception as its cause."""
     __tracebackhide__ = True
     try:
         with user_code():
@@ -374,7 +380,7 @@ def call_user(f, *args, what):
     except GradcheckInputError:
         raise
     except Exception as e:  # noqa: BLE001
-        raise GradcheckInputError(f"{what} raised {type(e).__name__}: {e}") from e
+        raise GradcheckUserCodeError(f"{what} raised {type(e).__name__}: {e}") from e
 
 
 def check_batch_memory(batch_memory) -> None:

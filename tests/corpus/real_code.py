@@ -594,6 +594,50 @@ def _value_and_grad_dict():
     return _add(RealCase("value_and_grad_pytree", "value_and_grad", fun, True, params, ok=("pass",)))
 
 
+
+# ---------------------------------------------------------------------------
+# 7. "gradients" that are finite differences (libraries that ship one)
+#
+# Must these fail?  A forward difference at step h is off by (h/2) f''_ii + O(h^2) in entry i,
+# plus roundoff ~eps|f|/h.  For this logistic loss (|f| ~ 0.7, f''_ii ~ 0.1 ... 1) at h = 1e-6
+# that is ~5e-8 ... 5e-7 absolute, ~1e-6 relative, with roundoff ~2e-16 * 0.7 / 1e-6 ~ 1e-10; at
+# h = 1e-4 ~1e-4 relative.  The checker's float64 central differences resolve the gradient to
+# ~1e-9 relative or better (10 x their roundoff ~eps^(2/3) ~ 4e-11 after Richardson), so both are
+# wrong by far more than the check's resolution: a FAIL, and the diagnosis must say why (the
+# analytic side is itself a finite difference), which is what a user of such a library needs.
+# The relative-step variant (h_i = 1e-5 max(|w_i|, 0.1), as numerical-differentiation helpers
+# scale it) fails the same way.
+
+
+def _logreg_finite_difference(h, relative=False, backward=False):
+    rng = np.random.default_rng(1214)
+    m, d = 40, 6
+    X = rng.normal(size=(m, d)) * np.linspace(0.5, 2.0, d)   # columns of different scale: f''_ii differ
+    y = (rng.random(m) < 0.5).astype(float)
+
+    def params():
+        return np.random.default_rng(28).normal(size=d)
+
+    def fun(w):
+        z = X @ w
+        return float(np.mean(np.logaddexp(0.0, z) - y * z) + 0.05 * w @ w)
+
+    def grad(w):
+        f0 = fun(w)
+        g = np.empty_like(w)
+        for i in range(w.size):
+            step = h * max(abs(w[i]), 0.1) if relative else h
+            wp = w.copy()
+            wp[i] += -step if backward else step
+            g[i] = (fun(wp) - f0) / (-step if backward else step)
+        return g
+
+    name = (f"logreg_{'backward' if backward else 'forward'}_difference_{h:g}" + ("_relative" if relative else ""))
+    return _add(RealCase(name, "finite_difference", fun, grad, params, kind="bug", bug_leaves=("params",),
+                         note=f"the 'gradient' is a {'backward' if backward else 'forward'} difference at step "
+                              f"{h:g}{' x max(|w|, 0.1)' if relative else ''}",
+                         tags=frozenset({"finite_difference"})))
+
 # ---------------------------------------------------------------------------
 
 _logreg_f32_cast()
@@ -631,5 +675,8 @@ _prod_f32(bug="q_factor")
 _rebinding("dict_copy", bug="w_factor")
 _masked_softmax(bug="sign")
 _value_and_grad_logreg(bug="penalty_factor")
+_logreg_finite_difference(1e-6)
+_logreg_finite_difference(1e-4)
+_logreg_finite_difference(1e-5, relative=True, backward=True)
 
 REAL_CLASSES = sorted({c.cls for c in REAL_CORRECT})
