@@ -65,13 +65,24 @@ def measure_noise(problem):
             continue
         if np.count_nonzero(vals[1:] != f0) < 4:
             continue  # f does not resolve this spacing: no information about its noise
-        med = float(np.median(np.abs(np.diff(vals, 3))))
+        med = _median_abs(np.diff(vals, 3))
         if med == 0.0 and np.unique(vals).size < vals.size:
             continue  # a quantised f, most windows on one step of its staircase: look coarser
         sigma = med / (0.6745 * math.sqrt(20.0))
         break
     problem.noise_raw = sigma
     return (floor if sigma is None else max(sigma, floor)), eps_f
+
+
+def _median_abs(d: np.ndarray) -> float:
+    """float(np.median(np.abs(d))) for a handful of finite values, in plain Python: np.median's
+    machinery took ~12 us on 6 numbers, a fifth of measure_noise's own cost per check.  The same
+    number: the middle value, or the mean of the two middle ones ((a + b) / 2, as np.mean)."""
+    s = sorted(abs(v) for v in d.tolist())
+    if not s or any(v != v for v in s):  # empty or NaN: np.median's own rules
+        return float(np.median(np.abs(d)))
+    k = len(s) // 2
+    return s[k] if len(s) % 2 else (s[k - 1] + s[k]) / 2
 
 
 def noise_level(problem):
