@@ -83,7 +83,7 @@ def tiny_for_eps(eps):
     A scalar is looked up in Python and an array holding one value (a broadcast eps_a) gives a
     broadcast: np.select on them took ~18 us per call, four calls per check, and built
     n-vectors of conditions in fast mode at n = 1e6."""
-    if np.ndim(eps) == 0:
+    if isinstance(eps, float) or np.ndim(eps) == 0:
         return _tiny_scalar(float(eps))
     e = np.asarray(eps, dtype=np.float64)
     if e.size and not any(e.strides):  # one value, broadcast: no n-vector of conditions
