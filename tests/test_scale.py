@@ -140,7 +140,9 @@ def test_fast_mode_holds_a_few_n_vectors_at_most():
     finally:
         tracemalloc.stop()
     assert r.status == "pass" and r.n_evals <= 30
-    assert peak / (8.0 * n) <= 14.0, f"peak {peak / (8.0 * n):.1f} n-vectors"
+    # 12.5 here; 13.8 when the in-place check of the buffers compared them with equal_nan=True,
+    # which copies both arrays' non-NaN entries
+    assert peak / (8.0 * n) <= 13.0, f"peak {peak / (8.0 * n):.1f} n-vectors"
 
 
 def test_growing_first_steps_ahead_never_costs_more_than_the_old_order():
