@@ -53,7 +53,7 @@ def measure_noise(problem):
     if problem.method == "complex":
         return floor, eps_f
     buf_eps = max(float(np.finfo(f.dtype).eps) for f in ev.flat)
-    signs = problem.rng.choice([-1.0, 1.0], size=problem.n) * problem.L
+    signs = _random_signs(problem.rng, problem.n) * problem.L
     sigma = None
     for delta in (64.0 * buf_eps, 4.0 * math.sqrt(buf_eps), buf_eps ** 0.25):
         # powers of two: x0 + k*u is then exact, so the points are equally spaced
@@ -72,6 +72,12 @@ def measure_noise(problem):
         break
     problem.noise_raw = sigma
     return (floor if sigma is None else max(sigma, floor)), eps_f
+
+
+def _random_signs(rng, n: int) -> np.ndarray:
+    """rng.choice([-1.0, 1.0], size=n), the same draws and the same generator state after (choice
+    draws rng.integers(0, 2) and indexes), without choice's ~3 us of argument handling."""
+    return np.where(rng.integers(0, 2, size=n) == 1, 1.0, -1.0)
 
 
 def _median_abs(d: np.ndarray) -> float:
