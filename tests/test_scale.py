@@ -124,7 +124,9 @@ def test_fast_mode_holds_a_few_n_vectors_at_most():
     finally:
         tracemalloc.stop()
     assert r.status == "pass" and r.n_evals <= 30
-    assert peak / (8.0 * n) <= 14.0, f"peak {peak / (8.0 * n):.1f} n-vectors"
+    # 12.5 here; 13.8 when the in-place check of the buffers compared them with equal_nan=True,
+    # which copies both arrays' non-NaN entries
+    assert peak / (8.0 * n) <= 13.0, f"peak {peak / (8.0 * n):.1f} n-vectors"
 
 
 def test_growing_first_steps_ahead_never_costs_more_than_the_old_order():
@@ -165,3 +167,24 @@ def test_batches_stay_cache_sized():
     r = check_gradient(fun, x, lambda p: np.cos(p) * p + np.sin(p), mode="full", vectorized=True)
     assert r.status == "pass"
     assert len(seen) > 10 and max(seen) <= BATCH_BLOCK_FLOATS
+
+
+def test_fixed_cost_shortcuts_give_numpys_own_numbers():
+    # the noise measurement's signs and median skip numpy's argument handling (~15 us of a small
+    # check); a check must stay bit-identical for a seed, so they must be the very same numbers
+    import numpy as np
+
+    from pytest_gradcheck.numerics.noise import _median_abs, _random_signs
+
+    for seed in range(20):
+        for n in (1, 2, 9, 1000):
+            a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+            assert np.array_equal(_random_signs(a, n), b.choice([-1.0, 1.0], size=n))
+            assert a.random() == b.random()  # the generator moved on alike
+    rng = np.random.default_rng(0)
+    for size in range(1, 10):
+        for scale in (1e-300, 1.0, 1e300):
+            d = rng.normal(size=size) * scale
+            d[: size // 3] = d[-1]  # repeated values
+            assert _median_abs(d) == float(np.median(np.abs(d)))
+    assert np.isnan(_median_abs(np.array([1.0, np.nan, 2.0])))

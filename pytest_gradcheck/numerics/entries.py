@@ -133,17 +133,18 @@ def _stage_a(problem, scheme, offs, h, idx, sigma, target):
     counts change.  (The sample is drawn from the candidates themselves: the
     other entries of a leaf are no guide, their curvature can differ
     systematically -- log cosh at its tails has large slopes and flat curvature.)"""
-    cand, big = _grown_steps(problem, scheme, offs, h, idx, sigma, target)
+    taken = _steps_taken(problem, offs, h, idx)  # of the small steps: read by both below
+    cand, big = _grown_steps(problem, scheme, offs, h, idx, sigma, target, taken)
+    if not cand.size:
+        D, heff, vals, actual = _first_step(problem, scheme, offs, h, idx, taken)
+        return h, D, heff, vals, actual
     T = len(offs)
     D, heff = np.empty(idx.size), np.empty(idx.size)
     vals, actual = np.empty((T, idx.size)), np.empty((T, idx.size))
 
-    def run(pos, steps):
-        D[pos], heff[pos], vals[:, pos], actual[:, pos] = _first_step(problem, scheme, offs, steps, idx[pos])
-
-    if not cand.size:
-        run(np.arange(idx.size), h)
-        return h, D, heff, vals, actual
+    def run(pos, steps, taken_here=None):
+        D[pos], heff[pos], vals[:, pos], actual[:, pos] = _first_step(problem, scheme, offs, steps, idx[pos],
+                                                                      taken_here)
     f0 = float(problem.ev.f0)
     h = h.copy()
     small = h[cand]
@@ -154,14 +155,14 @@ def _stage_a(problem, scheme, offs, h, idx, sigma, target):
         stride = max(1, min(CALIBRATE_STRIDE, where.size // CALIBRATE_MIN))
         sample[where[::stride]] = True
     first = np.union1d(np.setdiff1d(np.arange(idx.size), cand, assume_unique=True), cand[sample])
-    run(first, h[first])
+    run(first, h[first], taken[:, first])
     # the old order for the sample: grown where the small step's second difference is lost
     with np.errstate(divide="ignore", invalid="ignore"):
         second = np.abs(_second_difference(offs, vals[:, cand[sample]], f0))
         curv_sample = second / heff[cand[sample]] ** 2
     _grow_lost(run, h, cand, big, cand[sample][second < 100.0 * sigma])
     # the sample's median curvature predicts which other candidates' small steps are lost
-    heff_small = _effective_steps(scheme, offs, _steps_taken(problem, offs, small, idx[cand]))
+    heff_small = _effective_steps(scheme, offs, taken[:, cand])
     curv = np.full(cand.size, np.nan)
     leaf_sample = leaf_cand[sample]
     for k in np.unique(leaf_cand):
@@ -172,7 +173,7 @@ def _stage_a(problem, scheme, offs, h, idx, sigma, target):
         ahead = (curv * heff_small ** 2 < 100.0 * sigma) & ~sample
     now_small, now_big = cand[~ahead & ~sample], cand[ahead]
     if now_small.size:  # the old order: the small step first, grown where its second difference is lost
-        run(now_small, h[now_small])
+        run(now_small, h[now_small], taken[:, now_small])
         lost = np.abs(_second_difference(offs, vals[:, now_small], f0)) < 100.0 * sigma
         _grow_lost(run, h, cand, big, now_small[lost])
     if now_big.size:
@@ -196,15 +197,16 @@ def _effective_steps(scheme, offs, actual):
     return (full[-1] - full[0]) / (o[-1] - o[0])
 
 
-def _grown_steps(problem, scheme, offs, h, idx, sigma, target):
+def _grown_steps(problem, scheme, offs, h, idx, sigma, target, taken):
     """(positions in idx whose first step is too small for its roundoff, their grown steps).
+    ``taken``: the steps h actually taken (_steps_taken).
 
     Sorted positions; steps grown as far as the roundoff asks, at most R_FACTOR^MAX_LEVELS and the
     entry's room; entries whose room leaves no growth are not candidates."""
     none = np.zeros(0, dtype=np.int64)
     if problem.eps is not None:
         return none, np.zeros(0)
-    heff = _effective_steps(scheme, offs, _steps_taken(problem, offs, h, idx))
+    heff = _effective_steps(scheme, offs, taken)
     with np.errstate(divide="ignore", invalid="ignore"):
         R = scheme.weight_norm * sigma / heff
     pos = np.flatnonzero((SAFETY * R > target) & (target > 0) & np.isfinite(R))
@@ -316,6 +318,11 @@ def _steps_taken(problem, offs, h, idx):
     x0 = problem.x0
     actual = np.empty((len(offs), idx.size))
     dts = [f.dtype for f in problem.ev.flat]
+    if len(dts) == 1:  # one leaf: no masks
+        xi, dt = x0[idx], dts[0]
+        for t, o in enumerate(offs):
+            actual[t] = (xi + o * h).astype(dt).astype(np.float64) - xi
+        return actual
     lof = problem.ev.leaf_of[idx]
     for t, o in enumerate(offs):
         for k, dt in enumerate(dts):
@@ -326,11 +333,13 @@ def _steps_taken(problem, offs, h, idx):
     return actual
 
 
-def _first_step(problem, scheme, offs, h, idx):
-    """Stage A for entries ``idx`` at steps ``h`` (aligned with idx): estimates, steps taken, raw values."""
+def _first_step(problem, scheme, offs, h, idx, actual=None):
+    """Stage A for entries ``idx`` at steps ``h`` (aligned with idx): estimates, steps taken, raw values.
+    ``actual``: the steps taken, where the caller has them already."""
     ev = problem.ev
     vals = np.empty((len(offs), idx.size))
-    actual = _steps_taken(problem, offs, h, idx)
+    if actual is None:
+        actual = _steps_taken(problem, offs, h, idx)
     if problem.batched is not None and problem.batching_pays is not False:
         _stage_a_batched(problem, offs, actual, vals, idx)
     else:

@@ -16,6 +16,7 @@ Layer: numerics, bottom.  Imports nothing of the package.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -28,12 +29,15 @@ class Scheme:
     order: int      # p: truncation error ~ h^p
     uses_center: bool  # needs f(x) (forward/backward)
 
-    @property
+    # computed once per scheme (cached_property writes the instance's __dict__, which a frozen
+    # dataclass allows): stage A and every refinement chain read them
+
+    @cached_property
     def abs_weight_sum(self) -> float:
         """sum |w_j|: a worst-case bound on the roundoff of D(h), in units of sigma / h."""
         return float(np.sum(np.abs(self.weights)))
 
-    @property
+    @cached_property
     def weight_norm(self) -> float:
         """sqrt(sum w_j^2): the roundoff of D(h) has standard deviation weight_norm * sigma / h
         when the f(x + o_j h) carry independent noise of standard deviation sigma."""
