@@ -286,9 +286,11 @@ def _raised_in_plugin(exc: BaseException) -> bool:
 def classify_error(exc: BaseException) -> tuple[str, BaseException]:
     """(error type, the exception to name) of a check that raised ``exc``; types:
 
-    * ``user_code``: the user's fun/grad/... raised (the checker wraps it in a
-      GradcheckUserCodeError, or a GradcheckInputError ``from`` the user's exception);
-    * ``input``: the check's arguments are unusable (GradcheckInputError, OptionError);
+    * ``user_code``: the user's fun/grad/... raised: the checker wraps that, and only that, in a
+      GradcheckUserCodeError (which may itself be the cause of another GradcheckInputError);
+    * ``input``: the check's arguments are unusable (any other GradcheckInputError, whatever it
+      was raised from: a leaf a framework cannot copy out chains the framework's TypeError, yet
+      no user code ran; OptionError);
     * ``interrupted``: stopped from outside the check (pytest-timeout's ``Failed``,
       ``pytest.exit``, KeyboardInterrupt: not ``Exception`` subclasses);
     * ``internal``: any other exception raised by the checker itself (a bug of the plugin).
@@ -298,12 +300,15 @@ def classify_error(exc: BaseException) -> tuple[str, BaseException]:
 
     if not isinstance(exc, Exception):
         return "interrupted", exc
-    cause = exc.__cause__
-    if isinstance(exc, GradcheckUserCodeError):
-        return "user_code", cause if cause is not None else exc
     if isinstance(exc, GradcheckInputError):
-        if cause is not None and not isinstance(cause, GradcheckError):
-            return "user_code", cause
+        # follow the checker's own wrappers (GradcheckErrors raised from GradcheckErrors) to the one
+        # that wrapped a crash of the user's code, if any; a framework's error is no such crash
+        wrapped, seen = exc, []
+        while isinstance(wrapped, GradcheckError) and not any(wrapped is e for e in seen):
+            if isinstance(wrapped, GradcheckUserCodeError):
+                return "user_code", wrapped.__cause__ if wrapped.__cause__ is not None else wrapped
+            seen.append(wrapped)
+            wrapped = wrapped.__cause__
         return "input", exc
     if isinstance(exc, OptionError):
         return "input", exc

@@ -144,9 +144,6 @@ def test_vjp_checks_at_kinks_are_consistent(mode):
     assert "your vjp function" in r.diagnosis["summary"]
 
 
-@pytest.mark.xfail(strict=True, reason="check_jvp has no kink test (vector._Column): a correct JVP of a ReLU "
-                                       "layer at pre-activations exactly 0 fails against the central difference, "
-                                       "which averages the two one-sided derivatives (issue 12.2's class)")
 def test_jvp_at_a_kink_is_not_failed():
     fun, _, jvp, x = _relu_layer()
     r = check_jvp(fun, x, jvp)

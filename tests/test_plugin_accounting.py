@@ -219,6 +219,39 @@ def test_checks_that_never_finished_are_errors(pytester, mode):
         result.stdout.fnmatch_lines([line])
 
 
+UNREADABLE_SUITE = """
+import numpy as np
+from pytest_gradcheck.frameworks import Adapter, register_adapter
+
+class Lazy:
+    \"\"\"A third-party array type whose values cannot be copied out (a closed remote buffer).\"\"\"
+
+class LazyAdapter(Adapter):
+    name = "lazy"
+    def owns(self, leaf):
+        return isinstance(leaf, Lazy)
+    def to_numpy(self, leaf):
+        raise TypeError("the buffer is closed")
+
+register_adapter(LazyAdapter())
+
+def test_unreadable_leaf(gradcheck):
+    gradcheck(lambda p: float(np.sum(p["w"] ** 2)), {"w": np.ones(2), "z": Lazy()}, lambda p: 2 * p["w"])
+"""
+
+
+def test_a_leaf_that_cannot_be_read_is_an_input_error_not_the_users_code(pytester):
+    # trees._read chains the framework's TypeError to "cannot be read as numbers"; no user code ran
+    pytester.makepyfile(test_unreadable=UNREADABLE_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:cacheprovider", "--gradcheck-json=out.json")
+    assert outcomes(result) == {"failed": 1}
+    (check,) = json.loads((pytester.path / "out.json").read_text())["checks"]
+    assert check["error"]["type"] == "input", check
+    assert check["error"]["exception"] == "GradcheckInputError"
+    assert "cannot be read as numbers" in check["error"]["message"]
+    result.stdout.fnmatch_lines(["ERROR test_unreadable.py::test_unreadable_leaf [[]check[]]: *input*"])
+
+
 # -- #13.7: xfail ----------------------------------------------------------------------
 
 XFAIL_SUITE = """

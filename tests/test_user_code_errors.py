@@ -134,3 +134,35 @@ def test_jax_autodiff_fun_raising():
     with pytest.raises(GradcheckInputError) as info:
         check_gradient(fun, jnp.asarray(X0), None)
     _raises(info)
+
+
+def test_a_leaf_that_cannot_be_read_is_bad_input_not_user_code():
+    # trees._read chains the framework's own error (here torch's RuntimeError for a nested tensor)
+    # to "cannot be read as numbers": the input is unusable, no user code ran
+    torch = pytest.importorskip("torch")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's nested tensors are a prototype
+        nested = torch.nested.nested_tensor([torch.zeros(2), torch.zeros(3)])
+    with pytest.raises(GradcheckInputError, match="cannot be read as numbers") as info:
+        check_gradient(lambda x: x.sum(), nested, None)
+    assert not isinstance(info.value, GradcheckUserCodeError)
+    assert info.value.__cause__ is not None  # the framework's error stays visible in the traceback
+    assert classify_error(info.value) == ("input", info.value)
+
+
+def test_only_the_user_code_wrapper_makes_an_error_user_code():
+    def raised(exc, cause):
+        try:
+            raise exc from cause
+        except Exception as e:  # noqa: BLE001 - the exception as a check would raise it
+            return e
+    boom = Boom("in fun")
+    crash = raised(GradcheckUserCodeError("fun raised Boom"), boom)
+    assert classify_error(crash) == ("user_code", boom)
+    # a GradcheckInputError re-raised from the wrapper (vector.py re-words flatten's errors) is the crash
+    assert classify_error(raised(GradcheckInputError("output leaf: ..."), crash)) == ("user_code", boom)
+    # a GradcheckInputError from anything else is bad input, whatever it was raised from
+    for cause in (TypeError("cannot copy out"), GradcheckInputError("params leaf 'w': ..."), None):
+        err = raised(GradcheckInputError("params leaf 'w' cannot be read as numbers"), cause)
+        assert classify_error(err) == ("input", err)

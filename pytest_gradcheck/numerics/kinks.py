@@ -111,14 +111,24 @@ def judge_several_kinks(problem, judge, i, kink, nudges, sigma):
     ``kink`` = (lower, upper, step, roundoff): inconclusive inside the widened hull of what
     nearby points give (module docstring), a failure outside it."""
     lo, hi, heff, R = kink
-    a = float(problem.analytic[i])
     near, h = nudges.slopes(problem, i)
-    near = near[np.isfinite(near)]
-    mid = 0.5 * (lo + hi)
-    dev = near - mid
     # one-sided differences at step h carry roundoff ~sqrt(2) sigma / h: the judge's allowance for it
     allow = max(judge.tol(i, max(abs(lo), abs(hi)), R),
                 judge.tol(i, max(abs(lo), abs(hi)), math.sqrt(2.0) * sigma / h))
+    return several_kinks_rule(float(problem.analytic[i]), lo, hi, near, allow, len(nudges.points),
+                              "one move of this entry")
+
+
+def several_kinks_rule(a, lo, hi, near, allow, n_points, move):
+    """(verdict, reason) for an analytic value ``a`` outside the one-sided derivatives ``lo``, ``hi``,
+    given the one-sided derivatives ``near`` at ``n_points`` nudged points and the allowance
+    ``allow`` for their roundoff (the module docstring's rule; ``move`` names what moves: "one
+    move of this entry", "one move along the tangent").  Shared by the gradient check and the
+    vector checks (vector.py: an output entry along a tangent or an input direction)."""
+    near = np.asarray(near, dtype=np.float64)
+    near = near[np.isfinite(near)]
+    mid = 0.5 * (lo + hi)
+    dev = near - mid
     # several kinks show as values other than the two one-sided derivatives: a single kink (|x|
     # at 0) gives only those two at every nudged point, and keeps the single-kink rule
     other = np.abs(np.minimum(np.abs(near - lo), np.abs(near - hi))) > allow
@@ -129,13 +139,50 @@ def judge_several_kinks(problem, judge, i, kink, nudges, sigma):
         return INCONCLUSIVE, (
             f"kink: several kinks at once -- the one-sided derivatives are {lo:.6g} and {hi:.6g} and the "
             f"analytic value lies outside them, but within {mid - r:.6g} to {mid + r:.6g}, what the one-sided "
-            f"derivatives at {len(nudges.points)} points nudged off params allow: one move of this entry "
+            f"derivatives at {n_points} points nudged off params allow: {move} "
             f"crosses several kinks (units exactly at 0, ties), where a limit of gradients can lie beyond "
             f"both one-sided derivatives")
     if not several:
         return FAIL, (f"kink: the one-sided derivatives are {lo:.6g} and {hi:.6g}; the analytic value lies "
-                      f"outside them (and {len(nudges.points)} points nudged off params show no other kink)")
+                      f"outside them (and {n_points} points nudged off params show no other kink)")
     return FAIL, (
-        f"kink: the one-sided derivatives are {lo:.6g} and {hi:.6g}, and at {len(nudges.points)} points nudged "
+        f"kink: the one-sided derivatives are {lo:.6g} and {hi:.6g}, and at {n_points} points nudged "
         f"off params they allow {mid - r:.6g} to {mid + r:.6g} even if one move switched {K_MAX} kinks at "
         f"once; the analytic value lies outside, so it is no limit of gradients nearby: a bug at the kink")
+
+
+class DirectionNudges:
+    """The nudged points of one vector check (vector.py) and fun's whole output at each, shared by
+    its directions (tangents, or the input entries of a Jacobian); ``ev`` is a vector.VecEval.
+
+    ``entry_steps``: how far the check's first step moves each input entry; the nudge is
+    NUDGE_FRACTION of it (one relative size for all entries, as in Nudges)."""
+
+    def __init__(self, ev, entry_steps, L, seed):
+        rng = np.random.default_rng([int(seed), 0x4B1D])
+        rel = float(np.median(np.asarray(entry_steps, dtype=np.float64) / L))
+        self.size = NUDGE_FRACTION * rel * L
+        self.ev = ev
+        self.eps_buf = max(float(np.finfo(dt).eps) for dt in ev.dtypes)
+        self.points, self.values = [], []
+        for _ in range(NUDGE_PAIRS):
+            u = rng.choice([-1.0, 1.0], size=L.size) * self.size
+            for sign in (1.0, -1.0):
+                x = ev.rounded(ev.x0 + sign * u)
+                self.points.append(x)
+                self.values.append(ev.call(x))
+
+    def slopes(self, d):
+        """One-sided derivatives of every output along direction d at every nudged point (rows; NaN
+        where fun is not finite), and the step t along d they were taken with."""
+        ev, sup = self.ev, d != 0
+        t = DIFF_FRACTION * float(np.median(self.size[sup] / np.abs(d[sup])))
+        # a low-precision buffer rounds each moved entry: at 64 of its ulps or more the step taken is
+        # d's direction to about 1%, which the one-sided roundoff allowance does not cover below that
+        t = max(t, 64.0 * self.eps_buf * float(np.max((np.abs(ev.x0) + self.size)[sup] / np.abs(d[sup]))))
+        out = []
+        with np.errstate(invalid="ignore", over="ignore"):
+            for x, y in zip(self.points, self.values):
+                for sign in (1.0, -1.0):
+                    out.append((ev.call(ev.rounded(x + (sign * t) * d)) - y) / (sign * t))
+        return np.array(out), t

@@ -237,21 +237,48 @@ def _fmt(x: float) -> str:
     return f"{x: .6e}" if x is not None and math.isfinite(x) else f"{x!s:>14}"
 
 
-def format_result(r: GradcheckResult) -> str:
-    """The readable report: headline, rule, worst entries, diagnosis, reproduction."""
+#: the headline of a check that is inconclusive as a whole, with no entry inconclusive on its own
+#: (fast mode: its probes, not its entries, left it open), by the diagnosis' cause.  The causes and
+#: the words each must show are numerics/causes.py's (INCONCLUSIVE_CAUSES, CAUSE_WORDS; this module
+#: sits beside it and reads the cause as a string: tests/test_headline.py keeps the two in step).
+CHECK_WIDE = {
+    "kink": "a probe met a kink of fun",
+    "several_kinks": "a probe crossed several kinks at once",
+    "underflow": "fun's values underflow (0 or subnormal near params), so the probes resolve no change of it",
+    "unresolved": "the probes are too coarse to resolve an error in one typical entry (f's noise and the "
+                  "analytic side's rounding allowance swamp it)",
+    "staircase": "fun is piecewise constant at this scale",
+    "nonfinite": "fun is not finite at the probes' points",
+    "unsettled": "the probes' finite-difference estimates did not settle",
+    "spread": "a random-direction probe disagreed, but no single entry could be confirmed (the error may be "
+              "spread thinly over many entries)",
+}
+
+
+def _headline(r: GradcheckResult, what: str) -> str:
     n_bad = r.counts.get("fail", 0)
     n_inc = r.counts.get("inconclusive", 0)
-    word = {"pass": "passed", "fail": "FAILED", "inconclusive": "inconclusive"}[r.status]
-    what = f"{r.kind} check {word}"
-    lines = []
     if r.diagnosis and r.diagnosis.get("kind") == "nondeterministic":
-        head = f"{what}: fun is nondeterministic, so no entry could be judged"
-    elif r.status == "fail":
-        head = f"{what}: {n_bad} of {r.n_checked} entries disagree"
-    elif r.status == "inconclusive":
-        head = f"{what}: {n_inc} of {r.n_checked} entries could not be judged, the rest agree"
-    else:
-        head = f"{what}: all {r.n_checked} entries agree"
+        return f"{what}: fun is nondeterministic, so no entry could be judged"
+    if r.status == "fail":
+        return f"{what}: {n_bad} of {r.n_checked} entries disagree"
+    if r.status == "inconclusive" and n_inc:
+        return f"{what}: {n_inc} of {r.n_checked} entries could not be judged, the rest agree"
+    if r.status == "inconclusive":  # the check as a whole: say why, and what the entries did
+        why = CHECK_WIDE.get((r.diagnosis or {}).get("cause"), "the probes could not settle the check")
+        done = (f"the {r.n_checked} entries checked one by one agree" if r.n_checked else
+                "no entry was checked on its own")
+        return f"{what}: {why}; {done}"
+    if r.mode == "fast" and not r.n_checked:
+        return f"{what}: every random-direction probe agrees, so no entry needed a check of its own"
+    return f"{what}: all {r.n_checked} entries agree"
+
+
+def format_result(r: GradcheckResult) -> str:
+    """The readable report: headline, rule, worst entries, diagnosis, reproduction."""
+    word = {"pass": "passed", "fail": "FAILED", "inconclusive": "inconclusive"}[r.status]
+    head = _headline(r, f"{r.kind} check {word}")
+    lines = []
     lines.append(f"{head} (method={r.method}, mode={r.mode}, {r.n_evals} evaluations of fun)")
     lines.append(f"  worst error/tolerance ratio {r.max_ratio:.3g}; max abs error {r.max_abs_error:.3g}, "
                  f"max rel error {r.max_rel_error:.3g}")

@@ -32,7 +32,11 @@ check_jvp(fun, inputs, jvp)
     model as check_gradient: roundoff
     sqrt(sum w^2) sigma_r / h (sigma_r: the measured noise of output r, at
     least eps*|y_r|), Richardson refinement for entries that disagree, and a
-    failure only on a confirmed plateau.
+    failure only on a confirmed plateau -- or, for an output whose one-sided
+    differences along the tangent show a kink (a ReLU unit at exactly 0), the
+    gradient check's kink rule: inconclusive between the one-sided derivatives
+    or within what they give at nudged points (several kinks crossed at once),
+    a failure outside (directions.py).
 
 check_jacobian(fun, inputs, jac)
     ``jac(inputs)`` returns the Jacobian as either (a) a 2-D array (m, n) with
@@ -42,13 +46,15 @@ check_jacobian(fun, inputs, jac)
     or (c) a nested structure "outputs of inputs" (like jax.jacobian): for
     each output leaf, a structure like inputs whose leaves have shape
     out_shape + in_shape.  mode="full" perturbs each input entry (2n
-    evaluations, every Jacobian entry is judged; result leaves are named
+    evaluations, every Jacobian entry is judged, with the same kink rule as the
+    JVP's along each input entry; result leaves are named
     "d<out>/d<in>" with shape out_shape + in_shape); mode="fast" checks the
     VJPs J^T c through check_vjp's fast mode instead.
 
 Layer: numerics, public checks (above full.py; beside check.py, which it does
 not import).  Imports errors, pytree, frameworks.registry (``ends_check``) and
-the numerics below it: problem, verdict, steps, noise, refine, full, assemble.
+the numerics below it: problem, verdict, steps, noise, directions (the JVP and
+Jacobian engine), full, assemble.
 ``VecEval``, ``VecProblem``, ``combine_worst``... are public for second_order.py.
 """
 
@@ -64,15 +70,15 @@ from ..frameworks.registry import ends_check
 from .evaluate import own_numerics
 from ..pytree import Leaf, TreeSpec, build
 from .assemble import assemble
+from .directions import check_directions, lazy_nudges
 from .full import full_check
 from .noise import analytic_noise
 from .problem import Problem, call_user, validate
-from .refine import MAX_LEVELS, PASS_RESOLUTION, R_FACTOR
 from .result import GradcheckResult
 from .stencils import SCHEMES
 from .steps import entry_scales
 from .trees import flatten, flatten_like
-from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, Judge, analytic_floor
+from .verdict import SAFETY, Judge, analytic_floor
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 
@@ -305,132 +311,6 @@ def _noise(ev, rng, x0, L, delta_rel):
     return np.maximum(sigma, floor)
 
 
-def _directional(ev, scheme, x0, d, h, with_curvature=False):
-    """Scheme estimate of the output's derivative along d at step h (and, with ``with_curvature``,
-    the second difference f(x+hd) - 2 f(x) + f(x-hd) per output)."""
-    offs = [o for o in scheme.offsets]
-    vals = {}
-    for o in offs:
-        vals[o] = ev.y0 if o == 0.0 else ev.call(ev.rounded(x0 + (o * h) * d))
-    D = sum(w * vals[o] for o, w in zip(offs, scheme.weights)) / h
-    if not with_curvature:
-        return D
-    up = vals[1.0] if 1.0 in vals else ev.call(ev.rounded(x0 + h * d))
-    down = vals[-1.0] if -1.0 in vals else ev.call(ev.rounded(x0 - h * d))
-    return D, up - 2.0 * ev.y0 + down
-
-
-class _Column:
-    """Richardson chain for all outputs of one direction: pass / fail (plateau) / inconclusive."""
-
-    def __init__(self, a, tolf, rp):
-        self.a, self.tolf, self.rp = a, tolf, rp
-        m = a.size
-        self.best = np.full(m, np.nan)
-        self.best_err = np.full(m, np.inf)
-        self.verdict = np.full(m, -1, dtype=np.int8)
-        self.streak = np.zeros(m, dtype=np.int8)
-        self.prev_D = None
-        self.prev_N = None
-
-    def feed(self, D, R):
-        open_ = self.verdict < 0
-        a, tolf = self.a, self.tolf
-        if self.prev_D is None:
-            ok = open_ & np.isfinite(D) & (np.abs(D - a) <= tolf(D, R))
-            self.best = np.where(open_, D, self.best)
-            self.best_err = np.where(ok, R, self.best_err)
-            self.verdict[ok] = PASS
-            self.prev_D = D
-            return
-        rp = self.rp
-        trunc = np.abs(D - self.prev_D) / (rp - 1.0)
-        N = D + (D - self.prev_D) / (rp - 1.0)
-        cands = [(D, trunc + R)]
-        if self.prev_N is not None:
-            cands.append((N, np.abs(N - self.prev_N) + R * (rp + 1.0) / (rp - 1.0)))
-        for est, e in cands:
-            better = open_ & (e < self.best_err) & np.isfinite(est)
-            self.best = np.where(better, est, self.best)
-            self.best_err = np.where(better, e, self.best_err)
-        ok = open_ & (np.abs(self.best - a) <= tolf(self.best, self.best_err))
-        self.verdict[ok] = PASS
-        cons = np.abs(D - self.prev_D) + R
-        dis = open_ & ~ok & (np.abs(D - a) > tolf(D, cons))
-        self.streak = np.where(dis, self.streak + 1, np.where(open_ & ~ok, 0, self.streak))
-        self.verdict[open_ & ~ok & (self.streak >= 2)] = FAIL
-        self.prev_D, self.prev_N = D, N
-
-    def done(self):
-        return bool(np.all(self.verdict >= 0))
-
-    def finish(self):
-        und = self.verdict < 0
-        self.verdict[und & (self.streak >= 1)] = FAIL
-        self.verdict[self.verdict < 0] = INCONCLUSIVE
-        return self.best, self.best_err, self.verdict
-
-
-def _unresolved(a, D, R, tol):
-    """Outputs whose analytic value is above its floor, yet a sign flip of it would pass as well:
-    the finite difference verified nothing about them (its roundoff swamps them)."""
-    t = tol(D, R)
-    return (np.abs(a) > tol(D, 0.0 * R)) & (np.abs(-a - D) <= t) & (np.abs(a - D) <= t)
-
-
-def _lost_in_roundoff(a, R, second, sigma, tol):
-    """The first step is too small: some output above its floor is judged to no better than
-    PASS_RESOLUTION of its size, while every output's second difference is lost in f's noise (fun
-    is linear at this step, so a larger one costs no truncation): the gradient check's step-up."""
-    weak = (np.abs(a) > tol(a, 0.0 * R)) & (SAFETY * R > PASS_RESOLUTION * np.abs(a))
-    return bool(weak.any()) and bool(np.all(np.abs(second) < 100.0 * sigma))
-
-
-def _check_directions(ev, scheme, dirs, steps, analytic_cols, judge_tol, sigma, max_steps=None, explicit=False):
-    """For each direction k: D_k vs analytic_cols[k] (m-vectors); returns (numeric, err, verdict) as (K, m).
-
-    A first step lost in roundoff (a leaf of 1e-13 beside unit ones: its own size is no measure
-    of how fun varies in it) grows R_FACTOR-fold while some output stays unresolved, up to
-    ``max_steps[k]`` (the inputs' scale, as in the gradient check); outputs still unresolved
-    at the end are inconclusive, not passed (unless atol/rtol were given: ``explicit``)."""
-    K = len(dirs)
-    m = ev.y0.size
-    num = np.full((K, m), np.nan)
-    err = np.full((K, m), np.nan)
-    ver = np.zeros((K, m), dtype=np.int8)
-    rp = R_FACTOR ** scheme.order
-    for k in range(K):
-        d, h, a = dirs[k], steps[k], analytic_cols[k]
-        tol = (lambda D, R, k=k: judge_tol(k, D, R))
-        col = _Column(a, tol, rp)
-        if max_steps is None:
-            D = _directional(ev, scheme, ev.x0, d, h)
-        else:
-            D, second = _directional(ev, scheme, ev.x0, d, h, with_curvature=True)
-            while h * R_FACTOR <= max_steps[k] and _lost_in_roundoff(a, scheme.weight_norm * sigma / h, second,
-                                                                     sigma, tol):
-                h *= R_FACTOR
-                D, second = _directional(ev, scheme, ev.x0, d, h, with_curvature=True)
-        col.feed(D, scheme.weight_norm * sigma / h)
-        if col.done():
-            b, e, v = col.finish()
-        else:
-            # the first level only passes; refine the rest with shrinking steps
-            col.prev_D = D
-            hh = h
-            for _ in range(MAX_LEVELS):
-                hh /= R_FACTOR
-                D = _directional(ev, scheme, ev.x0, d, hh)
-                col.feed(D, scheme.weight_norm * sigma / hh)
-                if col.done():
-                    break
-            b, e, v = col.finish()
-        if not explicit:
-            v[(v == PASS) & _unresolved(a, b, e, tol)] = INCONCLUSIVE
-        num[k], err[k], ver[k] = b, e, v
-    return num, err, ver
-
-
 def _prepare_vec(fun, inputs, method, mode, eps, atol, rtol, seed):
     validate(fun, method, mode, eps, atol, rtol, seed)
     if method == "complex":
@@ -489,6 +369,7 @@ def check_jvp(fun, inputs, jvp, *, method="central", eps=None, atol=None, rtol=N
     eps_eff = min(max(eps_f, float(np.median(sigma / np.maximum(np.abs(y0), 1e-300)))), 1e-2) if f_scale else eps_f
     h = scheme.base_step(eps_eff) if eps is None else float(eps)
     results = []
+    nudges = lazy_nudges(ev, h * L if eps is None else np.full(L.size, h), L, seed)
     for k in range(int(n_tangents)):
         s = rng.choice([-1.0, 1.0], size=ev.x0.size)
         d = s * L if eps is None else s
@@ -521,10 +402,10 @@ def check_jvp(fun, inputs, jvp, *, method="central", eps=None, atol=None, rtol=N
             return judge.tol_vec(D, R)
 
         t_max = float(np.min(entry_scales(ev.x0, ev.spec)[1] / L)) * h if eps is None else None
-        num, err, ver = _check_directions(ev, scheme, [d], [h], [a], jt, sigma,
-                                          None if t_max is None else [t_max], judge.explicit)
+        num, err, ver, why = check_directions(ev, scheme, [d], [h], [a], jt, sigma,
+                                               None if t_max is None else [t_max], judge.explicit, nudges)
         messages.append(f"tangent {k + 1}: random +-1 times each input entry's scale, step {h:.3g} along it")
-        res = assemble(prob, judge, num[0], err[0], ver[0], {}, mode="full")
+        res = assemble(prob, judge, num[0], err[0], ver[0], why[0], mode="full")
         results.append(res)
     res = combine_worst(results, _kind)
     res.n_evals = ev.n_evals
@@ -654,15 +535,17 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
             return judge.atol + judge.rtol * np.abs(D)
         return SAFETY * R + prob.floor[pos[:, j]]
 
-    num, err, ver = _check_directions(ev, scheme, dirs, steps, cols, jt, sigma,
-                                      None if eps is not None else list(entry_scales(ev.x0, ev.spec)[1]), judge.explicit)
+    num, err, ver, why = check_directions(ev, scheme, dirs, steps, cols, jt, sigma,
+                                           None if eps is not None else list(entry_scales(ev.x0, ev.spec)[1]),
+                                           judge.explicit, lazy_nudges(ev, np.array(steps), L, seed))
     numeric = np.empty(m * n)
     errv = np.empty(m * n)
     verdict = np.empty(m * n, dtype=np.int8)
     numeric[pos] = num.T
     errv[pos] = err.T
     verdict[pos] = ver.T
+    reasons = {int(pos[r, j]): why_r for j, rs in enumerate(why) for r, why_r in rs.items()}
     prob.messages.append(f"{n} input entries perturbed one at a time; all {m} outputs compared per column")
-    res = assemble(prob, judge, numeric, errv, verdict, {}, mode="full")
+    res = assemble(prob, judge, numeric, errv, verdict, reasons, mode="full")
     res.n_params = int(n)
     return res
