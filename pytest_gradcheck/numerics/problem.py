@@ -19,13 +19,13 @@ import numpy as np
 
 from ..errors import GradcheckInputError, GradcheckUserCodeError
 from ..frameworks.base import batched_agrees
-from ..pytree import build, unravel
+from ..pytree import unravel
 from .evaluate import Evaluator, user_code
 from .noise import gradient_noise
 from .reach import Reach
 from .steps import entry_scales
 from .stencils import METHODS
-from .trees import flatten, flatten_like
+from .trees import flatten, flatten_like, unflatten
 from .verdict import analytic_floor
 
 #: two calls at the same point may differ by this many units of roundoff
@@ -101,10 +101,7 @@ class Problem:
     # -- the analytic side -------------------------------------------------
     def native_tree(self):
         """A fresh copy of params in their native dtypes (what grad is called with)."""
-        def make(k, leaf):
-            buf = np.array(self.x0[leaf.slice], dtype=leaf.dtype).reshape(leaf.shape)
-            return leaf.adapter.leaf_from_buffer(buf, leaf.original)
-        return build(self.spec, make)
+        return unflatten(self.spec, self.x0)
 
     def _analytic(self, grad):
         if grad is None:

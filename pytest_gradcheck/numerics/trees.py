@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.registry import adapter_for
-from ..pytree import ROOT, Leaf, TreeSpec, child_path
+from ..pytree import ROOT, Leaf, TreeSpec, build, child_path
 
 #: containers nested deeper than this are refused before Python's recursion limit (~1000 frames)
 #: is hit: real parameter trees nest a few levels (model -> layer -> weight)
@@ -183,3 +183,13 @@ def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, 
     finally:
         del visit  # break the recursive closure's cycle, which would keep ``out`` alive until gc
     return out, dtypes
+
+
+def unflatten(spec: TreeSpec, x: np.ndarray, dtypes=None):
+    """A new pytree of ``spec``'s structure holding the values of the flat vector ``x``: each
+    leaf a fresh buffer in ``dtypes[k]`` (default: the leaf's own dtype), handed back as the
+    leaf's framework object.  The caller's arrays are never shared with it."""
+    def make(k, leaf):
+        buf = np.array(x[leaf.slice], dtype=leaf.dtype if dtypes is None else dtypes[k]).reshape(leaf.shape)
+        return leaf.adapter.leaf_from_buffer(buf, leaf.original)
+    return build(spec, make)

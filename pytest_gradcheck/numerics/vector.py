@@ -77,7 +77,7 @@ from .problem import Problem, call_user, validate
 from .result import GradcheckResult
 from .stencils import SCHEMES
 from .steps import entry_scales
-from .trees import flatten, flatten_like
+from .trees import flatten, flatten_like, unflatten
 from .verdict import SAFETY, Judge, analytic_floor
 
 _F64_EPS = float(np.finfo(np.float64).eps)
@@ -244,16 +244,10 @@ class VecEval:
                            else float(np.finfo(np.float64).eps) for leaf in self.ospec.leaves)
 
     def tree(self, x):
-        def make(k, leaf):
-            buf = np.array(x[leaf.slice], dtype=self.dtypes[k]).reshape(leaf.shape)
-            return leaf.adapter.leaf_from_buffer(buf, leaf.original)
-        return build(self.spec, make)
+        return unflatten(self.spec, x, self.dtypes)
 
     def native_tree(self):
-        def make(k, leaf):
-            buf = np.array(self.x0[leaf.slice], dtype=leaf.dtype).reshape(leaf.shape)
-            return leaf.adapter.leaf_from_buffer(buf, leaf.original)
-        return build(self.spec, make)
+        return unflatten(self.spec, self.x0)
 
     def rounded(self, x):
         out = x.copy()
@@ -373,13 +367,7 @@ def check_jvp(fun, inputs, jvp, *, method="central", eps=None, atol=None, rtol=N
     for k in range(int(n_tangents)):
         s = rng.choice([-1.0, 1.0], size=ev.x0.size)
         d = s * L if eps is None else s
-
-        def make(kk, leaf, d=d):
-            buf = np.array(d[leaf.slice], dtype=leaf.dtype if np.issubdtype(leaf.dtype, np.floating)
-                           else np.float64).reshape(leaf.shape)
-            return leaf.adapter.leaf_from_buffer(buf, leaf.original)
-
-        tangent = build(ev.spec, make)
+        tangent = unflatten(ev.spec, d)  # params leaves are floating (trees.flatten refuses others)
         jv = call_user(jvp, ev.native_tree(), tangent, what="jvp")
         a, dts = flatten_like(jv, ev.ospec, "jvp's output")
         eps_a = np.empty(a.size)
@@ -467,11 +455,7 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
             Jm, _ = _read_jacobian(call_user(jac, x, what="jac"), ev0)
             cv, _ = flatten_like(c, ev0.ospec, "cotangent")
             g = Jm.T @ cv
-
-            def make(k, leaf):
-                buf = np.array(g[leaf.slice], dtype=np.float64).reshape(leaf.shape)
-                return leaf.adapter.leaf_from_buffer(buf, leaf.original)
-            return build(ev0.spec, make)
+            return unflatten(ev0.spec, g, [np.float64] * len(ev0.spec.leaves))
 
         if mode == "auto":
             from .fast import AUTO_FULL_MAX
