@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 warnings.filterwarnings("ignore")
 
-from corpus.scale import heavy_tailed_logreg  # noqa: E402  (one definition for the benchmark and tests)
+from corpus.scale import heavy_tailed_logreg, tanh_mlp  # noqa: E402  (one definition for the benchmark and tests)
 
 CLOCK = time.process_time
 MiB = 2.0 ** 20
@@ -81,38 +81,6 @@ def _time_fun(f, x, target=0.2):
 def sin_problem(n, seed=0):
     x = np.random.default_rng(seed).uniform(-2, 2, size=n)
     return (lambda p: float(np.sum(np.sin(p) * p))), (lambda p: np.cos(p) * p + np.sin(p)), x
-
-
-def mlp_problem(d_in=50, hidden=150, d_out=10, batch=32, seed=0):
-    """A tanh MLP with a softmax cross-entropy loss, hand-written backprop (~9,160 params)."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(batch, d_in))
-    y = rng.integers(0, d_out, size=batch)
-    p = {"W1": rng.normal(size=(d_in, hidden)) / np.sqrt(d_in), "b1": 0.1 * rng.normal(size=hidden),
-         "W2": rng.normal(size=(hidden, d_out)) / np.sqrt(hidden), "b2": 0.1 * rng.normal(size=d_out)}
-
-    def forward(q):
-        H = np.tanh(X @ q["W1"] + q["b1"])
-        Z = H @ q["W2"] + q["b2"]
-        Z = Z - Z.max(axis=1, keepdims=True)
-        P = np.exp(Z)
-        P /= P.sum(axis=1, keepdims=True)
-        return H, P
-
-    def fun(q):
-        return float(-np.mean(np.log(forward(q)[1][np.arange(batch), y])))
-
-    def grad(q):
-        H, P = forward(q)
-        dZ = P.copy()
-        dZ[np.arange(batch), y] -= 1
-        dZ /= batch
-        dH = dZ @ q["W2"].T * (1 - H ** 2)
-        return {"W1": X.T @ dH, "b1": dH.sum(0), "W2": H.T @ dZ, "b2": dZ.sum(0)}
-
-    return fun, grad, p
-
-
 
 
 # --------------------------------------------------------------- measurements (each in its own child)
@@ -156,7 +124,7 @@ def m_rss_numpy_fast(n):
 
 def m_evals_per_entry(which):
     from pytest_gradcheck import check_gradient
-    fun, grad, p = mlp_problem() if which == "mlp" else heavy_tailed_logreg()
+    fun, grad, p = tanh_mlp() if which == "mlp" else heavy_tailed_logreg()
     r = check_gradient(fun, p, grad, mode="full")
     return {"problem": which, "n": r.n_params, "status": r.status, "n_evals": r.n_evals,
             "per_entry": r.n_evals / r.n_params}
