@@ -19,6 +19,9 @@ with the target of issue 14 next to each:
 5. full mode over torch.autograd.gradcheck (slow) on the ~1e4-parameter MLP
    of bench_frameworks.py, grad=None (target <= 0.5x);
 6. the fixed cost of one check at n = 10 over its evaluations (target <= 0.5 ms).
+7. beside the targets, a jitted jax function at n = 3e4: peak RSS growth of a
+   full check, and its time over 2n plain jitted calls (the adapter used to
+   batch at any n: 2.2x).
 
 Times are process CPU time with one thread per library.  Nothing is asserted;
 the numbers are the result.
@@ -122,6 +125,28 @@ def m_rss_numpy_fast(n):
             "over_floor": t_check / floor}
 
 
+def m_jax_full(n):
+    """A jitted jax fun, full mode: peak RSS growth (streaming) and time over 2n plain jitted calls
+    (whether the batched-or-plain trial picked the cheaper way)."""
+    import jax
+    import jax.numpy as jnp
+    from pytest_gradcheck import check_gradient
+    jax.config.update("jax_enable_x64", True)
+    x = jnp.linspace(-2.0, 2.0, n)
+    fun = jax.jit(lambda p: jnp.sum(jnp.sin(p) * p))
+    grad = jax.jit(lambda p: jnp.cos(p) * p + jnp.sin(p))
+    fun(x).block_until_ready(), grad(x).block_until_ready()
+    base = max(_rss_now(), _peak_rss())
+    t0 = CLOCK()
+    r = check_gradient(fun, x, grad, mode="full")
+    t_check = CLOCK() - t0
+    growth = _peak_rss() - base
+    xs = np.asarray(x)
+    t_f = _time_fun(lambda v: float(fun(v)), xs)  # a numpy point in, a float out: what a plain call is
+    return {"n": n, "status": r.status, "n_evals": r.n_evals, "peak_growth_MiB": growth / MiB,
+            "t_check_s": t_check, "t_f_s": t_f, "over_plain": t_check / (2 * n * t_f)}
+
+
 def m_evals_per_entry(which):
     from pytest_gradcheck import check_gradient
     fun, grad, p = tanh_mlp() if which == "mlp" else heavy_tailed_logreg()
@@ -172,6 +197,7 @@ def m_fixed_cost(rounds):
 MEASUREMENTS = {
     "rss_torch_full": lambda a: m_rss_torch_full(a.n_torch),
     "rss_numpy_fast": lambda a: m_rss_numpy_fast(a.n_fast),
+    "jax_full": lambda a: m_jax_full(3_000 if a.quick else 30_000),
     "evals_mlp": lambda a: m_evals_per_entry("mlp"),
     "evals_logreg": lambda a: m_evals_per_entry("logreg"),
     "vs_torch_slow": lambda a: m_vs_torch_slow(a.quick),
@@ -224,6 +250,10 @@ def main(argv=None):
     show("rss_numpy_fast", lambda r: f"{'fast check time / evaluation floor, n=%d' % r['n']:<52} "
          f"{r['over_floor']:>12.2f} x  <= 3x   ({r['n_evals']} evals x {r['t_f_s'] * 1e3:.2f} ms"
          f" + 2 grads x {r['t_grad_s'] * 1e3:.2f} ms; check {r['t_check_s']:.2f} s)")
+    show("jax_full", lambda r: f"{'peak RSS growth, jax (jit) full, n=%d' % r['n']:<52} "
+         f"{r['peak_growth_MiB']:>10.1f} MiB  (not a target; {r['status']}, {r['n_evals']} evals)")
+    show("jax_full", lambda r: f"{'jax full check / 2n plain jitted calls, n=%d' % r['n']:<52} "
+         f"{r['over_plain']:>12.2f} x  (was 2.2x; check {r['t_check_s']:.2f} s, f {r['t_f_s'] * 1e6:.0f} us)")
     for key, label in (("evals_mlp", "MLP"), ("evals_logreg", "logistic regression")):
         show(key, lambda r, label=label: f"{'full-mode evaluations per entry, %s n=%d' % (label, r['n']):<52} "
              f"{r['per_entry']:>12.3f} n  <= 2.15 n ({r['n_evals']} evals, {r['status']})")

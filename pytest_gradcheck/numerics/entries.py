@@ -115,46 +115,154 @@ def _stage_a(problem, judge, scheme, offs, h, idx, sigma, target):
 
     A first step is too small when the tolerance its roundoff alone forces
     (sigma/h, from the step actually taken: no evaluation needed) is above
-    ``target``; _grown_steps says which and by how much.  Such a candidate is
-    evaluated at its grown step first.  If that estimate agrees with the
-    analytic entry within its tolerance, it passes there: an agreement at the
-    grown step is as good a verification as one at the small step (its
-    tolerance is tighter: less roundoff), and a wrong entry would need the
-    grown step's truncation error to cancel its error.  Only a candidate that
-    disagrees at the grown step takes its small step too, and keeps whichever
-    of the two the rule of the refinement asks for: the small one unless its
-    second difference f(x+h) - 2f(x) + f(x-h) is lost in the noise (below 100
-    sigma; then f is linear along the entry at that scale and the small step
-    measures only roundoff).  So every entry that goes on to stage B starts
-    from the step it always did, and a passing candidate costs 2 evaluations,
-    not 4 (a trained model's small weights: 17-27% of them; evaluating the
-    small step first and growing it when lost cost the MLP of bench_scale
-    2.34 n, a predicted order 2.22 n)."""
+    ``target``; _grown_steps says which entries (candidates) and how far to grow.
+    What a candidate is judged on does not depend on the order its steps are
+    taken in (_grown_first, _small_first):
+
+    * it passes at stage A when its grown step agrees with the analytic entry
+      (the tighter tolerance: less roundoff; a wrong entry would need the grown
+      step's truncation to cancel its error), or its small step agrees and is
+      not lost in the noise;
+    * otherwise stage B starts from the small step unless that step's second
+      difference f(x+h) - 2f(x) + f(x-h) is lost in the noise (below 100 sigma:
+      f is linear along the entry at that scale and the small step measures
+      only roundoff), then from the grown one.
+
+    Only the cost depends on the order: 2 evaluations when the step tried first
+    settles it, 4 otherwise.  Which order costs less is a property of f (a
+    trained model's small weights: the grown step agrees for ~all, the small one
+    is lost for 17-28%; sum(sin(x) x) at n = 1e4: the grown step disagrees for
+    75%, the small one is lost for 2%), so _FirstOrder measures it per leaf as
+    the candidates go."""
     taken = _steps_taken(problem, offs, h, idx)  # of the small steps
     cand, big = _grown_steps(problem, scheme, offs, h, idx, sigma, target, taken)
     if not cand.size:
         D, heff, vals, actual = _first_step(problem, scheme, offs, h, idx, taken)
         return h, D, heff, vals, actual
     T = len(offs)
-    D, heff = np.empty(idx.size), np.empty(idx.size)
-    vals, actual = np.empty((T, idx.size)), np.empty((T, idx.size))
-
-    def run(pos, steps, taken_here=None):
-        D[pos], heff[pos], vals[:, pos], actual[:, pos] = _first_step(problem, scheme, offs, steps, idx[pos],
-                                                                      taken_here)
-    h = h.copy()
-    small = h[cand]
+    out = _StageA(h.copy(), np.empty(idx.size), np.empty(idx.size), np.empty((T, idx.size)),
+                  np.empty((T, idx.size)))
     rest = np.setdiff1d(np.arange(idx.size), cand, assume_unique=True)
     if rest.size:
-        run(rest, h[rest], taken[:, rest])
-    h[cand] = big
-    run(cand, big)
-    R = scheme.weight_norm * sigma / heff[cand]
-    agree = np.abs(D[cand] - problem.analytic[idx[cand]]) <= judge.tol_vec(D[cand], R, idx[cand])
-    if not agree.all():
-        _small_step_decides(problem, scheme, offs, idx, sigma, cand[~agree], small[~agree], taken[:, cand[~agree]],
-                            h, D, heff, vals, actual)
-    return h, D, heff, vals, actual
+        out.put(rest, h[rest], _first_step(problem, scheme, offs, h[rest], idx[rest], taken[:, rest]))
+    args = (problem, judge, scheme, offs, idx, sigma, out)
+    leaf_cand = problem.ev.leaf_of[idx[cand]]
+    for k in np.unique(leaf_cand):
+        where = np.flatnonzero(leaf_cand == k)
+        order = _FirstOrder()
+        for part in order.chunks(where.size):
+            c = where[part]
+            how = _grown_first if order.grown_first else _small_first
+            order.record(c.size, *how(*args, cand[c], h[cand[c]], big[c], taken[:, cand[c]]))
+    return out.h, out.D, out.heff, out.vals, out.actual
+
+
+class _StageA:
+    """Stage A's arrays over the positions of idx; put() writes one evaluated step."""
+
+    def __init__(self, h, D, heff, vals, actual):
+        self.h, self.D, self.heff, self.vals, self.actual = h, D, heff, vals, actual
+
+    def put(self, pos, steps, got):
+        self.h[pos] = steps
+        self.D[pos], self.heff[pos], self.vals[:, pos], self.actual[:, pos] = got
+
+
+class _FirstOrder:
+    """Which step a leaf's candidates try first, learned from the candidates themselves.
+
+    Cost model: trying the grown step first costs 2 more evaluations for each
+    candidate whose grown step disagrees; trying the small one first, for each
+    whose small step is lost or disagrees.  Candidates go in chunks (CHUNK_MIN,
+    then a quarter of those done, so a leaf of m candidates takes O(log m)
+    chunks, and big chunks still reach the batched evaluator's timed trial).
+    The first chunk tries the grown step first; each later chunk takes the
+    order whose rate of second steps is lower: measured over the chunks taken
+    in that order, or, for the small-first order before it was ever taken,
+    predicted from the grown steps (a smooth f's second difference scales like
+    h^2, so the grown step's, scaled by (h_small/h_grown)^2, says whether the
+    small step's would be lost).  The count depends on f only (no timing), so
+    a check stays reproducible."""
+
+    def __init__(self):
+        self.grown_first = True
+        self.extra = {True: 0, False: 0}
+        self.seen = {True: 0, False: 0}
+        self.predicted_small = 0
+
+    @staticmethod
+    def chunks(m):
+        start = 0
+        while start < m:
+            size = max(CHUNK_MIN, start // 4)
+            yield slice(start, min(m, start + size))
+            start += size
+
+    def record(self, size, extra, predicted_small=0):
+        mode = self.grown_first
+        self.extra[mode] += extra
+        self.seen[mode] += size
+        self.predicted_small += predicted_small
+        grown = self.extra[True] / self.seen[True]
+        if self.seen[False]:
+            small = self.extra[False] / self.seen[False]
+        else:
+            small = self.predicted_small / self.seen[True]
+        self.grown_first = grown <= small
+
+
+#: candidates of a leaf go in chunks of at least this many (_FirstOrder)
+CHUNK_MIN = 64
+
+
+def _agrees(problem, judge, scheme, idx, sigma, D, heff):
+    """Stage A's test: the estimate D agrees with the analytic entries idx within its tolerance."""
+    R = scheme.weight_norm * sigma / heff
+    return np.abs(D - problem.analytic[idx]) <= judge.tol_vec(D, R, idx)
+
+
+def _grown_first(problem, judge, scheme, offs, idx, sigma, out, pos, h_small, h_big, taken_small):
+    """Candidates ``pos``: the grown step, then the small one where the grown step disagrees.
+    Returns (how many needed their second step, how many would have had the small step first:
+    predicted lost where it was not taken)."""
+    got = _first_step(problem, scheme, offs, h_big, idx[pos])
+    out.put(pos, h_big, got)
+    bad = ~_agrees(problem, judge, scheme, idx[pos], sigma, got[0], got[1])
+    f0 = float(problem.ev.f0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = np.abs(_second_difference(offs, got[2], f0)) * (h_small / got[1]) ** 2
+    would = ~(scaled >= 100.0 * sigma)  # small-first would need a second step: predicted where not taken
+    if bad.any():
+        p = pos[bad]
+        small = _first_step(problem, scheme, offs, h_small[bad], idx[p], taken_small[:, bad])
+        kept = ~_lost(offs, small[2], problem, sigma)  # not lost in noise: the small step decides
+        if kept.any():
+            out.put(p[kept], h_small[bad][kept], tuple(a[..., kept] for a in small))
+        would[bad] = ~kept | ~_agrees(problem, judge, scheme, idx[p], sigma, small[0], small[1])
+    return int(bad.sum()), int(would.sum())
+
+
+def _small_first(problem, judge, scheme, offs, idx, sigma, out, pos, h_small, h_big, taken_small):
+    """Candidates ``pos``: the small step, then the grown one where the small step is lost in the
+    noise or disagrees.  Returns (how many needed their second step,)."""
+    got = _first_step(problem, scheme, offs, h_small, idx[pos], taken_small)
+    out.put(pos, h_small, got)
+    lost = _lost(offs, got[2], problem, sigma)
+    need = lost | ~_agrees(problem, judge, scheme, idx[pos], sigma, got[0], got[1])
+    if need.any():
+        p = pos[need]
+        grown = _first_step(problem, scheme, offs, h_big[need], idx[p])
+        # the grown step stands where the small one is lost, or where it agrees (the small one did not)
+        use = lost[need] | _agrees(problem, judge, scheme, idx[p], sigma, grown[0], grown[1])
+        if use.any():
+            out.put(p[use], h_big[need][use], tuple(a[..., use] for a in grown))
+    return (int(need.sum()),)
+
+
+def _lost(offs, vals, problem, sigma):
+    """A step's second difference is lost in the noise (below 100 sigma): f is linear along the
+    entry at that scale, and the step measures only roundoff."""
+    return np.abs(_second_difference(offs, vals, float(problem.ev.f0))) < 100.0 * sigma
 
 
 def _effective_steps(scheme, offs, actual):
@@ -186,19 +294,6 @@ def _grown_steps(problem, scheme, offs, h, idx, sigma, target, taken):
                      np.maximum(problem.room[idx[pos]], h[pos]))
     moved = big != h[pos]  # no room to grow: the small step is the grown one
     return pos[moved], big[moved]
-
-
-def _small_step_decides(problem, scheme, offs, idx, sigma, grown, h_small, taken, h, D, heff, vals, actual):
-    """Candidates (positions ``grown``) that disagreed at their grown step: their small step is
-    evaluated and kept unless its second difference is lost in the noise (below 100 sigma),
-    the rule stage B starts from.  Arrays are updated in place."""
-    f0 = float(problem.ev.f0)
-    D1, heff1, vals1, actual1 = _first_step(problem, scheme, offs, h_small, idx[grown], taken)
-    kept = ~(np.abs(_second_difference(offs, vals1, f0)) < 100.0 * sigma)
-    if kept.any():  # not lost in noise: the small step stands
-        c = grown[kept]
-        h[c], D[c], heff[c] = h_small[kept], D1[kept], heff1[kept]
-        vals[:, c], actual[:, c] = vals1[:, kept], actual1[:, kept]
 
 
 def _larger_steps(problem, judge, scheme, i, h):
