@@ -170,7 +170,7 @@ def bench_cost(sizes, quick, rows, max_seconds):
             reps = 1 if n >= 1000 or quick else 3
             estimate = 2.0 * x.size * t_f * 1.2
             if estimate <= max_seconds or n <= 10_000:
-                t_gc, r = timed(lambda: check_gradient(fun, x, grad), reps)
+                t_gc, r = timed(lambda: check_gradient(fun, x, grad, mode="full"), reps)
                 gc_evals, status, gc_extra = r.n_evals, r.status, False
             else:  # too slow on this machine: extrapolate from the measured cost per evaluation
                 gc_evals, status, gc_extra = 2 * x.size + 10, "(skipped)", True
@@ -216,7 +216,7 @@ def bench_overhead(quick, out):
         r = None
         for _ in range(rounds):
             t0 = CLOCK()
-            r = check_gradient(fun, x, grad)
+            r = check_gradient(fun, x, grad, mode="full")
             best_gc = min(best_gc, CLOCK() - t0)
             t0 = CLOCK()
             classic_loop(fun, grad, x.copy())

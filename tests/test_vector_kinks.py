@@ -5,8 +5,9 @@ kink.  Along a tangent (or one input entry) the central difference there is the 
 one-sided derivatives, constant as the step shrinks: without a kink test it is a confirmed plateau
 and a correct JVP "fails" at a ratio of ~1e14.  With it, a value between the one-sided derivatives,
 or within what they give at points nudged off the inputs (two layers: one move crosses several
-kinks), is inconclusive naming the kink; a wrong factor off the kink set, and a value outside
-everything nearby points give, still fail.
+kinks), is inconclusive naming the kink; so is a framework's convention where the kinks switch
+together (few inputs drive many units); a wrong factor off the kink set, and a value beyond what
+even K_MAX kinks switched together could give, still fail.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from pytest_gradcheck.numerics import causes as cz
+from pytest_gradcheck import check_gradient, check_vjp
 from pytest_gradcheck.numerics.vector import check_jacobian, check_jvp
 
 W = np.random.default_rng(8).normal(size=(3, 4))
@@ -121,6 +123,15 @@ def test_a_wrong_value_at_a_single_kink_fails_as_a_bug_at_the_kink():
         assert "no other kink" in r.worst[0].reason
 
 
+def _vjp(at_zero=0.0):
+    """The VJP of _mlp's function, written as a framework's backward pass computes it."""
+    def vjp(x, c):
+        z = x @ W1
+        return ((c @ W2.T) * ((z > 0) + at_zero * (z == 0))) @ W1.T
+
+    return vjp
+
+
 def test_several_kinks_crossed_by_one_move_are_inconclusive_not_failed():
     # two layers: the framework's relu'(0) = 0 value lies outside the one-sided derivatives along the
     # tangent (each sums 16 units switched on one side), yet within what nudged points allow
@@ -134,11 +145,53 @@ def test_several_kinks_crossed_by_one_move_are_inconclusive_not_failed():
     assert _rows(r, (2, 2, 2, 3)) == {0}
 
 
-def test_a_value_outside_everything_nearby_points_give_still_fails():
-    # relu'(0) = 8: far beyond any subset of the units switched on
-    fun, jvp, jac = _mlp(at_zero=8.0)
+@pytest.mark.parametrize("at_zero", [0.0, 1.0])
+def test_a_frameworks_convention_at_kinks_switched_together_is_not_called_a_bug(at_zero):
+    # check_vjp said FAILED here ("no limit of gradients nearby: a bug at the kink") for the VJP torch
+    # computes: 3 inputs drive the 16 units of the zero row, so a nudge's signs on those 3 entries
+    # switch them in at most 8 patterns, none with every unit off, and the spread of what nearby
+    # points give (the bound for units switching independently) missed relu'(0) = 0 by 2x
+    fun, _, _ = _mlp()
     x = _inputs()
-    for r in (check_jvp(fun, x, jvp), check_jacobian(fun, x, jac)):
+    r = check_vjp(fun, x, _vjp(at_zero))
+    assert r.status == "inconclusive" and r.counts["fail"] == 0, str(r)
+    # the scalar loss of the same layer, as check_gradient sees it
+    c = np.array([0.3, -1.1])
+    r = check_gradient(lambda x: float(np.sum(fun(x) @ c)), x, lambda x: _vjp(at_zero)(x, np.tile(c, (2, 1))))
+    assert r.status == "inconclusive" and r.counts["fail"] == 0, str(r)
+
+
+def test_the_rule_at_kinks_switched_together():
+    # the derivatives check_vjp saw at its 8 nudged points (two sides each) for the first cotangent:
+    # 6 distinct values, two of them twice; the spread bound (units switching independently) gives
+    # 2.68 to 7.86, which the framework's 0 lies outside
+    from pytest_gradcheck.numerics.kinks import FAIL, INCONCLUSIVE, K_MAX, several_kinks_rule
+
+    lo, hi, allow = 4.967767, 5.573756, 2.04e-05
+    points = [4.844896, 4.987441, 4.987441, 4.991586, 5.549937, 5.554082, 5.554082, 5.696627]
+    near = np.repeat(points, 2)
+    verdict, why = several_kinks_rule(0.0, lo, hi, near, allow, 8, "one move of this entry")
+    assert verdict == INCONCLUSIVE and "switched together" in why
+    mid, seen = 0.5 * (lo + hi), max(points) - 0.5 * (lo + hi)
+    verdict, why = several_kinks_rule(mid + 1.01 * K_MAX * seen, lo, hi, near, allow, 8, "one move")
+    assert verdict == FAIL and "bug at the kink" in why
+    # the same values, all distinct: the spread bound, and 0 fails
+    near = np.repeat(np.array(points) + np.arange(8) * 1e-3, 2)
+    verdict, why = several_kinks_rule(0.0, lo, hi, near, allow, 8, "one move of this entry")
+    assert verdict == FAIL and "switched together" not in why
+
+
+def test_a_value_outside_everything_nearby_points_give_still_fails():
+    # relu'(0) = 100: beyond what even K_MAX = 64 units switched together could give, none changing
+    # the derivative by more than the largest change seen.  (relu'(0) = 8 is inconclusive: with 16
+    # units switched together by 3 inputs it is within that count; no finite difference of f can
+    # tell it from a convention of a network computing the same f)
+    x = _inputs()
+    fun, jvp, jac = _mlp(at_zero=8.0)
+    for r in (check_jvp(fun, x, jvp), check_jacobian(fun, x, jac), check_vjp(fun, x, _vjp(8.0))):
+        assert r.status == "inconclusive" and r.counts["fail"] == 0, str(r)
+    fun, jvp, jac = _mlp(at_zero=100.0)
+    for r in (check_jvp(fun, x, jvp), check_jacobian(fun, x, jac), check_vjp(fun, x, _vjp(100.0))):
         assert r.status == "fail", str(r)
         assert cz.BUG_AT_KINK in set(_causes(r).values()), str(r)
         assert r.diagnosis["cause"] == cz.BUG_AT_KINK

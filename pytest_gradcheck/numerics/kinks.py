@@ -48,7 +48,9 @@ than the two at params (beyond that allowance): a single kink (|x| at 0) shows o
 everywhere nearby, and keeps the single-kink rule (fail outside [fwd, bwd]).  rms from 16 values is good to about +-30%, well inside sqrt(K_MAX) = 8.
 The price: where one move switches many units, much of the range is valid, and a wrong value
 inside it (a doubled bias whose move switches 50 border units) is only inconclusive -- a value
-there IS a limit of gradients at some nearby point, so no sound rule can fail it.
+there IS a limit of gradients at some nearby point, so no sound rule can fail it.  Where the
+units do not switch independently (two nudged points give one value: _switched_together), the
+spread bound does not hold, and the count bound K_MAX * (largest change seen) replaces it.
 
 Layer: numerics, middle (above refine, verdict; below entries).  Imports numpy, refine
 (``real_value``) and verdict; reads a Problem and a Judge by their attributes.
@@ -126,6 +128,7 @@ def several_kinks_rule(a, lo, hi, near, allow, n_points, move):
     move of this entry", "one move along the tangent").  Shared by the gradient check and the
     vector checks (vector.py: an output entry along a tangent or an input direction)."""
     near = np.asarray(near, dtype=np.float64)
+    together = _switched_together(near, lo, hi, allow)
     near = near[np.isfinite(near)]
     mid = 0.5 * (lo + hi)
     dev = near - mid
@@ -145,10 +148,48 @@ def several_kinks_rule(a, lo, hi, near, allow, n_points, move):
     if not several:
         return FAIL, (f"kink: the one-sided derivatives are {lo:.6g} and {hi:.6g}; the analytic value lies "
                       f"outside them (and {n_points} points nudged off params show no other kink)")
+    if together:  # the spread no longer bounds the extremes: K_MAX units, none above the largest change seen
+        r = max(r, K_MAX * seen)
+        if abs(a - mid) <= r + allow:
+            return INCONCLUSIVE, (
+                f"kink: several kinks at once, switched together -- the one-sided derivatives are {lo:.6g} and "
+                f"{hi:.6g} and the analytic value lies outside them and outside what points nudged off params "
+                f"give, but some of those points gave the same derivative: the kinks switch in few patterns "
+                f"(many units driven by few inputs), and a framework's convention at the kinks (relu'(0) = 0 "
+                f"for all of them) can then return a value nothing nearby shows, anywhere within "
+                f"{mid - r:.6g} to {mid + r:.6g} ({K_MAX} units, none changing the derivative more than the "
+                f"largest change seen)")
+        return FAIL, (
+            f"kink: the one-sided derivatives are {lo:.6g} and {hi:.6g}; the analytic value lies beyond "
+            f"{mid - r:.6g} to {mid + r:.6g}, what even {K_MAX} kinks switched together could give if none "
+            f"changes the derivative more than the largest change seen at {n_points} points nudged off "
+            f"params: a bug at the kink")
     return FAIL, (
         f"kink: the one-sided derivatives are {lo:.6g} and {hi:.6g}, and at {n_points} points nudged "
         f"off params they allow {mid - r:.6g} to {mid + r:.6g} even if one move switched {K_MAX} kinks at "
         f"once; the analytic value lies outside, so it is no limit of gradients nearby: a bug at the kink")
+
+
+def _switched_together(near, lo, hi, allow) -> bool:
+    """Two nudged points (``near``: point-major, two sides each) with the same derivative, other
+    than lo or hi: the kinks did not switch independently.
+
+    The bound sqrt(K_MAX) * rms rests on each unit switching with its own random sign.  Under that
+    model two of the 2 * NUDGE_PAIRS points share a pattern with probability ~28 / 2^K for K units
+    (0.04% at K = 16), and two patterns with one value is a coincidence.  A shared value means the
+    units switch in few patterns: driven by a few inputs (3 input features into 16 ReLUs: a nudge's
+    signs on 3 entries give at most 8 patterns), or few units.  Then the spread of the nudged
+    values says nothing about the extremes: relu'(0) = 0 for every unit gives a value that no
+    nearby point shows when no nudge can switch them all off (a linear term and a pair of opposite
+    ReLUs give the same f, so no finite difference of f can tell that value from others).  The
+    bound left is a count: K_MAX units, none changing the derivative by more than the largest
+    change seen (2 * seen), so within K_MAX * seen of the middle."""
+    pts = near.reshape(-1, 2)
+    with np.errstate(invalid="ignore"):
+        v = np.where(np.isfinite(pts).all(axis=1), pts.mean(axis=1), np.nan)
+    v = v[np.isfinite(v) & (np.minimum(np.abs(v - lo), np.abs(v - hi)) > allow)]
+    v.sort()
+    return bool(v.size > 1 and (np.diff(v) <= allow).any())
 
 
 class DirectionNudges:
