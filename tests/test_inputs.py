@@ -69,6 +69,60 @@ def test_bound_method_mutating_self_is_named():
         check_gradient(layer.loss, np.array([0.1, 0.2, 0.3]), layer.grad)
 
 
+class _BufferedLinearLayer:
+    """A stateful least-squares layer: forward writes into buffers it owns, backward reads them."""
+
+    def __init__(self, X, y):
+        self.X, self.y = X, y
+        self.out = np.empty(len(y))
+        self.resid = np.empty(len(y))
+
+    def loss(self, w):
+        np.dot(self.X, w, out=self.out)
+        np.subtract(self.out, self.y, out=self.resid)
+        return float(0.5 * self.resid @ self.resid)
+
+    def grad(self, w):
+        self.loss(w)
+        return self.X.T @ self.resid
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_scratch_buffers_a_function_owns_are_not_mutation(mode):
+    # preallocated activations (out=self.out) were "modified an array in place that it does not own"
+    rng = np.random.default_rng(6)
+    X, y, w = rng.normal(size=(8, 5)), rng.normal(size=8), rng.normal(size=5)
+    layer = _BufferedLinearLayer(X, y)
+    X0, y0 = X.copy(), y.copy()
+    r = check_gradient(layer.loss, w, layer.grad, mode=mode)
+    assert r.status == "pass", r
+    assert any("scratch buffers" in m and "self.out" in m and "self.resid" in m for m in r.messages), r.messages
+    assert np.array_equal(layer.X, X0) and np.array_equal(layer.y, y0)
+    wrong = check_gradient(layer.loss, w, lambda v: 1.01 * layer.grad(v), mode=mode)
+    assert wrong.status == "fail"
+
+
+def test_a_scratch_array_closed_over_is_not_mutation_but_corruption_still_is():
+    buf = np.empty(4)
+    weights = np.array([1.0, -2.0, 0.5, 3.0])
+
+    def fun(p):
+        np.multiply(p, p, out=buf)               # overwritten from scratch on every call
+        return float(buf @ weights)
+
+    r = check_gradient(fun, np.array([0.3, -0.7, 1.1, 0.2]), lambda p: 2 * p * weights)
+    assert r.status == "pass", r
+
+    buf2 = np.zeros(4)
+
+    def fun_acc(p, buf=buf2):
+        buf += p                                 # holds the sum of every point seen: not scratch
+        return float(p @ weights)
+
+    with pytest.raises(GradcheckInputError, match=r"default of buf.*depends on earlier calls"):
+        check_gradient(fun_acc, np.array([0.3, -0.7, 1.1, 0.2]), lambda p: weights)
+
+
 def test_helper_function_closing_over_data_is_watched():
     dout = np.ones(4)
     weights = np.ones(4)

@@ -552,3 +552,22 @@ def test_autograds_own_gradient_at_a_zero_input_row_is_not_called_a_bug():
 
     r = check_vjp(layer, x, vjp)
     assert r.status == "inconclusive" and r.counts["fail"] == 0, str(r)
+
+
+def test_a_module_writing_its_own_buffer_on_every_call_is_not_mutation():
+    # a module caching its activations in a registered buffer (self.h.copy_(...)) on every forward
+    class Cached(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("h", torch.empty(8, 3, dtype=D))
+            self.X = _rand(8, 5, seed=21)
+
+        def loss(self, W):
+            h = self.X @ W
+            self.h.copy_(h.detach())
+            return torch.tanh(h).pow(2).sum()
+
+    net = Cached()
+    r = check_gradient(net.loss, _rand(5, 3, seed=22), None)
+    assert r.status == "pass", str(r)
+    assert any("scratch buffers" in m and "'h'" in m for m in r.messages), r.messages

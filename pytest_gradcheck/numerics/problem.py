@@ -268,15 +268,40 @@ class Problem:
     def check_untouched(self, who: str) -> None:
         """GradcheckInputError when an array fun or grad can reach changed since the check began
         (``who`` ran last).  The arrays are not restored: the caller's arrays are not ours to write."""
+        if self.reach.changed() is None:
+            return
+        scratch = self.reach.settle(self._rerun(who), self.x0, self._distant_points())
+        if scratch:
+            self.messages.append(
+                f"{who} writes into arrays it owns on every call ({', '.join(scratch)}); what they hold follows "
+                f"each call's input (calls elsewhere and one at params again left the same bytes), so they are "
+                f"scratch buffers, not in-place mutation of data it reads")
         got = self.reach.changed()
         if got is None:
             return
         owner, where = got
         raise GradcheckInputError(
             f"{who} modified an array in place that it does not own: {where} (reached from {owner}) changed "
-            f"during the check. A checked function must not change its inputs or the data it closes over: "
+            f"during the check, and what it holds depends on earlier calls, not only on the latest one's input "
+            f"(so it is no scratch buffer). A checked function must not change its inputs or the data it reads: "
             f"e.g. `dout = R; dout[x <= 0] = 0` writes into R (copy first: `dout = R.copy()`). Every later call "
             f"would see other data, so the finite differences would not be of the same function")
+
+    def _rerun(self, who: str):
+        """``who`` (the function that ran last) as a function of a flat point, returning what it
+        returned (fun's value, or the flat gradient): for Reach.settle."""
+        if who == "fun" and getattr(self, "ev", None) is not None:
+            return lambda x: self.ev.at_vector(x)
+        return lambda x: flatten_like(self.gradient_of(unflatten(self.spec, x)), self.spec, "grad")[0]
+
+    def _distant_points(self) -> list[np.ndarray]:
+        """Points where the function's data, if it were corrupted along, would be corrupted
+        differently: params with every sign flipped (a ReLU mask written into the data flips
+        everywhere), and params moved by about their own scale in every entry (seeded)."""
+        _, room = entry_scales(self.x0, self.spec)
+        rng = np.random.default_rng([self.seed, 0x5C4A])
+        with np.errstate(invalid="ignore", over="ignore"):
+            return [np.where(self.x0 != 0, -self.x0, room), self.x0 + room * rng.standard_normal(self.n)]
 
     def check_base(self):
         """Repeat f at the base point and the gradient: nondeterminism fails the check."""

@@ -140,3 +140,31 @@ class Reach:
             if _fingerprint(view) != crc:
                 return owner, where
         return None
+
+    def settle(self, call, x0, elsewhere) -> list[str]:
+        """Stop watching the changed arrays that are scratch: what they hold after a call follows
+        from that call's input alone.  Returns their descriptions.
+
+        A stateful layer writes its activations into buffers it owns (``np.dot(X, w, out=self.h)``)
+        on every call: harmless, the next call overwrites them.  Corruption (``dout = R; dout[x <= 0]
+        = 0``) accumulates: what the array holds depends on every earlier call.  So ``call`` (the
+        function that ran last) runs at x0, at the points ``elsewhere`` and at x0 again: an array
+        holding the same bytes after both calls at x0, while call returned the same value at x0 both
+        times, is scratch.  Anything else (an exception, a different value) leaves it watched."""
+        changed = [k for k, (_o, _w, _obj, view, crc) in enumerate(self.watched) if _fingerprint(view) != crc]
+        if not changed:
+            return []
+        try:
+            first = call(x0)
+            held = [_fingerprint(self.watched[k][3]) for k in changed]
+            for x in elsewhere:
+                call(x)
+            again = call(x0)
+        except Exception:  # noqa: BLE001 - the caller reports the change as mutation
+            return []
+        if not np.array_equal(np.asarray(first), np.asarray(again), equal_nan=True):
+            return []
+        scratch = {k for k, crc in zip(changed, held) if _fingerprint(self.watched[k][3]) == crc}
+        names = [self.watched[k][1] for k in sorted(scratch)]
+        self.watched = [w for k, w in enumerate(self.watched) if k not in scratch]
+        return names
