@@ -64,6 +64,29 @@ def child_path(parent: str, key, top: bool) -> str:
     return f"{'' if top else parent}[{key!r}]"
 
 
+def structure(tree) -> tuple[Any, list]:
+    """(node, leaves): ``tree``'s structure in TreeSpec's node format and its leaf objects in
+    order, untouched.  What an adapter needs to take a tree apart and put it back together with
+    new leaves (``build(TreeSpec(node, leaves, 0), lambda k, _: new[k])``); reading leaves into
+    numbers, with the checks on them, is numerics/trees.flatten's job."""
+    leaves: list = []
+
+    def visit(obj):
+        if isinstance(obj, dict):
+            return ("dict", list(obj.keys()), [visit(v) for v in obj.values()])
+        if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+            return ("namedtuple", type(obj), [visit(v) for v in obj])
+        if isinstance(obj, (list, tuple)):
+            return ("list" if isinstance(obj, list) else "tuple", None, [visit(v) for v in obj])
+        leaves.append(obj)
+        return len(leaves) - 1
+
+    try:
+        return visit(tree), leaves
+    finally:
+        del visit  # a recursive closure is a reference cycle
+
+
 def build(spec: TreeSpec, make_leaf) -> Any:
     """Rebuild the pytree; ``make_leaf(k, leaf)`` returns the k-th leaf object."""
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import GradcheckInputError, GradcheckUserCodeError
+from ..pytree import TreeSpec, build, structure
 from .base import Adapter, batch_dispatcher, batched_agrees
 
 _F64_EPS = float(np.finfo(np.float64).eps)
@@ -59,39 +60,6 @@ def _eps_of(dtype) -> float:
         e = float(torch.finfo(dtype).eps) if (dtype.is_floating_point or dtype.is_complex) else _F64_EPS
         _EPS_CACHE[dtype] = e
     return e
-
-
-def tree_leaves(tree):
-    """Leaves of a dict / list / tuple / namedtuple tree and a function rebuilding it from new leaves."""
-    leaves = []
-
-    def visit(obj):
-        if isinstance(obj, dict):
-            return ("dict", list(obj.keys()), [visit(v) for v in obj.values()])
-        if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-            return ("nt", type(obj), [visit(v) for v in obj])
-        if isinstance(obj, (list, tuple)):
-            return ("list" if isinstance(obj, list) else "tuple", None, [visit(v) for v in obj])
-        leaves.append(obj)
-        return len(leaves) - 1
-
-    node = visit(tree)
-
-    def rebuild(new):
-        def go(n):
-            if isinstance(n, int):
-                return new[n]
-            kind, keys, ch = n
-            if kind == "dict":
-                return {k: go(c) for k, c in zip(keys, ch)}
-            if kind == "list":
-                return [go(c) for c in ch]
-            if kind == "tuple":
-                return tuple(go(c) for c in ch)
-            return keys(*[go(c) for c in ch])
-        return go(node)
-
-    return leaves, rebuild
 
 
 class TorchAdapter(Adapter):
@@ -189,7 +157,7 @@ class TorchAdapter(Adapter):
 
     # -- analytic side ----------------------------------------------------------
     def gradient(self, fun, params):
-        leaves, rebuild = tree_leaves(params)
+        node, leaves = structure(params)
         if not leaves or not all(isinstance(x, torch.Tensor) for x in leaves):
             return None  # mixed trees: torch cannot differentiate numpy leaves
         if not all(x.is_floating_point() for x in leaves):
@@ -200,7 +168,7 @@ class TorchAdapter(Adapter):
         work = [x.detach().clone().requires_grad_(True) for x in leaves]
         with torch.enable_grad():
             try:
-                out = fun(rebuild(work))
+                out = fun(build(TreeSpec(node, leaves, 0), lambda k, _: work[k]))
             except GradcheckInputError:
                 raise
             except Exception as e:  # noqa: BLE001
@@ -222,7 +190,8 @@ class TorchAdapter(Adapter):
             except Exception as e:  # noqa: BLE001
                 raise GradcheckUserCodeError(f"grad=None: torch autograd's backward pass through fun raised "
                                              f"{type(e).__name__}: {e}") from e
-        return rebuild([torch.zeros_like(w) if g is None else g.detach() for g, w in zip(grads, work)])
+        grad_leaves = [torch.zeros_like(w) if g is None else g.detach() for g, w in zip(grads, work)]
+        return build(TreeSpec(node, leaves, 0), lambda k, _: grad_leaves[k])
 
     # -- batched finite differences --------------------------------------------
     def batched(self, fun, spec, dtypes, vectorized):
