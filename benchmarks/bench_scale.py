@@ -23,7 +23,9 @@ with the target of issue 14 next to each:
 6. the fixed cost of one check at n = 10 over its evaluations (target <= 0.5 ms).
 7. beside the targets, a jitted jax function at n = 3e4: peak RSS growth of a
    full check, and its time over 2n plain jitted calls (the adapter used to
-   batch at any n: 2.2x).
+   batch at any n: 2.2x);
+8. full mode's evaluations per entry when the candidates' two first steps go
+   in a fixed order or in the order each leaf learns (entries._FirstOrder).
 
 Times are process CPU time with one thread per library.  Nothing is asserted;
 the numbers are the result.
@@ -207,6 +209,48 @@ def m_vs_torch_slow(quick, rounds=3):
             "ours_over_bare": best["ours"] / best["bare"], "cold_ratio": first["ours"] / first["torch"]}
 
 
+def m_first_step_orders():
+    """Full-mode evaluations per entry when every candidate (an entry whose first step roundoff
+    would swamp) tries its grown step first, its small step first, or the order each leaf learns
+    (entries._FirstOrder, the default), on functions where different orders win."""
+    from bench_fast import model as logcosh_model
+    from corpus.scale import tanh_mlp
+
+    from pytest_gradcheck import check_gradient
+    from pytest_gradcheck.numerics import entries
+
+    x = np.linspace(-2, 2, 10_000)
+    cases = {
+        "tanh MLP": tanh_mlp,
+        "heavy-tailed logreg": heavy_tailed_logreg,
+        "sum log cosh(c (w - t))": lambda: logcosh_model(10_000),
+        "sum sin(x) x": lambda: (lambda p: float(np.sum(np.sin(p) * p)), lambda p: np.cos(p) * p + np.sin(p), x),
+        "sum log cosh(10 x)": lambda: (lambda p: float(np.sum(np.log(np.cosh(10 * p)))),
+                                       lambda p: 10 * np.tanh(10 * p), x),
+        "sum exp(2 x)": lambda: (lambda p: float(np.sum(np.exp(2 * p))), lambda p: 2 * np.exp(2 * p), x),
+        "sum x^4": lambda: (lambda p: float(np.sum(p ** 4)), lambda p: 4 * p ** 3, x),
+    }
+    learned_init, learned_record = entries._FirstOrder.__init__, entries._FirstOrder.record
+    rows = {}
+    try:
+        for name, make in cases.items():
+            fun, grad, p = make()
+            row = {}
+            for label, order in (("grown_first", True), ("small_first", False), ("learned", None)):
+                if order is None:
+                    entries._FirstOrder.__init__, entries._FirstOrder.record = learned_init, learned_record
+                else:
+                    entries._FirstOrder.__init__ = lambda self, o=order: setattr(self, "grown_first", o)
+                    entries._FirstOrder.record = lambda self, *a, o=order: setattr(self, "grown_first", o)
+                r = check_gradient(fun, p, grad, mode="full")
+                row[label] = r.n_evals / r.n_params
+            row["status"] = r.status
+            rows[name] = row
+    finally:
+        entries._FirstOrder.__init__, entries._FirstOrder.record = learned_init, learned_record
+    return rows
+
+
 def m_fixed_cost(rounds):
     from pytest_gradcheck import check_gradient
     fun, grad, x = sin_problem(10)
@@ -228,6 +272,7 @@ MEASUREMENTS = {
     "evals_logreg": lambda a: m_evals_per_entry("logreg"),
     "vs_torch_slow": lambda a: m_vs_torch_slow(a.quick),
     "fixed_cost": lambda a: m_fixed_cost(30 if a.quick else 200),
+    "first_step_orders": lambda a: m_first_step_orders(),
 }
 
 
@@ -292,6 +337,10 @@ def main(argv=None):
          f"{r['cold_ratio']:.2f}x)")
     show("fixed_cost", lambda r: f"{'fixed cost per check, n=10 (t_f %.1f us)' % r['t_f_us']:<52} "
          f"{r['fixed_ms']:>11.2f} ms  <= 0.5 ms ({r['n_evals']} evals, check {r['check_ms']:.2f} ms)")
+    show("first_step_orders", lambda r: "\nfull-mode evaluations per entry by the order of a candidate's two first "
+         "steps (n = 1e4; 1-D sums over x in [-2, 2])\n" + f"{'f':<26} {'grown first':>12} {'small first':>12} "
+         f"{'learned':>9}\n" + "\n".join(f"{k:<26} {v['grown_first']:>12.3f} {v['small_first']:>12.3f} "
+                                         f"{v['learned']:>9.3f}  ({v['status']})" for k, v in r.items()))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(res, fh, indent=1)

@@ -134,24 +134,25 @@ def test_entries_that_disagree_start_stage_b_from_the_step_they_always_did(monke
     assert small_kept.sum() >= 10 and grown_kept.sum() >= 10, (small_kept.sum(), grown_kept.sum())
 
 
-def _sum_sin_x_x(n):
+def _sum_exp_2x(n):
     import numpy as np
 
     x = np.linspace(-2, 2, n)
-    return (lambda p: float(np.sum(np.sin(p) * p))), (lambda p: np.cos(p) * p + np.sin(p)), x
+    return (lambda p: float(np.sum(np.exp(2 * p)))), (lambda p: 2 * np.exp(2 * p)), x
 
 
 def test_the_order_of_a_candidates_two_steps_follows_f():
-    # sum(sin(x) x) at n = 1e4: every entry is a candidate (f sums 1e4 terms: its roundoff is large
-    # for each entry's share), and the grown step disagrees for 75% of them (its truncation); trying
-    # it first for all cost 3.5 n, the small step first 2.04 n
-    fun, grad, x = _sum_sin_x_x(10_000)
+    # sum(exp(2x)) at n = 1e4: 83% of the entries are candidates (f sums 1e4 terms: its roundoff is
+    # large for each entry's share), and for ~80% of those the grown step disagrees (its truncation:
+    # exp(2x)'s third derivative is large next to its gradient): the grown step first everywhere costs
+    # 3.3 n, the small step first everywhere 2.09 n (the only order before 2026-12-01)
+    fun, grad, x = _sum_exp_2x(10_000)
     r = check_gradient(fun, x, grad, mode="full")
     assert r.status == "pass"
-    assert r.n_evals <= 2.1 * x.size, r.n_evals / x.size
+    assert r.n_evals <= 2.2 * x.size, r.n_evals / x.size
 
 
-@pytest.mark.parametrize("problem", ["mlp_bug", "sin"])
+@pytest.mark.parametrize("problem", ["mlp_bug", "exp"])
 def test_stage_a_judges_candidates_alike_in_either_order(problem, monkeypatch):
     # the order of a candidate's two steps changes what it costs, never what stage A decides: the same
     # entries pass there, and the others start stage B from the same step and estimate
@@ -159,8 +160,8 @@ def test_stage_a_judges_candidates_alike_in_either_order(problem, monkeypatch):
 
     from pytest_gradcheck.numerics import entries
 
-    if problem == "sin":
-        fun, grad, p = _sum_sin_x_x(5000)
+    if problem == "exp":
+        fun, grad, p = _sum_exp_2x(5000)
     else:
         fun, g0, p = tanh_mlp(d_in=20, hidden=40, d_out=5)
 

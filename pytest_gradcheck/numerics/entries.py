@@ -131,9 +131,9 @@ def _stage_a(problem, judge, scheme, offs, h, idx, sigma, target):
     Only the cost depends on the order: 2 evaluations when the step tried first
     settles it, 4 otherwise.  Which order costs less is a property of f (a
     trained model's small weights: the grown step agrees for ~all, the small one
-    is lost for 17-28%; sum(sin(x) x) at n = 1e4: the grown step disagrees for
-    75%, the small one is lost for 2%), so _FirstOrder measures it per leaf as
-    the candidates go."""
+    is lost for 17-28%; sum(exp(2x)) at n = 1e4: the grown step disagrees for
+    ~80%, its truncation, and the small one is lost for few), so _FirstOrder
+    measures it per leaf as the candidates go."""
     taken = _steps_taken(problem, offs, h, idx)  # of the small steps
     cand, big = _grown_steps(problem, scheme, offs, h, idx, sigma, target, taken)
     if not cand.size:
@@ -173,46 +173,54 @@ class _FirstOrder:
 
     Cost model: trying the grown step first costs 2 more evaluations for each
     candidate whose grown step disagrees; trying the small one first, for each
-    whose small step is lost or disagrees.  Candidates go in chunks (CHUNK_MIN,
-    then a quarter of those done, so a leaf of m candidates takes O(log m)
-    chunks, and big chunks still reach the batched evaluator's timed trial).
-    The first chunk tries the grown step first; each later chunk takes the
-    order whose rate of second steps is lower: measured over the chunks taken
-    in that order, or, for the small-first order before it was ever taken,
-    predicted from the grown steps (a smooth f's second difference scales like
-    h^2, so the grown step's, scaled by (h_small/h_grown)^2, says whether the
-    small step's would be lost).  The count depends on f only (no timing), so
-    a check stays reproducible."""
+    whose small step is lost or disagrees.  Candidates go in chunks (CHUNK_MIN
+    growing to CHUNK_MAX: few calls for a big leaf, and a wrong order costs at
+    most one chunk).  The first chunk tries the grown step first; each later
+    chunk takes the order whose rate of second steps was lower in the latest
+    chunk that measured it -- recent, because a leaf's entries can change
+    character along it (sorted inputs, a layer's rows).  A grown-first chunk
+    also predicts the small-first rate (a smooth f's second difference scales
+    like h^2, so the grown step's, scaled by (h_small/h_grown)^2, says whether
+    the small step's would be lost); a small-first chunk cannot see the
+    grown-first rate, so after EXPLORE_EVERY small-first chunks in a row one
+    chunk of CHUNK_MIN tries the grown step first again.  The count depends on f only (no
+    timing), so a check stays reproducible."""
+
+    #: the next chunk is grown-first only to measure that order again: a small one
+    exploring = False
 
     def __init__(self):
         self.grown_first = True
-        self.extra = {True: 0, False: 0}
-        self.seen = {True: 0, False: 0}
-        self.predicted_small = 0
+        self.rate = {True: None, False: None}
+        self.small_run = 0
 
-    @staticmethod
-    def chunks(m):
+    def chunks(self, m):
         start = 0
         while start < m:
-            size = max(CHUNK_MIN, start // 4)
+            size = CHUNK_MIN if self.exploring else min(CHUNK_MAX, max(CHUNK_MIN, start // 4))
             yield slice(start, min(m, start + size))
             start += size
 
-    def record(self, size, extra, predicted_small=0):
+    def record(self, size, extra, predicted_small=None):
         mode = self.grown_first
-        self.extra[mode] += extra
-        self.seen[mode] += size
-        self.predicted_small += predicted_small
-        grown = self.extra[True] / self.seen[True]
-        if self.seen[False]:
-            small = self.extra[False] / self.seen[False]
+        self.rate[mode] = extra / size
+        if mode:
+            self.rate[False] = predicted_small / size
+            self.small_run = 0
         else:
-            small = self.predicted_small / self.seen[True]
-        self.grown_first = grown <= small
+            self.small_run += 1
+        other = self.rate[not mode]
+        self.exploring = not mode and self.small_run >= EXPLORE_EVERY
+        if self.exploring:
+            self.grown_first = True
+        else:
+            self.grown_first = mode if other is None or self.rate[mode] <= other else not mode
 
 
-#: candidates of a leaf go in chunks of at least this many (_FirstOrder)
-CHUNK_MIN = 64
+#: candidates of a leaf go in chunks of CHUNK_MIN to CHUNK_MAX (_FirstOrder)
+CHUNK_MIN, CHUNK_MAX = 64, 256
+#: small-first chunks in a row before one grown-first chunk measures that order again
+EXPLORE_EVERY = 8
 
 
 def _agrees(problem, judge, scheme, idx, sigma, D, heff):
@@ -276,8 +284,12 @@ def _grown_steps(problem, scheme, offs, h, idx, sigma, target, taken):
     """(positions in idx whose first step is too small for its roundoff, their grown steps).
     ``taken``: the steps h actually taken (_steps_taken).
 
-    Sorted positions; steps grown as far as the roundoff asks, at most R_FACTOR^MAX_LEVELS and the
-    entry's room; entries whose room leaves no growth are not candidates."""
+    Sorted positions; steps grown exactly as far as the roundoff asks (its tolerance down to
+    target), at most R_FACTOR^MAX_LEVELS and the entry's room; entries whose room leaves no growth
+    are not candidates.  Not rounded up to a power of R_FACTOR: that made steps up to 4x larger
+    than asked, and their truncation 16x, so the grown step of sum(sin(x) x) at n = 1e4 disagreed
+    for 75% of its candidates (now none); stage B's chains start from whichever step stage A
+    kept, so nothing needs the steps on one ladder."""
     none = np.zeros(0, dtype=np.int64)
     if problem.eps is not None:
         return none, np.zeros(0)
@@ -290,8 +302,7 @@ def _grown_steps(problem, scheme, offs, h, idx, sigma, target, taken):
     grow = np.minimum(SAFETY * R[pos] / target[pos], R_FACTOR ** MAX_LEVELS)
     # never beyond the entry's own scale: far above it a difference quotient
     # measures the far field (a plateau at 0 for anything bounded), not f'
-    big = np.minimum(h[pos] * R_FACTOR ** np.ceil(np.log(grow) / np.log(R_FACTOR)),
-                     np.maximum(problem.room[idx[pos]], h[pos]))
+    big = np.minimum(h[pos] * grow, np.maximum(problem.room[idx[pos]], h[pos]))
     moved = big != h[pos]  # no room to grow: the small step is the grown one
     return pos[moved], big[moved]
 
