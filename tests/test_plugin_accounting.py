@@ -89,7 +89,7 @@ def test_reruns_replace_the_attempt_they_repeat(pytester, mode):
     assert outcomes(result) == {"passed": 2, "failed": 1, "rerun": 3}
     # 4 checks: test_ok, test_bug's two (the default labels "check" and "check-2" in every
     # attempt, no phantom check-3 ... check-6) and test_flaky's last attempt, which passed
-    assert count_line(result) == "gradcheck: 4 checks: 3 passed, 1 failed, 0 inconclusive"
+    assert count_line(result) == "gradcheck: 4 checks in 3 tests: 3 passed, 1 failed, 0 inconclusive"
     keys = {"test_rerun.py::test_ok::check", "test_rerun.py::test_bug::check",
             "test_rerun.py::test_bug::check-2", "test_rerun.py::test_flaky::check"}
     report = json.loads((pytester.path / "out.json").read_text())
@@ -113,7 +113,7 @@ def test_rerun_without_the_plugin_changes_nothing(pytester):
     pytester.makepyfile(test_rerun=RERUN_SUITE)
     result = run(pytester, "no-xdist", "-p", "no:rerunfailures")
     result.assert_outcomes(passed=1, failed=2)
-    assert count_line(result) == "gradcheck: 4 checks: 2 passed, 2 failed, 0 inconclusive"
+    assert count_line(result) == "gradcheck: 4 checks in 3 tests: 2 passed, 2 failed, 0 inconclusive"
 
 
 # -- #13.6: checks that never finished -------------------------------------------------
@@ -186,7 +186,7 @@ def test_checks_that_never_finished_are_errors(pytester, mode):
     assert outcomes(result) == {"passed": 2, "failed": 5, "skipped": 1}
     # test_ok's check and five that never finished (four tests and the model whose params
     # factory raised); the checks caught by the test (pytest.raises, skip) are not counted
-    assert count_line(result) == "gradcheck: 6 checks: 1 passed, 0 failed, 0 inconclusive, 5 errors"
+    assert count_line(result) == "gradcheck: 6 checks in 6 tests: 1 passed, 0 failed, 0 inconclusive, 5 errors"
     report = json.loads((pytester.path / "out.json").read_text())
     assert report["summary"]["counts"] == {"pass": 1, "fail": 0, "inconclusive": 0, "error": 5,
                                            "xfail": 0, "xpass": 0}
@@ -293,7 +293,7 @@ def test_xfail_checks_count_as_pytest_counts_their_tests(pytester, mode):
     result = run(pytester, mode, "--gradcheck-json=out.json", "--gradcheck-html=out.html")
     assert outcomes(result) == {"passed": 1, "failed": 1, "xfailed": 2, "xpassed": 1}
     # pytest's line, check by check: test_known_bug's first check passed before its expected failure
-    assert count_line(result) == ("gradcheck: 6 checks: 2 passed, 1 failed, 0 inconclusive, "
+    assert count_line(result) == ("gradcheck: 6 checks in 5 tests: 2 passed, 1 failed, 0 inconclusive, "
                                   "2 xfailed, 1 xpassed")
     report = json.loads((pytester.path / "out.json").read_text())
     assert report["summary"]["counts"] == {"pass": 2, "fail": 1, "inconclusive": 0, "error": 0,
@@ -376,7 +376,7 @@ def test_each_diagnosis_is_printed_once(pytester, mode):
     section = out.split("= gradcheck =")[1]
     assert section.count("diagnosis: Compared") == 1
     assert section.count("worst entries and diagnosis: in this test's failure above") == 3
-    assert count_line(result) == "gradcheck: 4 checks: 0 passed, 4 failed, 0 inconclusive"
+    assert count_line(result) == "gradcheck: 4 checks in 4 tests: 0 passed, 4 failed, 0 inconclusive"
 
 
 def test_verbose_and_reports_keep_the_full_detail(pytester):
@@ -463,8 +463,8 @@ def test_discovered(gradcheck_model):
 
 
 def _gradcheck_counts(line: str) -> dict:
-    """``gradcheck: 9 checks: 6 passed, ...`` as {"checks": 9, "passed": 6, ...}."""
-    out = {"checks": int(re.match(r"gradcheck: (\d+) checks?:", line).group(1))}
+    """``gradcheck: 9 checks in 9 tests: 6 passed, ...`` as {"checks": 9, "passed": 6, ...}."""
+    out = {"checks": int(re.match(r"gradcheck: (\d+) checks? in \d+ tests?:", line).group(1))}
     for n, word in re.findall(r"(\d+) (passed|failed|inconclusive|errors?|xfailed|xpassed)", line):
         out["errors" if word.startswith("error") else word] = int(n)
     return out

@@ -46,7 +46,7 @@ def test_default_summary(pytester):
         "  error/tolerance ratio per entry:",
         # its worst entries and diagnosis are in FAILURES above: not repeated (issue 13.10)
         "  worst entries and diagnosis: in this test's failure above (-v repeats them here)",
-        "gradcheck: 4 checks: 2 passed, 1 failed, 1 inconclusive",
+        "gradcheck: 4 checks in 3 tests: 2 passed, 1 failed, 1 inconclusive",
     ])
     section = result.stdout.str().split("= gradcheck =")[1]
     assert section.isascii() and "\x1b[" not in section
@@ -59,7 +59,7 @@ def test_quiet_summary_keeps_failing_rows_and_the_count(pytester):
     result.stdout.fnmatch_lines([
         "*= gradcheck =*",
         "FAIL *  test_s.py::test_bad [[]check[]]",
-        "gradcheck: 4 checks: 2 passed, 1 failed, 1 inconclusive",
+        "gradcheck: 4 checks in 3 tests: 2 passed, 1 failed, 1 inconclusive",
     ])
     section = result.stdout.str().split("= gradcheck =")[1]
     for absent in ("test_ok", "tolerance (ratio 1)", "status", "worst entries"):
@@ -91,7 +91,7 @@ def test_failures_only(pytester, how):
         "FAIL *  test_s.py::test_bad [[]check[]]",
         "inconclusive *  test_s.py::test_kink [[]check[]]",
         "FAIL test_s.py::test_bad [[]check[]]: *",
-        "gradcheck: 4 checks: 2 passed, 1 failed, 1 inconclusive",
+        "gradcheck: 4 checks in 3 tests: 2 passed, 1 failed, 1 inconclusive",
     ])
     section = result.stdout.str().split("= gradcheck =")[1]
     assert "test_ok" not in section and "of all 11 checked entries" not in section
@@ -165,4 +165,4 @@ def test_table_and_count_line_from_records():
     lines = [line for line, _ in terminal.table_lines([rec, model_rec])]
     assert lines[1].split() == ["FAIL", "1.00e-01", "1.23e+03", "24", "2ms", "t.py::test_a", "[check]"]
     assert lines[2].split() == ["pass", "-", "5.00e-01", "7", "1.50s", "m.py::gradcheck[net]"]
-    assert terminal.count_line([rec, model_rec]) == "gradcheck: 2 checks: 1 passed, 1 failed, 0 inconclusive"
+    assert terminal.count_line([rec, model_rec]) == "gradcheck: 2 checks in 2 tests: 1 passed, 1 failed, 0 inconclusive"

@@ -81,7 +81,7 @@ def test_same_results_with_and_without_xdist(pytester, mode):
     assert any(r.endswith("tests/test_suite.py::test_many[3] [second]") for r in rows)
     result.stdout.fnmatch_lines([
         "*tolerance (ratio 1)*",
-        "gradcheck: 13 checks: 12 passed, 1 failed, 0 inconclusive",
+        "gradcheck: 13 checks in 9 tests: 12 passed, 1 failed, 0 inconclusive",
         "controller saw 13 records, 13 distinct",
     ])
     props = [p.get("name") for p in ET.parse(pytester.path / "junit.xml").iter("property")]

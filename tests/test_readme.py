@@ -90,7 +90,7 @@ def test_the_first_test_file_passes_as_pasted(pytester):
     pytester.makepyfile(test_softplus=code)
     result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:xdist")
     result.assert_outcomes(passed=len(re.findall(r"^def test_", code, re.M)))
-    result.stdout.fnmatch_lines(["gradcheck: 2 checks: 2 passed, 0 failed, 0 inconclusive"])
+    result.stdout.fnmatch_lines(["gradcheck: 2 checks in 2 tests: 2 passed, 0 failed, 0 inconclusive"])
 
 
 def clean_env() -> dict:
@@ -119,10 +119,10 @@ def test_the_discovery_example_works_under_the_import_rule_the_readme_states(tmp
     plain = run(str(script))
     assert plain.returncode != 0 and "No module named 'mypkg'" in plain.stdout, plain.stdout
     as_module = run(sys.executable, "-m", "pytest")
-    assert as_module.returncode == 0 and "gradcheck: 1 check: 1 passed" in as_module.stdout, as_module.stdout
+    assert as_module.returncode == 0 and "gradcheck: 1 check in 1 test: 1 passed" in as_module.stdout, as_module.stdout
     (tmp_path / "pyproject.toml").write_text(toml + 'pythonpath = ["."]\n', encoding="utf-8")
     mended = run(str(script))
-    assert mended.returncode == 0 and "gradcheck: 1 check: 1 passed" in mended.stdout, mended.stdout
+    assert mended.returncode == 0 and "gradcheck: 1 check in 1 test: 1 passed" in mended.stdout, mended.stdout
 
 
 def test_the_readme_links_only_by_absolute_url():

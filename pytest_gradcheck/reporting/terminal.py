@@ -72,15 +72,19 @@ def _truncate_left(text: str, width: int) -> str:
 
 
 def count_line(records: list) -> str:
-    """``gradcheck: N checks: P passed, F failed, I inconclusive`` and, as pytest's own line
-    does, the rarer outcomes only when there are some (``, E errors, X xfailed, Y xpassed``)."""
+    """``gradcheck: N checks in T tests: P passed, F failed, I inconclusive`` and, as pytest's own
+    line does, the rarer outcomes only when there are some (``, E errors, X xfailed, Y xpassed``).
+
+    T is the number of tests that made a check: pytest's line below counts tests, this one
+    checks (a test may make several, and a test without a check is in no count here)."""
     counts = {"pass": 0, "fail": 0, "inconclusive": 0}
     for rec in records:
         status = record_status(rec)
         counts[status] = counts.get(status, 0) + 1
     n = len(records)
-    line = (f"gradcheck: {n} check{'s' if n != 1 else ''}: {counts['pass']} passed, "
-            f"{counts['fail']} failed, {counts['inconclusive']} inconclusive")
+    t = len({rec.get("nodeid") for rec in records})
+    line = (f"gradcheck: {n} check{'s' if n != 1 else ''} in {t} test{'s' if t != 1 else ''}: "
+            f"{counts['pass']} passed, {counts['fail']} failed, {counts['inconclusive']} inconclusive")
     for status, one, many in _RARE_COUNTS:
         n = counts.get(status, 0)
         if n:
