@@ -183,8 +183,8 @@ class _FirstOrder:
     like h^2, so the grown step's, scaled by (h_small/h_grown)^2, says whether
     the small step's would be lost); a small-first chunk cannot see the
     grown-first rate, so after EXPLORE_EVERY small-first chunks in a row one
-    chunk of CHUNK_MIN tries the grown step first again.  The count depends on f only (no
-    timing), so a check stays reproducible."""
+    chunk of CHUNK_MIN tries the grown step first again.  The count depends on
+    f only (no timing), so a check stays reproducible."""
 
     #: the next chunk is grown-first only to measure that order again: a small one
     exploring = False
