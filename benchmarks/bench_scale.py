@@ -21,9 +21,9 @@ with the target of issue 14 next to each:
    (target <= 0.5x), beside the floor of any central-difference check: a bare
    loop of 2n loss calls over torch's time;
 6. the fixed cost of one check at n = 10 over its evaluations (target <= 0.5 ms).
-7. beside the targets, a jitted jax function at n = 3e4: peak RSS growth of a
-   full check, and its time over 2n plain jitted calls (the adapter used to
-   batch at any n: 2.2x);
+7. beside the targets, a jitted jax function at n = 1e3, 1e4, 3e4: a full
+   check's time over 2n plain jitted calls and its peak RSS growth (batching,
+   an XLA compile, is tried only where plain calls would cost more than it);
 8. full mode's evaluations per entry when the candidates' two first steps go
    in a fixed order or in the order each leaf learns (entries._FirstOrder).
 
@@ -267,7 +267,10 @@ def m_fixed_cost(rounds):
 MEASUREMENTS = {
     "rss_torch_full": lambda a: m_rss_torch_full(a.n_torch),
     "rss_numpy_fast": lambda a: m_rss_numpy_fast(a.n_fast),
-    "jax_full": lambda a: m_jax_full(3_000 if a.quick else 30_000),
+    # one child per size: peak RSS is a high-water mark
+    "jax_full_1e3": lambda a: m_jax_full(1_000),
+    "jax_full_1e4": lambda a: m_jax_full(3_000 if a.quick else 10_000),
+    "jax_full_3e4": lambda a: m_jax_full(5_000 if a.quick else 30_000),
     "evals_mlp": lambda a: m_evals_per_entry("mlp"),
     "evals_logreg": lambda a: m_evals_per_entry("logreg"),
     "vs_torch_slow": lambda a: m_vs_torch_slow(a.quick),
@@ -321,10 +324,10 @@ def main(argv=None):
     show("rss_numpy_fast", lambda r: f"{'fast check time / evaluation floor, n=%d' % r['n']:<52} "
          f"{r['over_floor']:>12.2f} x  <= 3x   ({r['n_evals']} evals x {r['t_f_s'] * 1e3:.2f} ms"
          f" + 2 grads x {r['t_grad_s'] * 1e3:.2f} ms; check {r['t_check_s']:.2f} s)")
-    show("jax_full", lambda r: f"{'peak RSS growth, jax (jit) full, n=%d' % r['n']:<52} "
-         f"{r['peak_growth_MiB']:>10.1f} MiB  (not a target; {r['status']}, {r['n_evals']} evals)")
-    show("jax_full", lambda r: f"{'jax full check / 2n plain jitted calls, n=%d' % r['n']:<52} "
-         f"{r['over_plain']:>12.2f} x  (was 2.2x; check {r['t_check_s']:.2f} s, f {r['t_f_s'] * 1e6:.0f} us)")
+    for key in ("jax_full_1e3", "jax_full_1e4", "jax_full_3e4"):
+        show(key, lambda r: f"{'jax (jit) full, n=%d: time / 2n plain calls, RSS' % r['n']:<52} "
+             f"{r['over_plain']:>12.2f} x  {r['peak_growth_MiB']:.1f} MiB (no target; f {r['t_f_s'] * 1e6:.0f} us, "
+             f"check {r['t_check_s']:.2f} s, {r['status']})")
     for key, label in (("evals_mlp", "MLP"), ("evals_logreg", "logistic regression")):
         show(key, lambda r, label=label: f"{'full-mode evaluations per entry, %s n=%d' % (label, r['n']):<52} "
              f"{r['per_entry']:>12.3f} n  <= 2.15 n ({r['n_evals']} evals, {r['status']})")

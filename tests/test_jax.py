@@ -74,17 +74,42 @@ def test_batched_and_unbatched_give_the_same_verdicts():
             assert {e.leaf for e in a.worst if e.verdict == "fail"} == {"b1"}
 
 
-def test_batched_path_evaluates_many_points_per_call():
+@pytest.fixture
+def batching_forced(monkeypatch):
+    """Stage A tries batching whatever plain calls would cost, and the trial always finds it pays:
+    the batched path's results can be checked on small problems."""
+    from pytest_gradcheck.numerics import entries
+
+    monkeypatch.setattr(entries, "BATCH_TRY_SECONDS", 0.0)
+    monkeypatch.setattr(entries, "batching_pays", lambda batched, plain: True)
+
+
+def test_batched_path_evaluates_many_points_per_call(batching_forced):
     calls = []
 
     def f(p):  # a Python function: counts its traces/calls
         calls.append(1)
         return jnp.sum(jnp.sin(p["a"]) * p["b"])
 
-    p = {"a": _r((40,), 4), "b": _r((40,), 5)}  # 80 >= MIN_BATCH_PARAMS
+    p = {"a": _r((150,), 4), "b": _r((150,), 5)}  # enough entries for the batching trial
     res = check_gradient(f, p)
     assert res.status == "pass", str(res)
     assert len(calls) < res.n_evals / 2
+
+
+def test_a_small_full_check_compiles_no_batched_evaluator():
+    # plain calls for all of stage A cost far less than an XLA compile of the vmapped fun: a check
+    # at n = 1000 took 2.1x its plain calls when it batched
+    kinds = []
+
+    def f(p):
+        kinds.append(type(p).__name__)
+        return jnp.sum(jnp.sin(p) * p)
+
+    for n in (80, 1000):
+        kinds.clear()
+        assert check_gradient(f, _r((n,), 30)).status == "pass"
+        assert not any("Batch" in k for k in kinds), n
 
 
 @pytest.mark.skipif(not _CORE_WRAPS_FUN, reason="core does not yet call Adapter.numeric_fun")
@@ -228,14 +253,14 @@ def test_non_scalar_and_non_traceable_funs_get_clear_errors():
         check_gradient(lambda p: float(jnp.sum(p)), _r((3,), 1))
 
 
-def test_fast_mode_never_compiles_a_batched_evaluator_and_full_mode_does():
+def test_fast_mode_never_compiles_a_batched_evaluator_and_full_mode_does(batching_forced):
     kinds = []
 
     def f(p):
         kinds.append(type(p).__name__)
         return jnp.sum(jnp.sin(p) * p)
 
-    x = _r((80,), 30)
+    x = _r((300,), 30)
     assert check_gradient(f, x, mode="fast").status == "pass"
     assert not any("Batch" in k for k in kinds)
     kinds.clear()

@@ -203,10 +203,14 @@ def test_cuda_leaves_stay_on_device():
 @pytest.mark.parametrize("probe_rows", [10**9, 4])
 def test_batched_path_is_used_and_gives_the_same_verdicts(probe_rows, monkeypatch):
     # probe_rows=10**9: never time the alternatives, always vmap; 4: vmap or one call per point,
-    # whichever is faster -- the verdicts must not depend on it
+    # whichever is faster -- the verdicts must not depend on it.  Stage A's own trial is told that
+    # batching pays (it would not here: plain calls of so small a problem cost less than vmap's set-up)
     from pytest_gradcheck.frameworks import torch_adapter
+    from pytest_gradcheck.numerics import entries
     monkeypatch.setattr(torch_adapter, "PROBE_ROWS", probe_rows)
-    p = {"W": _rand(8, 10, seed=1), "v": _rand(10, seed=2)}  # 90 >= MIN_BATCH_PARAMS
+    monkeypatch.setattr(entries, "BATCH_TRY_SECONDS", 0.0)
+    monkeypatch.setattr(entries, "batching_pays", lambda batched, plain: True)
+    p = {"W": _rand(8, 120, seed=1), "v": _rand(120, seed=2)}  # enough entries for the trial
     calls = []
 
     def fun(q):
@@ -416,14 +420,17 @@ def test_bias_before_batchnorm_has_zero_gradient_and_no_false_failure():
     assert res.status == "pass", str(res)
 
 
-def test_fast_mode_does_not_use_vmap():
+def test_fast_mode_does_not_use_vmap(monkeypatch):
+    from pytest_gradcheck.numerics import entries
+    monkeypatch.setattr(entries, "BATCH_TRY_SECONDS", 0.0)  # full mode tries vmap however cheap f is
+    monkeypatch.setattr(entries, "batching_pays", lambda batched, plain: True)
     batched = []
 
     def fun(q):
         batched.append(torch._C._functorch.is_batchedtensor(q))
         return (torch.sin(q) * q).sum()
 
-    x = _rand(100, seed=8)
+    x = _rand(300, seed=8)
     assert check_gradient(fun, x, mode="fast").status == "pass"
     assert not any(batched)
     batched.clear()

@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from ..errors import GradcheckInputError
+from ..frameworks.base import MIN_BATCH_ROWS
 from ..frameworks.outputs import scalar_of
 from .evaluate import user_code
 from .kinks import Nudges, judge_several_kinks
@@ -465,28 +466,66 @@ BATCH_BLOCK_FLOATS = 2**19
 #: plain calls timed against a warm batched chunk before stage A commits to batching
 TRIAL_CALLS = 32
 
+#: a framework batches only chunks of MIN_BATCH_ROWS points or more; stage A's block is allowed
+#: up to this many floats to reach that (8 MiB: n <= 16384 at 64 rows)
+BATCH_FLOOR_FLOATS = 2**20
+
+#: batching is tried only when plain calls for the whole of stage A would take at least this
+#: long: the try costs a compile (jax.jit(vmap): 0.1-0.3 s on this machine, and ~50 MiB) that
+#: no saving can repay below it (a jax check at n = 1000 took 2.1x its plain calls when batched)
+BATCH_TRY_SECONDS = 0.5
+
+
+def _batch_rows(problem):
+    """Rows of stage A's block: cache-sized, or MIN_BATCH_ROWS where a framework's dispatcher
+    needs that many to batch at all and the block stays within BATCH_FLOOR_FLOATS; 0 when no
+    batched call could happen (a framework's chunks would stay below MIN_BATCH_ROWS)."""
+    n = max(problem.n, 1)
+    rows = max(1, min(problem.batch_rows(), BATCH_BLOCK_FLOATS // n))
+    if problem.vectorized is not True:  # a framework's own vmap: batches from MIN_BATCH_ROWS on
+        if MIN_BATCH_ROWS * n <= BATCH_FLOOR_FLOATS:
+            rows = max(rows, min(MIN_BATCH_ROWS, problem.batch_rows()))
+        if rows < MIN_BATCH_ROWS:
+            return 0
+    return rows
+
 
 def _stage_a_batched(problem, offs, actual, vals, idx):
     """Stage A through a batch evaluator when it pays: chunks of perturbed points, one call each.
-    n_evals counts the points evaluated, not the calls.
+    n_evals counts the points evaluated, not the calls.  Sets ``problem.batching_pays``.
 
-    One block of rows holding x0 is filled once; each chunk writes its perturbed
+    One block of rows holding x0 is kept per check; each chunk writes its perturbed
     entries into it (one per row) and puts x0 back after the call, so no chunk
     copies x0 B times.  Whether batching pays is decided once per check by a
-    short timed trial on points stage A needs anyway: a second (warm) batched
-    chunk against TRIAL_CALLS plain calls, per point; where plain calls win,
-    the rest of stage A makes them (a numpy fun given a batch axis was 2x
-    slower batched at n = 1e4: per-point work is the same, and the batch falls
-    out of cache)."""
+    short timed trial on points stage A needs anyway: TRIAL_CALLS plain calls,
+    then (for a framework's vmap, only if plain calls for all of stage A would
+    take BATCH_TRY_SECONDS or more) a batched chunk that pays the one-time costs
+    and a second, warm, one, per point; where plain calls win, the rest of
+    stage A makes them (a numpy fun given a batch axis was 2x slower batched at
+    n = 1e4: per-point work is the same, and the batch falls out of cache).  A
+    framework's vmap is never compiled untried: until a trial has run, plain
+    calls.  A batch axis the user declared (vectorized=True) is used untried."""
     m, x0, T = idx.size, problem.x0, len(offs)
-    rows = max(1, min(problem.batch_rows(), BATCH_BLOCK_FLOATS // max(problem.n, 1), m))
-    block = np.empty((rows, problem.n))
-    block[:] = x0
+    rows = _batch_rows(problem)
+    framework = problem.vectorized is not True
 
-    def batched(lo, hi):
+    def plain(lo, hi):
+        part = vals[:, lo:hi]
+        _stage_a_calls(problem.ev, problem, offs, actual[:, lo:hi], part, idx[lo:hi])
+        vals[:, lo:hi] = part
+
+    if rows == 0:
+        problem.batching_pays = False
+        return plain(0, m)
+    block = getattr(problem, "stage_a_block", None)
+    if block is None or block.shape[0] < rows:
+        block = problem.stage_a_block = np.empty((rows, problem.n))
+        block[:] = x0
+
+    def batched(lo, hi, per_call=rows):
         for t in range(T):
-            for s in range(lo, hi, rows):
-                e = min(hi, s + rows)
+            for s in range(lo, hi, per_call):
+                e = min(hi, s + per_call)
                 r = np.arange(e - s)
                 sel = idx[s:e]
                 block[r, sel] = x0[sel] + actual[t, s:e]
@@ -497,23 +536,31 @@ def _stage_a_batched(problem, offs, actual, vals, idx):
                     block[r, sel] = x0[sel]
                 problem.ev.n_evals += e - s
 
-    def plain(lo, hi):
-        part = vals[:, lo:hi]
-        _stage_a_calls(problem.ev, problem, offs, actual[:, lo:hi], part, idx[lo:hi])
-        vals[:, lo:hi] = part
-
     done = 0
-    if problem.batching_pays is None and m >= 2 * rows + TRIAL_CALLS:
-        batched(0, rows)  # a first chunk may pay one-time costs (a compile): not timed
+    if problem.batching_pays is None:
+        trial = min(rows, (m - TRIAL_CALLS) // 2)  # rows of each of the trial's two batched chunks
+        if trial < (MIN_BATCH_ROWS if framework else 1):
+            return (plain if framework else batched)(0, m)  # too few points here for the trial
         t0 = time.perf_counter()
-        batched(rows, 2 * rows)
-        t1 = time.perf_counter()
-        plain(2 * rows, 2 * rows + TRIAL_CALLS)
-        t2 = time.perf_counter()
-        problem.batching_pays = (t1 - t0) / rows <= (t2 - t1) / TRIAL_CALLS
-        done = 2 * rows + TRIAL_CALLS
+        plain(0, TRIAL_CALLS)
+        per_plain = (time.perf_counter() - t0) / TRIAL_CALLS
+        done = TRIAL_CALLS
+        if framework and per_plain * problem.n < BATCH_TRY_SECONDS:
+            problem.batching_pays = False
+        else:
+            batched(done, done + trial, trial)  # a first chunk may pay one-time costs (a compile): not timed
+            t1 = time.perf_counter()
+            batched(done + trial, done + 2 * trial, trial)
+            problem.batching_pays = batching_pays((time.perf_counter() - t1) / trial, per_plain)
+            done += 2 * trial
     if done < m:
         (plain if problem.batching_pays is False else batched)(done, m)
+
+
+def batching_pays(per_point_batched: float, per_point_plain: float) -> bool:
+    """The trial's verdict: a warm batched chunk costs no more per point than plain calls.
+    (A function of its own so that tests can force either path and check what it computes.)"""
+    return per_point_batched <= per_point_plain
 
 
 def _real(ev, out):
