@@ -64,8 +64,7 @@ def entry_estimates(problem: Problem, judge: Judge, idx: np.ndarray):
     verdict = np.full(n, INCONCLUSIVE, dtype=np.int8)
     numeric[idx], err[idx], verdict[idx] = D, R, PASS
     reasons: dict[int, str] = {}
-    tol = judge.tol_vec(numeric, err)[idx]
-    todo = np.flatnonzero(~(np.abs(D - a) <= tol))
+    todo = np.flatnonzero(~_agrees(problem, judge, scheme, idx, sigma, D, heff))
     fwd, bwd = _onesided(offs, vals, actual, f0, scheme.uses_center)
     kinks: dict[int, tuple] = {}
     for c in todo:
@@ -202,7 +201,7 @@ class _FirstOrder:
             yield slice(start, min(m, start + size))
             start += size
 
-    def record(self, size, extra, predicted_small=None):
+    def record(self, size, extra, predicted_small):
         mode = self.grown_first
         self.rate[mode] = extra / size
         if mode:
@@ -253,7 +252,7 @@ def _grown_first(problem, judge, scheme, offs, idx, sigma, out, pos, h_small, h_
 
 def _small_first(problem, judge, scheme, offs, idx, sigma, out, pos, h_small, h_big, taken_small):
     """Candidates ``pos``: the small step, then the grown one where the small step is lost in the
-    noise or disagrees.  Returns (how many needed their second step,)."""
+    noise or disagrees.  Returns (how many needed their second step, None: no prediction)."""
     got = _first_step(problem, scheme, offs, h_small, idx[pos], taken_small)
     out.put(pos, h_small, got)
     lost = _lost(offs, got[2], problem, sigma)
@@ -265,7 +264,7 @@ def _small_first(problem, judge, scheme, offs, idx, sigma, out, pos, h_small, h_
         use = lost[need] | _agrees(problem, judge, scheme, idx[p], sigma, grown[0], grown[1])
         if use.any():
             out.put(p[use], h_big[need][use], tuple(a[..., use] for a in grown))
-    return (int(need.sum()),)
+    return int(need.sum()), None
 
 
 def _lost(offs, vals, problem, sigma):
@@ -476,13 +475,13 @@ BATCH_FLOOR_FLOATS = 2**20
 BATCH_TRY_SECONDS = 0.5
 
 
-def _batch_rows(problem):
+def _batch_rows(problem, framework):
     """Rows of stage A's block: cache-sized, or MIN_BATCH_ROWS where a framework's dispatcher
     needs that many to batch at all and the block stays within BATCH_FLOOR_FLOATS; 0 when no
     batched call could happen (a framework's chunks would stay below MIN_BATCH_ROWS)."""
     n = max(problem.n, 1)
     rows = max(1, min(problem.batch_rows(), BATCH_BLOCK_FLOATS // n))
-    if problem.vectorized is not True:  # a framework's own vmap: batches from MIN_BATCH_ROWS on
+    if framework:  # a framework's own vmap: batches from MIN_BATCH_ROWS on
         if MIN_BATCH_ROWS * n <= BATCH_FLOOR_FLOATS:
             rows = max(rows, min(MIN_BATCH_ROWS, problem.batch_rows()))
         if rows < MIN_BATCH_ROWS:
@@ -506,8 +505,8 @@ def _stage_a_batched(problem, offs, actual, vals, idx):
     framework's vmap is never compiled untried: until a trial has run, plain
     calls.  A batch axis the user declared (vectorized=True) is used untried."""
     m, x0, T = idx.size, problem.x0, len(offs)
-    rows = _batch_rows(problem)
-    framework = problem.vectorized is not True
+    framework = problem.vectorized is not True  # a framework's vmap (a compile), not the user's batch axis
+    rows = _batch_rows(problem, framework)
 
     def plain(lo, hi):
         part = vals[:, lo:hi]
