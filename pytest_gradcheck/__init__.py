@@ -25,7 +25,7 @@ _PUBLIC = {
     "GradcheckUserCodeError": ".errors",
     "model": ".discovery",
     "check_function": ".torch_function",      # torch: imported only when asked for
-    "check_module": ".torch_function",
+    "check_module": ".modules",          # torch nn.Module or Keras model
     "register_adapter": ".frameworks.registry",
     "Adapter": ".frameworks.base",
 }

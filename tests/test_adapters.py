@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 
-from pytest_gradcheck import check_gradient
+from pytest_gradcheck import GradcheckInputError, check_gradient
 from pytest_gradcheck.frameworks import Adapter, adapter_for, hookimpl, register_adapter
 from pytest_gradcheck.frameworks import registry
 
@@ -131,3 +131,63 @@ def test_torch_adapter_registers_once_torch_is_imported(monkeypatch):
     monkeypatch.setattr(registry, "_ADAPTERS", [])
     assert adapter_for(torch.zeros(1)) is a
     assert [x.name for x in registry.adapters()].count("torch") == 1
+
+
+def test_numpy_session_and_plugin_start_up_never_import_tensorflow(pytester):
+    """TF's import costs 5-12 s and ~0.5 GiB: a numpy-only run (the plugin loaded, a check run,
+    every adapter looked up) must never pay it."""
+    pytester.makepyfile(test_np="""
+        import sys, numpy as np
+        from pytest_gradcheck import check_gradient
+        from pytest_gradcheck.frameworks import adapters
+
+        def test_numpy_only(gradcheck):
+            gradcheck(lambda x: float(np.sum(x ** 2)), np.arange(3.0), lambda x: 2 * x)
+            assert check_gradient(lambda x: float(np.sum(x ** 3)), np.arange(3.0), lambda x: 3 * x ** 2).status == "pass"
+            assert "tensorflow" not in [a.name for a in adapters()]
+            assert not {"tensorflow", "keras"} & set(sys.modules), sorted({"tensorflow", "keras"} & set(sys.modules))
+    """)
+    res = pytester.runpytest_subprocess("-p", "no:randomly", "-q")
+    res.assert_outcomes(passed=1)
+
+
+class _Opaque:
+    """A framework object no adapter knows, with the usual .numpy() way out."""
+
+    def numpy(self):
+        return np.zeros(2)
+
+
+def test_unsupported_type_names_the_frameworks_and_the_way_out():
+    with pytest.raises(GradcheckInputError) as e:
+        check_gradient(lambda p: 0.0, {"w": _Opaque()}, lambda p: p)
+    msg = str(e.value)
+    assert "params leaf 'w' has unsupported type _Opaque" in msg
+    for word in ("numpy", "torch", "jax", "tensorflow", ".numpy()"):
+        assert word in msg, (word, msg)
+    with pytest.raises(GradcheckInputError, match=r"grad leaf 'w' has unsupported type _Opaque.*\.numpy\(\)"):
+        check_gradient(lambda p: float(np.sum(p["w"])), {"w": np.ones(2)}, lambda p: {"w": _Opaque()})
+
+
+def test_fun_that_ignores_params_is_named_not_blamed_on_the_gradient():
+    W = np.random.default_rng(0).normal(size=(3, 4))
+    model = {"W": W.copy()}
+
+    def fun(p):  # the slip: reads the model's own W instead of p["W"]
+        return float(np.sum(np.tanh(model["W"]) ** 2))
+
+    def fun_right(p):
+        return float(np.sum(np.tanh(p["W"]) ** 2))
+
+    def grad(p):
+        t = np.tanh(p["W"])
+        return {"W": 2 * t * (1 - t ** 2)}
+
+    res = check_gradient(fun, {"W": W.copy()}, grad)
+    assert res.status == "fail"
+    assert res.diagnosis["summary"].startswith("fun ignores params"), res.diagnosis
+    assert "analytic value is wrong" not in str(res)
+    assert check_gradient(fun_right, {"W": W.copy()}, grad).status == "pass"
+    # a real bug is still blamed on the gradient, not on fun
+    wrong = check_gradient(fun_right, {"W": W.copy()}, lambda p: {"W": 1.01 * grad(p)["W"]})
+    assert wrong.status == "fail" and "fun ignores params" not in str(wrong)

@@ -29,7 +29,8 @@ LAYERS = [
     ("frameworks: the adapter interface", ["frameworks.base", "frameworks.hookspecs"]),
     ("frameworks: which adapter owns a value", ["frameworks.registry"]),
     ("frameworks: outputs read through the adapters", ["frameworks.outputs"]),
-    ("frameworks: the adapters", ["frameworks.torch_adapter", "frameworks.jax_adapter", "frameworks"]),
+    ("frameworks: the adapters", ["frameworks.torch_adapter", "frameworks.jax_adapter", "frameworks.tf_adapter",
+                                     "frameworks"]),
     ("numerics: foundations", ["numerics", "numerics.stencils", "numerics.result", "numerics.verdict",
                                "numerics.causes",
                                "numerics.steps", "numerics.trees", "numerics.evaluate",
@@ -44,7 +45,8 @@ LAYERS = [
     ("numerics: public checks", ["numerics.check", "numerics.vector"]),
     ("numerics: second order", ["numerics.second_order"]),
     ("public API: the package's lazy names", [""]),
-    ("public API: torch helpers (call check_gradient)", ["torch_function"]),
+    ("public API: torch and Keras helpers (call check_gradient)", ["torch_function", "keras_model"]),
+    ("public API: check_module for either framework's model", ["modules"]),
     ("reporting: safe file writes, safe text", ["reporting.files", "reporting.safe_text"]),
     ("plugin side: options, hook specs, report data", ["options", "hooks", "reporting", "reporting.json_report",
                                                        "reporting.histogram"]),
@@ -63,7 +65,8 @@ REPORTING_EXTRA = {"reporting.pytest_reports": {"session"}}
 
 
 #: only these modules import torch or jax at import time (the rest import them lazily, if at all)
-FRAMEWORK_IMPORTERS = {"frameworks.torch_adapter", "frameworks.jax_adapter", "torch_function"}
+FRAMEWORK_IMPORTERS = {"frameworks.torch_adapter", "frameworks.jax_adapter", "frameworks.tf_adapter",
+                       "torch_function", "keras_model"}
 #: the numerics core, the adapters and the public API know nothing of pytest: every layer below this module's
 NO_PYTEST_BELOW = "options"
 
@@ -247,7 +250,7 @@ def test_frameworks_imported_lazily_and_core_without_pytest():
     no_pytest = {m for m, r in RANK.items() if r < RANK[NO_PYTEST_BELOW]}
     for m, imps in IMPORTS.items():
         for imp in imps:
-            if imp.external in ("torch", "jax", "jaxlib") and imp.top and m not in FRAMEWORK_IMPORTERS:
+            if imp.external in ("torch", "jax", "jaxlib", "tensorflow", "keras") and imp.top and m not in FRAMEWORK_IMPORTERS:
                 bad.append(f"{_where(m, imp)}: {m or PACKAGE} imports {imp.external} at import time")
             if imp.external in ("pytest", "_pytest") and m in no_pytest:
                 bad.append(f"{_where(m, imp)}: {m or PACKAGE} ({LAYER_NAME[m]}) imports {imp.external}")

@@ -1,11 +1,11 @@
-"""Framework adapters: numpy built in; torch and jax registered lazily once the
+"""Framework adapters: numpy built in; torch, jax and tensorflow registered lazily once the
 user has imported them; others through :func:`register_adapter` or the
 ``pytest_gradcheck.adapters`` entry-point group (see :mod:`.hookspecs`).
 
 Layer: frameworks, below the numerics.  Modules here import errors, pytree and
 each other, never numerics/ (the numerics call the adapters, not the reverse).
 
-Nothing here imports torch or jax.  The torch helpers (``check_function``,
+Nothing here imports torch, jax or tensorflow.  The torch helpers (``check_function``,
 ``module_params``, ``module_fun``, ``check_module``, ``find_functions``) call
 check_gradient, so they sit above the numerics, in
 :mod:`pytest_gradcheck.torch_function`, imported on demand.

@@ -1,10 +1,10 @@
-"""Which adapter owns a leaf.  numpy is built in; torch and jax are added lazily
+"""Which adapter owns a leaf.  numpy is built in; torch, jax and tensorflow are added lazily
 when their modules are already imported (we never import a framework the user
 did not), and third parties add theirs with :func:`register_adapter` or the
 ``pytest_gradcheck.adapters`` entry point group (see hookspecs.py).
 
 Layer: frameworks, middle.  Imports base and hookspecs (and loads torch_adapter /
-jax_adapter by name, once their framework is imported); never numerics/."""
+jax_adapter / tf_adapter by name, once their framework is imported); never numerics/."""
 
 from __future__ import annotations
 
@@ -30,13 +30,14 @@ _PLUGINS_DONE = False
 #: errors raised while loading third-party adapters (shown by diagnostics, never fatal)
 PLUGIN_ERRORS: list[str] = []
 #: optional built-in adapters: framework module -> (our module, class)
-_OPTIONAL = {"torch": ("torch_adapter", "TorchAdapter"), "jax": ("jax_adapter", "JaxAdapter")}
+_OPTIONAL = {"torch": ("torch_adapter", "TorchAdapter"), "jax": ("jax_adapter", "JaxAdapter"),
+             "tensorflow": ("tf_adapter", "TfAdapter")}
 #: framework module -> its adapter instance, or None when loading it failed (not retried)
 _LOADED: dict = {}
 
 
 def _load_optional() -> None:
-    """Register the torch / jax adapters once their modules are imported by the
+    """Register the torch / jax / tensorflow adapters once their modules are imported by the
     user (we never import them ourselves), and third-party adapters from the
     ``pytest_gradcheck.adapters`` entry points (once).  Cheap: called on every
     adapter lookup.  An adapter dropped from the list (a test restoring the
@@ -102,6 +103,18 @@ def adapter_for(leaf) -> Adapter | None:
         if a.owns(leaf):
             return a
     return None
+
+
+def unsupported(obj) -> str:
+    """Why a leaf of this type cannot be read, and the way out: the frameworks supported (each
+    once the user has imported it) and the conversion that makes the leaf a numpy array."""
+    out = (f"unsupported type {type(obj).__name__}; supported: numpy arrays and Python numbers, torch tensors, "
+           f"jax arrays, tensorflow tensors and Variables (Keras variables too), or dicts/lists/tuples of them")
+    if hasattr(obj, "numpy") and callable(obj.numpy):
+        return out + " (convert it with .numpy(), which gives a numpy array)"
+    if hasattr(obj, "__array__"):
+        return out + " (convert it with np.asarray(...))"
+    return out + " (convert it to a numpy array, e.g. np.asarray(...) or .numpy())"
 
 
 def ends_check(check):

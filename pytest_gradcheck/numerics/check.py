@@ -13,6 +13,8 @@ check_gradient); vector.py beside it, on full.py and the pieces below.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..frameworks.registry import ends_check
 from .evaluate import own_numerics
 from .full import full_check
@@ -60,4 +62,32 @@ def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=N
     if result is None:
         result = full_check(problem)
     problem.check_untouched("fun")  # a mutation of fun's data after the first calls voids the result
+    _name_ignored_params(problem, result)
     return result
+
+
+#: points tried, and how far every entry moves there (relative, at least this much absolute)
+IGNORE_PROBES, IGNORE_MOVE = 3, 1e-2
+
+
+def _name_ignored_params(problem, result) -> None:
+    """A failed check whose fun returns exactly the same value wherever params are moved, while the
+    analytic gradient is not zero, is fun ignoring params (it reads a model's own variables or a
+    global instead of the params it is given): say so, instead of blaming the analytic values."""
+    if result.status != "fail" or problem.n == 0 or not np.any(problem.analytic != 0):
+        return
+    x0, f0 = problem.x0, problem.ev.f0
+    keep = problem.spec.held if problem.spec.held is not None else np.zeros(problem.n, dtype=bool)
+    rng = np.random.default_rng(problem.seed)
+    for _ in range(IGNORE_PROBES):
+        x = x0 + IGNORE_MOVE * rng.standard_normal(problem.n) * np.maximum(np.abs(x0), 1.0)
+        x[keep] = x0[keep]
+        if problem.ev.at_vector(x) != f0:
+            return
+    nz = int(np.count_nonzero(problem.analytic))
+    why = (f"fun ignores params: it returned exactly {f0!r} at {IGNORE_PROBES} points where every entry of params "
+           f"was moved by about {IGNORE_MOVE:.0%}, while your gradient is nonzero at {nz} of {problem.n} entries. "
+           f"fun does not read the params it is given (does it read a model's own variables, or a global, "
+           f"instead of its argument?); the numeric column is 0 for that reason. Next: make fun compute its value "
+           f"from its argument")
+    result.diagnosis = dict(result.diagnosis or {}, summary=why, ignores_params=True)

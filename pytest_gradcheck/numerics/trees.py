@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import GradcheckInputError
-from ..frameworks.registry import adapter_for
+from ..frameworks.registry import adapter_for, unsupported
 from ..pytree import ROOT, Leaf, TreeSpec, build, child_path
 
 #: containers nested deeper than this are refused before Python's recursion limit (~1000 frames)
@@ -59,9 +59,7 @@ def flatten(params, name: str = "params") -> tuple[np.ndarray, TreeSpec]:
             raise GradcheckInputError(f"{name} leaf {p!r} is boolean; only numeric leaves can be differentiated")
         adapter = adapter_for(obj)
         if adapter is None:
-            raise GradcheckInputError(
-                f"{name} leaf {p!r} has unsupported type {type(obj).__name__}; use numpy arrays, Python "
-                f"numbers, a framework's arrays, or dicts/lists/tuples of them")
+            raise GradcheckInputError(f"{name} leaf {p!r} has {unsupported(obj)}")
         values = np.asarray(_read(adapter, obj, f"{name} leaf {p!r}"))
         if values.dtype == object or not (np.issubdtype(values.dtype, np.number)):
             raise GradcheckInputError(f"{name} leaf {p!r} has non-numeric dtype {values.dtype}")
@@ -130,7 +128,7 @@ def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, 
                     f"{what} has a {type(obj).__name__} at {leaf.path!r} where params has an array of shape {leaf.shape}")
             a = adapter_for(obj)
             if a is None:
-                raise GradcheckInputError(f"{what} leaf {leaf.path!r} has unsupported type {type(obj).__name__}")
+                raise GradcheckInputError(f"{what} leaf {leaf.path!r} has {unsupported(obj)}")
             v = np.asarray(_read(a, obj, f"{what} leaf {leaf.path!r}"))
             if not np.issubdtype(v.dtype, np.number):
                 raise GradcheckInputError(f"{what} leaf {leaf.path!r} has non-numeric dtype {v.dtype}")
