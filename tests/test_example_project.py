@@ -8,7 +8,7 @@ Each run is a subprocess from the repository root::
 clean run must pass and write its reports; runs with ``EXAMPLE_BUG`` set must
 fail and name the parameter the injected bug breaks.  The three runs start at
 once (they are independent) to keep the wall time down; the bug-injection runs
-leave out the torch and jax tests, whose imports dominate their time.
+leave out the torch, jax and TensorFlow tests, whose imports dominate their time.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ TIMEOUT = 300
 
 pytestmark = pytest.mark.skipif(not (EXAMPLE / "pyproject.toml").is_file(), reason="example_project/ not present")
 
-#: the bug-injection runs skip what they do not need: the torch and jax test modules
+#: the bug-injection runs skip what they do not need: the torch, jax and TensorFlow test modules
 #: (their imports take seconds) and hypothesis's pytest plugin
-LEAN = ["--ignore-glob=*/test_torch_ops.py", "--ignore-glob=*/test_jax_ops.py", "-p", "no:hypothesispytest"]
+LEAN = ["--ignore-glob=*/test_torch_ops.py", "--ignore-glob=*/test_jax_ops.py", "--ignore-glob=*/test_tf_ops.py",
+        "-p", "no:hypothesispytest"]
 RUNS = {
     # name: (EXAMPLE_BUG, extra arguments)
     "clean": ("", []),

@@ -21,6 +21,7 @@ BUGS = {
     "conv": "layers.conv_backward_naive: dw accumulated from the window at (j, i) instead of (i, j)",
     "torch": "torch_ops.SoftplusFunction.backward: sigmoid(-x) instead of sigmoid(x)",
     "jax": "jax_ops.logsumexp backward: the cotangent g not multiplied in",
+    "tf": "tf_ops.swish gradient: the product rule's second term x * s * (1 - s) forgotten",
 }
 
 
