@@ -77,7 +77,7 @@ def test_python_block_runs(page, index, code, tmp_path, monkeypatch, request):
         pytest.skip("its output is compared by test_generated_output_is_what_the_code_prints")
     if code.startswith("# not run:"):
         pytest.skip(code.splitlines()[0][2:])
-    for framework in ("torch", "jax"):
+    for framework in ("torch", "jax", "tensorflow", "keras"):
         if re.search(rf"^\s*(import|from) {framework}\b", code, re.M):
             pytest.importorskip(framework)
     path = file_path(code)
