@@ -242,3 +242,13 @@ def test_fixture_and_model_marker_take_tf_params(pytester):
     res = pytester.runpytest("-p", "no:randomly", "-q")
     res.assert_outcomes(passed=2, failed=1)
     res.stdout.fnmatch_lines(["*cube_wrong*"])
+
+
+def test_fun_refusing_float64_is_evaluated_in_float32_and_the_result_says_so():
+    x = tf.constant(_r((5, 4), 9), tf.float32)  # a float32 constant: float64 params cannot be multiplied in
+    params = {"W": tf.Variable(_r((4, 3), 1), dtype=tf.float32)}
+    res = check_gradient(lambda p: tf.reduce_sum(softplus_rule()(tf.matmul(x, p["W"])) ** 2), params)
+    assert res.status == "pass", str(res)
+    assert any("did not run with float64 params" in m and "own dtypes" in m for m in res.messages), res.messages
+    bad = check_gradient(lambda p: tf.reduce_sum(softplus_rule(0.01)(tf.matmul(x, p["W"])) ** 2), params)
+    assert bad.status == "fail", str(bad)
