@@ -578,3 +578,16 @@ def test_a_module_writing_its_own_buffer_on_every_call_is_not_mutation():
     r = check_gradient(net.loss, _rand(5, 3, seed=22), None)
     assert r.status == "pass", str(r)
     assert any("scratch buffers" in m and "'h'" in m for m in r.messages), r.messages
+
+
+def test_top_level_check_module_dispatches_an_nn_module_to_the_torch_helpers():
+    import pytest_gradcheck
+
+    m = _mlp(0)
+    x = _rand(16, 5, seed=20, dtype=torch.float32)
+    res = pytest_gradcheck.check_module(m, lambda out: (out ** 2).mean(), x)
+    assert res.status == "pass", str(res)
+    assert {leaf.path for leaf in res.leaves} == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    wrong = pytest_gradcheck.check_module(m, lambda out: (out ** 2).mean(), x,
+                                          grad=lambda p: {k: 1.01 * torch.ones_like(v) for k, v in p.items()})
+    assert wrong.status == "fail"
