@@ -191,3 +191,22 @@ def test_fun_that_ignores_params_is_named_not_blamed_on_the_gradient():
     # a real bug is still blamed on the gradient, not on fun
     wrong = check_gradient(fun_right, {"W": W.copy()}, lambda p: {"W": 1.01 * grad(p)["W"]})
     assert wrong.status == "fail" and "fun ignores params" not in str(wrong)
+
+
+def test_fun_that_ignores_one_leaf_is_named_with_that_leaf():
+    rng = np.random.default_rng(1)
+    W, b = rng.normal(size=(3, 2)), rng.normal(size=2)
+    model = {"W": W.copy()}
+
+    def fun(p):  # the slip: W from the model, b from p
+        return float(np.sum(np.tanh(np.ones(3) @ model["W"] + p["b"]) ** 2))
+
+    def grad(p):
+        z = np.tanh(np.ones(3) @ p["W"] + p["b"])
+        d = 2 * z * (1 - z ** 2)
+        return {"W": np.outer(np.ones(3), d), "b": d}
+
+    res = check_gradient(fun, {"W": W.copy(), "b": b.copy()}, grad)
+    assert res.status == "fail"
+    assert res.diagnosis["summary"].startswith("fun ignores params leaf 'W'"), res.diagnosis["summary"]
+    assert res.diagnosis["ignores_params"] == ["W"]

@@ -71,23 +71,39 @@ IGNORE_PROBES, IGNORE_MOVE = 3, 1e-2
 
 
 def _name_ignored_params(problem, result) -> None:
-    """A failed check whose fun returns exactly the same value wherever params are moved, while the
-    analytic gradient is not zero, is fun ignoring params (it reads a model's own variables or a
-    global instead of the params it is given): say so, instead of blaming the analytic values."""
-    if result.status != "fail" or problem.n == 0 or not np.any(problem.analytic != 0):
+    """A failed check whose fun returns exactly the same value wherever some leaves of params are
+    moved, while the analytic gradient there is not zero, is fun ignoring those leaves (it reads a
+    model's own variables or a global instead of the params it is given): say so, instead of
+    blaming the analytic values.  Candidates: the leaves whose finite differences are all exactly 0
+    (every leaf when the result has no per-entry numbers, as in fast mode)."""
+    if result.status != "fail" or problem.n == 0:
         return
+    numeric = (result.entries or {}).get("numeric")
+    numeric = None if numeric is None else np.nan_to_num(np.asarray(numeric, dtype=float))
+    quiet = [leaf for leaf in problem.spec.leaves if leaf.size and np.any(problem.analytic[leaf.slice] != 0)
+             and (numeric is None or not np.any(numeric[leaf.slice]))]
+    if not quiet:
+        return
+    move = np.zeros(problem.n, dtype=bool)
+    for leaf in quiet:
+        move[leaf.slice] = True
+    if problem.spec.held is not None:
+        move &= ~problem.spec.held
     x0, f0 = problem.x0, problem.ev.f0
-    keep = problem.spec.held if problem.spec.held is not None else np.zeros(problem.n, dtype=bool)
     rng = np.random.default_rng(problem.seed)
     for _ in range(IGNORE_PROBES):
-        x = x0 + IGNORE_MOVE * rng.standard_normal(problem.n) * np.maximum(np.abs(x0), 1.0)
-        x[keep] = x0[keep]
+        x = x0.copy()
+        x[move] += IGNORE_MOVE * rng.standard_normal(int(move.sum())) * np.maximum(np.abs(x0[move]), 1.0)
         if problem.ev.at_vector(x) != f0:
             return
-    nz = int(np.count_nonzero(problem.analytic))
-    why = (f"fun ignores params: it returned exactly {f0!r} at {IGNORE_PROBES} points where every entry of params "
-           f"was moved by about {IGNORE_MOVE:.0%}, while your gradient is nonzero at {nz} of {problem.n} entries. "
-           f"fun does not read the params it is given (does it read a model's own variables, or a global, "
-           f"instead of its argument?); the numeric column is 0 for that reason. Next: make fun compute its value "
-           f"from its argument")
-    result.diagnosis = dict(result.diagnosis or {}, summary=why, ignores_params=True)
+    nz = int(sum(np.count_nonzero(problem.analytic[leaf.slice]) for leaf in quiet))
+    size = sum(leaf.size for leaf in quiet)
+    every = len(quiet) == len(problem.spec.leaves)
+    what = "params" if every else "params leaf " + ", ".join(repr(leaf.path) for leaf in quiet)
+    why = (f"fun ignores {what}: it returned exactly {f0!r} at {IGNORE_PROBES} points where every entry x of "
+           f"{'params' if every else 'th' + ('ose leaves' if len(quiet) > 1 else 'at leaf')} was moved at random "
+           f"by about {IGNORE_MOVE:.0%} of max(|x|, 1), while your gradient is nonzero at {nz} of its {size} entries. "
+           f"fun does not read {'the params it is given' if every else 'that part of the params it is given'} (does "
+           f"it read a model's own variables, or a global, instead of its argument?); the numeric column is 0 for "
+           f"that reason. Next: make fun compute its value from its argument")
+    result.diagnosis = dict(result.diagnosis or {}, summary=why, ignores_params=[leaf.path for leaf in quiet])
