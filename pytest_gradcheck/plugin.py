@@ -48,6 +48,9 @@ def pytest_configure(config):
     session.summary  # noqa: B018
     if not session.is_worker:
         config.pluginmanager.register(GradcheckController(config), "gradcheck-controller")
+        from .reporting import pytest_reports
+
+        pytest_reports.provide_records(config, lambda: session.records)
 
 
 def pytest_report_header(config):

@@ -34,8 +34,8 @@ before any test runs: a read-only file is a request not to rewrite it
 With pytest-html installed and ``--html`` given, its table gets a "gradcheck"
 column and each test's extras a table of its checks with the diagnosis.
 
-Layer: plugin side, pytest report hooks.  Imports pytest, the session and the
-other modules of reporting/.
+Layer: plugin side, pytest report hooks.  Imports pytest and the other modules of
+reporting/; the run's records are handed down by the plugin (:func:`provide_records`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -281,10 +282,19 @@ def pytest_report_header(config):
             f"regression factor {state.factor:g})")
 
 
-def _records(config) -> list[dict]:
-    from ..session import get_session
+#: a function returning the run's check records, handed down by the plugin (which owns the
+#: session): this module reads records, it does not reach up into the session
+_RECORDS_KEY = pytest.StashKey[Callable[[], list]]()
 
-    return list(get_session(config).records)
+
+def provide_records(config, get_records: Callable[[], list]) -> None:
+    """Tell the reports where the run's check records are (called by the plugin at configure)."""
+    config.stash[_RECORDS_KEY] = get_records
+
+
+def _records(config) -> list[dict]:
+    get_records = config.stash.get(_RECORDS_KEY, None)
+    return list(get_records()) if get_records is not None else []
 
 
 @pytest.hookimpl(tryfirst=True)
