@@ -111,6 +111,8 @@ def test_save_merges_and_keeps_absent_entries(tmp_path):
     ("{not json", "is not valid JSON"),
     ("[1, 2]", "is not a JSON object"),
     ('{"version": 99, "checks": {}}', "has version 99"),
+    # "1" and 1 look alike in a message: it names the type, not "has version '1', reads version 1"
+    ('{"version": "1", "checks": {}}', r'has "version": "1" \(a string\); the version is the number 1'),
     ('{"version": 1}', "has no 'checks' object"),
     ('{"version": 1, "checks": {"t::a::check": {"max_ratio": 1}}}', "malformed"),
     ('{"version": 1, "checks": {"t::a::check": {"status": "pass", "max_ratio": "big"}}}', "non-numeric"),

@@ -147,6 +147,10 @@ def load_baseline(path: str | os.PathLike) -> dict:
     if not isinstance(data, dict):
         raise BaselineError(f"gradcheck baseline {path!r} is not a JSON object")
     version = data.get("version")
+    if isinstance(version, str) and version.strip() == str(BASELINE_VERSION):
+        # "1" and 1 print alike: say that the type is what differs, and how to fix it
+        raise BaselineError(f"gradcheck baseline {path!r} has \"version\": {json.dumps(version)} (a string); "
+                            f"the version is the number {BASELINE_VERSION}: write \"version\": {BASELINE_VERSION}")
     if version != BASELINE_VERSION or isinstance(version, bool):
         raise BaselineError(f"gradcheck baseline {path!r} has version {version!r}, this pytest-gradcheck reads "
                             f"version {BASELINE_VERSION}; recreate it with --gradcheck-update-baseline after "
