@@ -286,6 +286,27 @@ def update_baseline(path: str | os.PathLike, records: Iterable[dict],
     return data, True
 
 
+def failing_keys(records: Iterable[dict]) -> list[str]:
+    """Keys of the checks among ``records`` that fail or did not finish: accepting them into a
+    baseline records a broken gradient as the reference, which deserves a warning."""
+    return [record_key(r) for r in records if record_status(r) in ("fail", "error")]
+
+
+def accepted_failing_lines(keys: list[str], limit: int = 10) -> list[str]:
+    """The warning for :func:`failing_keys` written into a baseline (empty when there are none)."""
+    if not keys:
+        return []
+    n = len(keys)
+    lines = [f"warning: {n} check{'s' if n != 1 else ''} that now FAIL{'S' if n == 1 else ''} "
+             f"{'were' if n != 1 else 'was'} accepted into the baseline as failing; a later fix shows as an "
+             "improvement, but the baseline no longer guards "
+             f"{'them' if n != 1 else 'it'}:"]
+    lines += [f"  {k}" for k in keys[:limit]]
+    if n > limit:
+        lines.append(f"  ... and {n - limit} more")
+    return lines
+
+
 def _comparable_with_dtypes(context: dict | None) -> dict:
     return dict(comparable_context(context), dtypes=(context or {}).get("dtypes"))
 

@@ -141,6 +141,8 @@ class ReportState:
         self.updated: dict | None = None
         self.baseline_written = False
         self.n_records = 0
+        #: keys of checks written into the baseline although they fail (or did not finish)
+        self.accepted_failing: list[str] = []
 
     @property
     def active(self) -> bool:
@@ -188,6 +190,8 @@ def pytest_configure(config):
     state = ReportState(config)
     config.stash[_STATE_KEY] = state
     state.load()
+    if state.compare and not state.update:
+        config.pluginmanager.register(RegressionGate(state), "gradcheck-regression-gate")
     if config.pluginmanager.hasplugin("html") and getattr(config.option, "htmlpath", None):
         config.pluginmanager.register(PytestHtmlHooks(), "gradcheck-pytest-html")
 
@@ -264,6 +268,45 @@ def pytest_runtest_logreport(report):
             report.user_properties = safe
 
 
+#: set on a report that :func:`_fail_regressed` turned into a failure
+REGRESSED_ATTR = "gradcheck_regressed"
+
+
+class RegressionGate:
+    """With ``--gradcheck-baseline`` (and no update): a passed test report whose checks regressed
+    against the baseline becomes a failure with the regression as its message, before junitxml,
+    pytest-html, the cache (``--lf``) and the terminal read it, so that every place a team looks
+    shows it, not only the exit code.  Registered on the controller only: it alone holds the
+    baseline, and under xdist every report passes through it."""
+
+    def __init__(self, state: ReportState):
+        self.state = state
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report):
+        fail_regressed(report, self.state)
+
+
+def fail_regressed(report, state: ReportState) -> None:
+    """Turn ``report`` into a failure when its checks regressed (see :class:`RegressionGate`)."""
+    records = getattr(report, "gradcheck_records", None)
+    if not records or not report.passed or hasattr(report, "wasxfail"):
+        return
+    if not (state.compare and not state.update and state.baseline is not None):
+        return
+    regressions = [c for c in _baseline.compare(state.baseline, records, factor=state.factor)
+                   if c.get("kind") == "regression"]
+    if not regressions:
+        return
+    lines = [f"gradcheck regression against the baseline {_relpath(state.baseline_path, state.config)} "
+             f"(factor {state.factor:g}):"]
+    lines += [f"  {_change_line(c)}" for c in regressions]
+    lines.append("fix it, or accept the new numbers with --gradcheck-update-baseline")
+    report.outcome = "failed"
+    report.longrepr = "\n".join(lines)
+    setattr(report, REGRESSED_ATTR, [c["key"] for c in regressions])
+
+
 def _xml_safe_property(prop):
     if isinstance(prop, (tuple, list)) and len(prop) == 2 and isinstance(prop[0], str) \
             and prop[0].startswith(_PROPERTY_PREFIX):
@@ -329,6 +372,7 @@ def _finish(session, state: ReportState) -> None:
     if state.compare and not state.update and state.regressions and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if state.update:
+        state.accepted_failing = _baseline.failing_keys(records)
         try:
             state.updated, state.baseline_written = _baseline.update_baseline(state.baseline_path, records, context)
         except (OSError, _baseline.BaselineError) as exc:
@@ -445,6 +489,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             else:
                 tr.write_line(f"gradcheck baseline updated: {base} ({state.n_records} checks from this run, "
                               f"{n_all} in the file)", green=True)
+            for line in _baseline.accepted_failing_lines(state.accepted_failing):
+                tr.write_line(terminal_text(line), yellow=True, bold=True)
     for what, path in state.written:
         tr.write_line(f"gradcheck {what} report: {_relpath(path, config)}")
     for err in state.errors:
