@@ -51,3 +51,153 @@ def test_without_the_module_marker_the_same_model_fails(pytester):
         NEAR_MODELS.replace("pytestmark = ", "unused = "))
     result = pytester.runpytest("-p", "no:randomly")
     result.assert_outcomes(failed=1)
+
+
+# ---------------------------------------------------------------- CI shards: combine
+
+SHARD_TESTS = """
+import os
+import numpy as np
+A = np.array([[2.0, 0.5], [0.5, 1.0]])
+X0 = np.array([0.3, -0.7])
+
+def f(x):
+    return float(np.sin(x).sum() + 0.5 * x @ A @ x)
+
+def test_quad(gradcheck):
+    # explicit tolerance: the correct gradient has ratio ~1e-5; BUMP=5e-7 -> ratio 0.5, still passing
+    bump = float(os.environ.get("BUMP", "0"))
+    gradcheck(f, X0, lambda x: np.cos(x) + A @ x + np.array([bump, 0.0]), atol=1e-6, rtol=0.0)
+
+def test_cubic(gradcheck):
+    gradcheck(lambda x: float((x ** 3).sum()), X0, lambda x: 3 * x ** 2)
+
+def test_sine(gradcheck):
+    gradcheck(lambda x: float(np.sin(x).sum()), X0, np.cos)
+"""
+
+
+def _combine(pytester, *args):
+    env = dict(os.environ)
+    return subprocess.run([sys.executable, "-m", "pytest_gradcheck", "combine", *args], cwd=pytester.path,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def _shards(pytester, *extra):
+    """Two CI shards: test_quad alone, the other two tests in the second."""
+    r1 = pytester.runpytest("-p", "no:randomly", "-k", "quad", "--gradcheck-json=s1.json", *extra)
+    r2 = pytester.runpytest("-p", "no:randomly", "-k", "not quad", "--gradcheck-json=s2.json", *extra)
+    return r1, r2
+
+
+def test_ci_shards_combine_baseline_and_a_regression_on_one_shard(pytester, monkeypatch):
+    pytester.makeini("[pytest]\ngradcheck_baseline = gc/base.json\n")
+    pytester.makepyfile(test_m=SHARD_TESTS)
+    r1, r2 = _shards(pytester)
+    assert r1.ret == 0 and r2.ret == 0
+    # merge, and write the baseline (the ini's path) from the merged checks
+    res = _combine(pytester, "s1.json", "s2.json", "--json", "all.json", "--html", "all.html", "--update-baseline")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "3 checks from 2 reports (3 pass)" in res.stdout
+    merged = _json(pytester, "all.json")
+    assert [c["key"] for c in merged["checks"]] == [
+        "test_m.py::test_quad::check", "test_m.py::test_cubic::check", "test_m.py::test_sine::check"]
+    assert merged["summary"]["pytest"]["passed"] == 3
+    assert "gradcheck-data" in (pytester.path / "all.html").read_text()
+    base = json.loads((pytester.path / "gc" / "base.json").read_text())
+    assert sorted(base["checks"]) == sorted(c["key"] for c in merged["checks"])
+    # unchanged code: the gate passes
+    _shards(pytester)
+    res = _combine(pytester, "s1.json", "s2.json", "--baseline")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "0 regressions" in res.stdout
+    # a regression on shard 1 (the check still passes): that shard's test fails in JUnit, and
+    # the combined gate exits 1 naming only that check
+    monkeypatch.setenv("BUMP", "5e-7")
+    r1, r2 = _shards(pytester, "--gradcheck-baseline", "--junitxml=j.xml")
+    r1.assert_outcomes(failed=1)
+    import xml.etree.ElementTree as ET
+
+    cases = list(ET.parse(pytester.path / "j.xml").iter("testcase"))  # j.xml of the last shard run: shard 2
+    assert len(cases) == 2 and all(c.find("failure") is None for c in cases)
+    r1 = pytester.runpytest("-p", "no:randomly", "-k", "quad", "--gradcheck-json=s1.json", "--gradcheck-baseline",
+                            "--junitxml=j1.xml")
+    (case,) = ET.parse(pytester.path / "j1.xml").iter("testcase")
+    assert case.get("name") == "test_quad"
+    assert "test_m.py::test_quad::check: error/tolerance ratio" in case.find("failure").get("message")
+    res = _combine(pytester, "s1.json", "s2.json", "--baseline", "--json", "all.json")
+    assert res.returncode == 1, res.stdout + res.stderr
+    regressed = [ln for ln in res.stdout.splitlines() if ln.startswith("REGRESSED")]
+    assert len(regressed) == 1 and regressed[0].startswith(
+        "REGRESSED test_m.py::test_quad::check: error/tolerance ratio ")
+    assert [c["key"] for c in _json(pytester, "all.json")["regressions"]] == ["test_m.py::test_quad::check"]
+    # the same text as the plugin's
+    plugin_line = next(ln for ln in r1.outlines if ln.startswith("REGRESSED"))
+    assert plugin_line == regressed[0]
+
+
+def test_combine_under_xdist_shards_gives_the_serial_order(pytester):
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_m=SHARD_TESTS)
+    serial = pytester.runpytest("-p", "no:randomly", "--gradcheck-json=serial.json")
+    assert serial.ret == 0
+    res = pytester.runpytest_subprocess("-p", "no:randomly", "-n", "2", "--gradcheck-json=par.json")
+    assert res.ret == 0
+    assert [c["key"] for c in _json(pytester, "par.json")["checks"]] == \
+        [c["key"] for c in _json(pytester, "serial.json")["checks"]]
+    assert _combine(pytester, "serial.json", "par.json", "--json", "both.json").returncode == 0
+    assert len(_json(pytester, "both.json")["checks"]) == 3  # the same checks twice count once
+
+
+@pytest.mark.parametrize("content, words", [
+    ("{not json", "not valid JSON"),
+    ('{"version": 1, "checks": []}', "not a pytest-gradcheck report"),
+    ('{"tool": "pytest-gradcheck", "version": 2, "checks": []}', "report version 2"),
+    ('{"tool": "pytest-gradcheck", "version": 1, "checks": {}}', "'checks' is not a list"),
+])
+def test_combine_refuses_a_corrupt_or_foreign_report_naming_it(pytester, content, words):
+    pytester.makepyfile(test_m=SHARD_TESTS)
+    pytester.runpytest("-p", "no:randomly", "--gradcheck-json=good.json")
+    (pytester.path / "bad.json").write_text(content)
+    res = _combine(pytester, "good.json", "bad.json", "--json", "out.json")
+    assert res.returncode == 4
+    assert "bad.json" in res.stderr and words in res.stderr
+    assert not (pytester.path / "out.json").exists()
+
+
+def test_combine_refuses_one_check_with_two_different_results(pytester, monkeypatch):
+    pytester.makepyfile(test_m=SHARD_TESTS)
+    pytester.runpytest("-p", "no:randomly", "-k", "quad", "--gradcheck-json=a.json")
+    monkeypatch.setenv("BUMP", "5e-7")
+    pytester.runpytest("-p", "no:randomly", "-k", "quad", "--gradcheck-json=b.json")
+    res = _combine(pytester, "a.json", "b.json")
+    assert res.returncode == 4
+    assert "check test_m.py::test_quad::check is in a.json and b.json with different results" in res.stderr
+
+
+def test_combine_without_a_baseline_file_is_a_usage_error(pytester):
+    pytester.makepyfile(test_m=SHARD_TESTS)
+    pytester.runpytest("-p", "no:randomly", "--gradcheck-json=a.json")
+    res = _combine(pytester, "a.json", "--baseline")
+    assert res.returncode == 4 and "does not exist" in res.stderr
+
+
+def test_report_entries_round_trip_through_records(pytester):
+    from pytest_gradcheck.reporting import combine, json_report
+
+    pytester.makepyfile(test_m=SHARD_TESTS + '''
+import pytest
+
+@pytest.mark.xfail(reason="known")
+def test_known_bad(gradcheck):
+    gradcheck(lambda x: float((x ** 2).sum()), X0, lambda x: 3 * x)
+
+def test_crash(gradcheck):
+    def bad(x):
+        raise RuntimeError("boom")
+    gradcheck(bad, X0, np.cos)
+''')
+    pytester.runpytest("-p", "no:randomly", "--gradcheck-json=a.json")
+    for entry in _json(pytester, "a.json")["checks"]:
+        again = json_report.check_entry(combine.record_of_entry(entry))
+        assert again == {k: v for k, v in entry.items() if k != "regressed"}

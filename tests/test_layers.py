@@ -53,7 +53,8 @@ LAYERS = [
                                                               "tracebacks"]),
     ("plugin side: one check of an item", ["runner"]),
     ("plugin side: items, fixtures, pytest report hooks", ["discovery", "fixtures", "reporting.pytest_reports"]),
-    ("plugin", ["plugin"]),
+    ("reporting: combining the reports of several runs (CI shards)", ["reporting.combine"]),
+    ("plugin, the command line", ["plugin", "__main__"]),
 ]
 
 #: reporting/ reads JSON-safe dicts (GradcheckResult.to_dict()), never the numerics: its modules
