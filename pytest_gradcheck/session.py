@@ -204,6 +204,8 @@ def add_pending(item, record: dict) -> None:
 STARTED_KEY = pytest.StashKey[dict]()
 #: per item: [(error record, exception)] of checks that raised in the current phase
 RAISED_KEY = pytest.StashKey[list]()
+#: per item: [(record, GradcheckError)] of checks that failed in the current phase
+FAILED_KEY = pytest.StashKey[list]()
 
 #: how much of an exception's message a record keeps: one line of a summary, not a report
 MAX_MESSAGE = 300
@@ -220,6 +222,12 @@ def finish_check(item, record: dict) -> None:
     if STARTED_KEY in item.stash:
         del item.stash[STARTED_KEY]
     add_pending(item, record)
+
+
+def check_failed(item, record: dict, exc: BaseException) -> None:
+    """The finished check ``record`` failed and raises ``exc``: if the phase does not end with
+    it (the test caught it, or skipped after it), the check counts as "caught" (take_pending)."""
+    item.stash.setdefault(FAILED_KEY, []).append((record, exc))
 
 
 def check_raised(item, exc: BaseException) -> None:
@@ -249,7 +257,17 @@ def take_pending(item, excinfo=None) -> list:
     item.stash[PENDING_KEY] = []
     raised = item.stash.get(RAISED_KEY, None) or []
     item.stash[RAISED_KEY] = []
+    failed = item.stash.get(FAILED_KEY, None) or []
+    item.stash[FAILED_KEY] = []
     ended_by = excinfo.value if excinfo is not None else None
+    # a skip raised while handling the failure (``except GradcheckError: pytest.skip(...)``) holds it
+    # as its context, yet the test decided to skip: the failure was caught
+    ended_chain = [] if isinstance(ended_by, pytest.skip.Exception) else _chain(ended_by)
+    for rec, exc in failed:
+        # a failure the test caught (pytest.raises(GradcheckError)) or skipped after is the test's
+        # business: counted as "caught", not as a failed check, and not a failure in the baseline
+        if not any(exc is e for e in ended_chain):
+            rec["status"] = "caught"
     if ended_by is not None and isinstance(ended_by, pytest.skip.Exception):
         return records  # a skipped test counts no check that did not finish
     chain = _chain(ended_by)

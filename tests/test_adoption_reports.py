@@ -201,3 +201,48 @@ def test_crash(gradcheck):
     for entry in _json(pytester, "a.json")["checks"]:
         again = json_report.check_entry(combine.record_of_entry(entry))
         assert again == {k: v for k, v in entry.items() if k != "regressed"}
+
+
+# ---------------------------------------------------------------- accounting
+
+CAUGHT_TESTS = """
+import numpy as np
+import pytest
+from pytest_gradcheck import GradcheckError
+
+X0 = np.array([0.3, -0.7])
+
+def test_expects_the_bug(gradcheck):
+    with pytest.raises(GradcheckError):
+        gradcheck(lambda x: float((x ** 2).sum()), X0, lambda x: 3 * x)
+
+def test_skips_after_it(gradcheck):
+    try:
+        gradcheck(lambda x: float((x ** 2).sum()), X0, lambda x: 3 * x, label="skipped")
+    except GradcheckError:
+        pytest.skip("known bad on this platform")
+
+def test_really_fails(gradcheck):
+    gradcheck(lambda x: float((x ** 2).sum()), X0, lambda x: 3 * x, label="real")
+"""
+
+
+@pytest.mark.parametrize("xdist", [False, True])
+def test_a_failed_check_the_test_catches_is_counted_as_caught(pytester, xdist):
+    if xdist:
+        pytest.importorskip("xdist")
+    pytester.makepyfile(test_c=CAUGHT_TESTS)
+    args = ["-p", "no:randomly", "--gradcheck-json=gc.json", "--gradcheck-update-baseline"]
+    res = (pytester.runpytest_subprocess(*args, "-n", "2") if xdist else pytester.runpytest(*args))
+    res.assert_outcomes(passed=1, skipped=1, failed=1)
+    by_key = {c["key"]: c for c in _json(pytester)["checks"]}
+    assert by_key["test_c.py::test_expects_the_bug::check"]["status"] == "caught"
+    assert by_key["test_c.py::test_skips_after_it::skipped"]["status"] == "caught"
+    assert by_key["test_c.py::test_really_fails::real"]["status"] == "fail"  # the wrong-value case still fails
+    counts = _json(pytester)["summary"]["counts"]
+    assert counts["caught"] == 2 and counts["fail"] == 1
+    res.stdout.fnmatch_lines(["gradcheck: 3 checks in 3 tests: 0 passed, 1 failed, 0 inconclusive, "
+                              "2 caught by their tests"])
+    base = json.loads((pytester.path / ".gradcheck" / "baseline.json").read_text())["checks"]
+    assert base["test_c.py::test_expects_the_bug::check"]["status"] == "caught"
+    assert base["test_c.py::test_really_fails::real"]["status"] == "fail"

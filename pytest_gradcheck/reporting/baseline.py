@@ -376,6 +376,9 @@ def compare(baseline: dict, records: Iterable[dict], factor: float = DEFAULT_FAC
         if cur["status"] == "xfail":  # a documented known failure: information, never a regression
             if not same:
                 kind, reason = "changed", f"expected to fail, marked xfail ({transition}), {numbers}"
+        elif cur["status"] == "caught":  # the test expects this failure (pytest.raises): never a regression
+            if not same:
+                kind, reason = "changed", f"failed and caught by its test ({transition}), {numbers}"
         elif _is_fail(cur["status"]) and not _is_fail(old.get("status")):
             kind, reason = "regression", f"now fails ({transition}), {numbers}"
         elif not _is_fail(cur["status"]) and _is_fail(old.get("status")):
