@@ -234,10 +234,19 @@ class GradcheckController:
     def pytest_runtest_logfinish(self, nodeid, location):
         self.session.end_attempt(nodeid)
 
+    # the serial order of the tests, for records that arrive in completion order under xdist
+    def pytest_collection_finish(self, session):
+        self.session.set_test_order(item.nodeid for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        self.session.set_test_order(ids)
+
     @pytest.hookimpl(wrapper=True)
     def pytest_sessionfinish(self, session, exitstatus):
         # before every reporter (the JSON/HTML/baseline writer is tryfirst) reads the records
         self.session.finish_attempts()
+        self.session.sort_records()
         return (yield)
 
     def pytest_terminal_summary(self, terminalreporter):

@@ -41,7 +41,8 @@ class GradcheckSession:
         self.config = config
         #: True in an xdist worker process
         self.is_worker = hasattr(config, "workerinput")
-        #: check records of the run (controller: all of them, in the order their attempts finished)
+        #: check records of the run (controller: all of them, in the order their attempts finished;
+        #: put in the serial order of the tests at the end of the session, :meth:`sort_records`)
         self.records: list[dict] = []
         #: nodeid -> the current attempt's records (not yet in ``records``)
         self._attempts: dict[str, list] = {}
@@ -55,6 +56,8 @@ class GradcheckSession:
         self.external = None
         #: paths of files whose models were already collected (no duplicates)
         self.collected_model_paths: set = set()
+        #: nodeid -> its place in the serial order of the run (see :meth:`sort_records`)
+        self.test_order: dict[str, int] = {}
 
     @property
     def base_options(self) -> dict:
@@ -117,6 +120,19 @@ class GradcheckSession:
         xdist worker): they are all this run has of those tests."""
         for nodeid in list(self._attempts):
             self.end_attempt(nodeid)
+
+    def set_test_order(self, nodeids) -> None:
+        """The tests in the order a serial run runs them (the first collection that reports
+        it: every xdist worker collects the same list)."""
+        if not self.test_order:
+            self.test_order = {nodeid: i for i, nodeid in enumerate(nodeids)}
+
+    def sort_records(self) -> None:
+        """Put the records in the serial order of their tests (stable: a test's own checks keep
+        the order they ran in), so that the terminal table, the JSON ``checks`` list and the
+        HTML report read the same with and without xdist, not in completion order."""
+        last = len(self.test_order)
+        self.records.sort(key=lambda r: self.test_order.get(r.get("nodeid"), last))
 
     def counts(self) -> dict:
         """Number of checks per status (pass, fail, inconclusive, error)."""

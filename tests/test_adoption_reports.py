@@ -246,3 +246,40 @@ def test_a_failed_check_the_test_catches_is_counted_as_caught(pytester, xdist):
     base = json.loads((pytester.path / ".gradcheck" / "baseline.json").read_text())["checks"]
     assert base["test_c.py::test_expects_the_bug::check"]["status"] == "caught"
     assert base["test_c.py::test_really_fails::real"]["status"] == "fail"
+
+
+ORDER_A = """
+import os, time
+import numpy as np
+
+def test_first(gradcheck):
+    # completes after test_second (another worker) has finished: completion order != serial order
+    flag = os.path.join(os.environ["ORDER_DIR"], "second-done")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(flag):
+        assert time.monotonic() < deadline, "test_second never ran on the other worker"
+        time.sleep(0.05)
+    gradcheck(lambda x: float((x ** 2).sum()), np.array([0.3, -0.7]), lambda x: 2 * x)
+"""
+
+ORDER_B = """
+import os
+import numpy as np
+
+def test_second(gradcheck):
+    gradcheck(lambda x: float(np.sin(x).sum()), np.array([0.3, -0.7]), np.cos)
+    open(os.path.join(os.environ["ORDER_DIR"], "second-done"), "w").close()
+"""
+
+
+def test_under_xdist_checks_come_in_the_serial_order_not_completion_order(pytester, monkeypatch):
+    pytest.importorskip("xdist")
+    monkeypatch.setenv("ORDER_DIR", str(pytester.path))
+    pytester.makepyfile(test_a=ORDER_A, test_b=ORDER_B)
+    # one file per worker (loadfile): test_a's check finishes last
+    res = pytester.runpytest_subprocess("-p", "no:randomly", "-n", "2", "--dist", "loadfile",
+                                        "--gradcheck-json=gc.json")
+    res.assert_outcomes(passed=2)
+    assert [c["nodeid"] for c in _json(pytester)["checks"]] == ["test_a.py::test_first", "test_b.py::test_second"]
+    rows = [ln for ln in res.outlines if ln.startswith("pass ")]
+    assert [r.split()[-2] for r in rows] == ["test_a.py::test_first", "test_b.py::test_second"]
