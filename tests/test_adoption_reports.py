@@ -283,3 +283,17 @@ def test_under_xdist_checks_come_in_the_serial_order_not_completion_order(pytest
     assert [c["nodeid"] for c in _json(pytester)["checks"]] == ["test_a.py::test_first", "test_b.py::test_second"]
     rows = [ln for ln in res.outlines if ln.startswith("pass ")]
     assert [r.split()[-2] for r in rows] == ["test_a.py::test_first", "test_b.py::test_second"]
+
+
+def test_paths_in_the_json_and_html_reports_are_relative_to_the_rootdir(pytester):
+    from pytest_gradcheck.reporting import html_report
+
+    pytester.makeini("[pytest]\ngradcheck_baseline = gc/base.json\n")
+    pytester.makepyfile(test_m=SHARD_TESTS)
+    res = pytester.runpytest("-p", "no:randomly", "--gradcheck-update-baseline", "--gradcheck-baseline",
+                             "--gradcheck-json=out/r.json", "--gradcheck-html=out/r.html")
+    assert res.ret == 0
+    for data in (_json(pytester, "out/r.json"),
+                 html_report.extract_data((pytester.path / "out" / "r.html").read_text())):
+        assert data["baseline"]["path"] == "gc/base.json"
+        assert str(pytester.path) not in json.dumps(data)

@@ -380,7 +380,7 @@ def _finish(session, state: ReportState) -> None:
     if state.json_path or state.html_path:
         base_info = None
         if state.compare or state.update:
-            base_info = {"path": state.baseline_path, "compared": state.baseline is not None,
+            base_info = {"path": _rootdir_relative(state.baseline_path, config), "compared": state.baseline is not None,
                          "updated": state.update, "factor": state.factor,
                          "noise_floor": _baseline.DEFAULT_NOISE_FLOOR,
                          "context_warnings": state.context_warnings}
@@ -429,6 +429,16 @@ def _relpath(path: str, config) -> str:
     if invocation == target or invocation in target.parents:
         return terminal_text(os.path.relpath(target, invocation))
     return terminal_text(str(target))
+
+
+def _rootdir_relative(path: str, config) -> str:
+    """``path`` relative to the rootdir when inside it (as node ids are): a report read on
+    another machine (a CI artifact) names the file as the repository does, not a runner's
+    checkout folder; a path outside the rootdir stays absolute."""
+    root, target = Path(os.path.abspath(config.rootpath)), Path(os.path.abspath(path))
+    if root == target or root in target.parents:
+        return target.relative_to(root).as_posix()
+    return str(target)
 
 
 def _with_run_ids(report: dict, config) -> dict:
