@@ -297,3 +297,44 @@ def test_paths_in_the_json_and_html_reports_are_relative_to_the_rootdir(pytester
                  html_report.extract_data((pytester.path / "out" / "r.html").read_text())):
         assert data["baseline"]["path"] == "gc/base.json"
         assert str(pytester.path) not in json.dumps(data)
+
+
+# ---------------------------------------------------------------- interrupted baseline writes
+
+SIGNAL_CONFTEST = """
+import os, signal
+
+_real_fsync = os.fsync
+
+def _fsync_then_signal(fd):
+    # the signal arrives in the middle of the baseline write: after the temporary file is
+    # written, before it replaces the baseline (the lock is held)
+    if os.environ.get("SEND_SIGNAL"):
+        os.kill(os.getpid(), getattr(signal, os.environ["SEND_SIGNAL"]))
+    return _real_fsync(fd)
+
+os.fsync = _fsync_then_signal
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_during_the_baseline_write_leaves_no_lock_no_temporary_and_no_traceback(pytester, monkeypatch, sig):
+    pytester.makepyfile(test_m=SHARD_TESTS)
+    pytester.makeconftest(SIGNAL_CONFTEST)
+    assert pytester.runpytest_subprocess("-p", "no:randomly", "--gradcheck-update-baseline").ret == 0
+    folder = pytester.path / ".gradcheck"
+    before = (folder / "baseline.json").read_text()
+    # a new check makes the update write the file
+    pytester.makepyfile(test_n="""
+import numpy as np
+def test_new(gradcheck):
+    gradcheck(lambda x: float((x ** 4).sum()), np.array([0.5, 1.5]), lambda x: 4 * x ** 3)
+""")
+    monkeypatch.setenv("SEND_SIGNAL", sig)
+    res = pytester.runpytest_subprocess("-p", "no:randomly", "--gradcheck-update-baseline")
+    out = res.stdout.str() + res.stderr.str()
+    assert res.ret == pytest.ExitCode.INTERRUPTED, out
+    assert "Traceback" not in out
+    assert "interrupted while writing the baseline/reports" in out
+    assert sorted(p.name for p in folder.iterdir()) == ["baseline.json"]  # no .lock, no .tmp
+    assert (folder / "baseline.json").read_text() == before

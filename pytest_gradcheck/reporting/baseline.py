@@ -273,7 +273,9 @@ def update_baseline(path: str | os.PathLike, records: Iterable[dict],
     """
     path = os.fspath(path)
     records = list(records)
-    with _files.locked(path):
+    # SIGTERM as Ctrl-C from before the lock is taken to after it is released: neither the lock
+    # file nor a temporary file is left behind
+    with _files.terminate_as_interrupt(), _files.locked(path):
         current = load_baseline(path) if os.path.exists(path) else None
         data = merge_baseline(records, context, current)
         # compared as comparable contexts: a file written by an older version (full platform
