@@ -338,3 +338,28 @@ def test_new(gradcheck):
     assert "interrupted while writing the baseline/reports" in out
     assert sorted(p.name for p in folder.iterdir()) == ["baseline.json"]  # no .lock, no .tmp
     assert (folder / "baseline.json").read_text() == before
+
+
+def test_a_regressed_check_shows_in_last_failed_and_pytest_html(pytester, monkeypatch):
+    pytest.importorskip("pytest_html")
+    pytester.makepyfile(test_m=SHARD_TESTS)
+    assert pytester.runpytest("-p", "no:randomly", "--gradcheck-update-baseline").ret == 0
+    monkeypatch.setenv("BUMP", "5e-7")  # test_quad's check still passes, with a 1e4x larger ratio
+    res = pytester.runpytest("-p", "no:randomly", "--gradcheck-baseline", "--html=ph.html")
+    res.assert_outcomes(passed=2, failed=1)
+    import html
+    import re
+
+    page = (pytester.path / "ph.html").read_text()
+    blob = json.loads(html.unescape(re.search(r'data-jsonblob="([^"]*)"', page).group(1)))
+    results = {nodeid: [t["result"] for t in runs] for nodeid, runs in blob["tests"].items()}
+    assert results == {"test_m.py::test_quad": ["Failed"], "test_m.py::test_cubic": ["Passed"],
+                       "test_m.py::test_sine": ["Passed"]}
+    assert "gradcheck regression against the baseline" in html.unescape(page)
+    # --lf reruns exactly the regressed test
+    res = pytester.runpytest("-p", "no:randomly", "--lf", "--gradcheck-baseline")
+    res.assert_outcomes(failed=1)
+    res.stdout.fnmatch_lines(["FAILED test_m.py::test_quad - gradcheck regression*"])
+    # fixed: it passes again, and so does the run
+    monkeypatch.delenv("BUMP")
+    assert pytester.runpytest("-p", "no:randomly", "--lf", "--gradcheck-baseline").ret == 0
