@@ -180,6 +180,15 @@ def test_combine_without_a_baseline_file_is_a_usage_error(pytester):
     pytester.runpytest("-p", "no:randomly", "--gradcheck-json=a.json")
     res = _combine(pytester, "a.json", "--baseline")
     assert res.returncode == 4 and "does not exist" in res.stderr
+    # with --update-baseline it is created, every check new
+    res = _combine(pytester, "a.json", "--baseline", "--update-baseline")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert len(json.loads((pytester.path / ".gradcheck" / "baseline.json").read_text())["checks"]) == 3
+    # a read-only output is refused before any work, naming it
+    (pytester.path / "ro.json").write_text("{}")
+    (pytester.path / "ro.json").chmod(0o444)
+    res = _combine(pytester, "a.json", "--json", "ro.json")  # refused by its mode bits, even for root
+    assert res.returncode == 4 and "ro.json" in res.stderr and "read-only" in res.stderr
 
 
 def test_report_entries_round_trip_through_records(pytester):

@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 from . import baseline as _baseline
+from . import files as _files
 from . import json_report as _json_report
 from .safe_text import terminal_text
 
@@ -237,8 +238,17 @@ def main(argv: list[str] | None = None, out=None, cwd: str | None = None) -> int
         if args.baseline is not None or args.update_baseline:
             raw = args.baseline
             baseline_path = default_baseline_path(here) if raw in (None, _USE_INI) else str(here / raw)
+        # a file that will not be written (read-only, not a regular file) is refused before any work
+        for target in (args.json, args.html, baseline_path if args.update_baseline else None):
+            if target:
+                try:
+                    _files.write_target(str(here / target))
+                except _files.RefusedTarget as exc:
+                    raise CombineError(str(exc)) from None
         baseline = None
-        if baseline_path is not None and (args.baseline is not None or os.path.exists(baseline_path)):
+        # --update-baseline creates a missing baseline; comparing needs one
+        if baseline_path is not None and os.path.exists(baseline_path) or \
+                (args.baseline is not None and not args.update_baseline):
             try:
                 baseline = _baseline.load_baseline(baseline_path)
             except _baseline.BaselineError as exc:
@@ -247,7 +257,12 @@ def main(argv: list[str] | None = None, out=None, cwd: str | None = None) -> int
         print(f"gradcheck combine: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
 
-    changes = _baseline.compare(baseline, records, factor=factor) if baseline is not None else []
+    if baseline is not None:
+        changes = _baseline.compare(baseline, records, factor=factor)
+    elif args.baseline is not None and args.update_baseline:  # a new baseline: every check is new
+        changes = _baseline.compare({"checks": {}}, records, factor=factor)
+    else:
+        changes = []
     regressions = [c for c in changes if c.get("kind") == "regression"]
     counts = {s: 0 for s in _json_report.STATUSES}
     for r in records:
