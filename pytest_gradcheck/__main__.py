@@ -22,7 +22,7 @@ commands:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE, end="")
+        print(USAGE, end="", file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 4
     command, rest = argv[0], argv[1:]
     if command != "combine":

@@ -180,6 +180,9 @@ def test_combine_without_a_baseline_file_is_a_usage_error(pytester):
     pytester.runpytest("-p", "no:randomly", "--gradcheck-json=a.json")
     res = _combine(pytester, "a.json", "--baseline")
     assert res.returncode == 4 and "does not exist" in res.stderr
+    # a bare --baseline before the reports would take the first report as the baseline: said so
+    res = _combine(pytester, "--baseline", "a.json", "a.json")
+    assert res.returncode == 4 and "--baseline took a.json, which is a report" in res.stderr
     # with --update-baseline it is created, every check new
     res = _combine(pytester, "a.json", "--baseline", "--update-baseline")
     assert res.returncode == 0, res.stdout + res.stderr

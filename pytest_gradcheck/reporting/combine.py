@@ -131,6 +131,14 @@ def merge_reports(reports: list[tuple[str, dict]]) -> tuple[list[dict], dict, di
     return records, context, counts
 
 
+def _is_report(path: str) -> bool:
+    try:
+        load_report(path)
+    except CombineError:
+        return False
+    return True
+
+
 def _describe(record: dict) -> str:
     entry = _baseline.baseline_entry(record)
     ratio = entry.get("max_ratio")
@@ -238,6 +246,10 @@ def main(argv: list[str] | None = None, out=None, cwd: str | None = None) -> int
         if args.baseline is not None or args.update_baseline:
             raw = args.baseline
             baseline_path = default_baseline_path(here) if raw in (None, _USE_INI) else str(here / raw)
+            if raw not in (None, _USE_INI) and _is_report(baseline_path):
+                # "--baseline a.json b.json": argparse gave the first report to --baseline
+                raise CombineError(f"--baseline took {raw}, which is a report: put a bare --baseline after the "
+                                   "reports, or write --baseline=PATH")
         # a file that will not be written (read-only, not a regular file) is refused before any work
         for target in (args.json, args.html, baseline_path if args.update_baseline else None):
             if target:
