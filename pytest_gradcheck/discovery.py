@@ -514,6 +514,14 @@ class GradcheckModelFile(pytest.File):
         self.modname = modname or getattr(module, "__name__", "")
         self.source = source
         self.error = error
+        # a module's ``pytestmark`` applies to its items however the file was collected: as a test
+        # module (named on the command line) pytest adds it, here (plain ``pytest``) this does
+        # (pytest reads no pytestmark of a conftest.py: neither does this)
+        marks = getattr(module, "pytestmark", None) if module is not None and source != CONFTEST_SOURCE else None
+        for mark in marks if isinstance(marks, (list, tuple)) else ([marks] if marks is not None else []):
+            mark = getattr(mark, "mark", mark)  # a MarkDecorator holds its Mark
+            if isinstance(mark, pytest.Mark):
+                self.own_markers.append(mark)
 
     def collect(self):
         if self.error is not None:

@@ -48,6 +48,9 @@ def pytest_configure(config):
     session.summary  # noqa: B018
     if not session.is_worker:
         config.pluginmanager.register(GradcheckController(config), "gradcheck-controller")
+        from .reporting import pytest_reports
+
+        pytest_reports.provide_records(config, lambda: session.records)
 
 
 def pytest_report_header(config):
@@ -231,10 +234,19 @@ class GradcheckController:
     def pytest_runtest_logfinish(self, nodeid, location):
         self.session.end_attempt(nodeid)
 
+    # the serial order of the tests, for records that arrive in completion order under xdist
+    def pytest_collection_finish(self, session):
+        self.session.set_test_order(item.nodeid for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        self.session.set_test_order(ids)
+
     @pytest.hookimpl(wrapper=True)
     def pytest_sessionfinish(self, session, exitstatus):
         # before every reporter (the JSON/HTML/baseline writer is tryfirst) reads the records
         self.session.finish_attempts()
+        self.session.sort_records()
         return (yield)
 
     def pytest_terminal_summary(self, terminalreporter):

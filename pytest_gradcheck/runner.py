@@ -18,7 +18,7 @@ import pytest
 
 from . import options as _options
 from .reporting.safe_text import terminal_text
-from .session import LABELS_KEY, check_raised, finish_check, get_session, make_record, start_check
+from .session import LABELS_KEY, check_failed, check_raised, finish_check, get_session, make_record, start_check
 
 #: check kind -> name of the function in the ``pytest_gradcheck`` package
 CHECK_FUNCTIONS = {**_options.CHECKERS, "function": "check_function"}
@@ -180,7 +180,9 @@ def execute(item, kind: str, args: tuple, kwargs: dict, label=None, *, extra_opt
     _user_properties(item, label, record["result"])
     if result.status == "fail":
         # labels and leaf names are user text: no escape sequence of theirs reaches the terminal
-        raise GradcheckError(terminal_text(f"gradcheck {label!r} failed\n{result}", multiline=True), result=result)
+        error = GradcheckError(terminal_text(f"gradcheck {label!r} failed\n{result}", multiline=True), result=result)
+        check_failed(item, record, error)  # a test that catches it turns the record into "caught"
+        raise error
     return result
 
 

@@ -41,7 +41,8 @@ class GradcheckSession:
         self.config = config
         #: True in an xdist worker process
         self.is_worker = hasattr(config, "workerinput")
-        #: check records of the run (controller: all of them, in the order their attempts finished)
+        #: check records of the run (controller: all of them, in the order their attempts finished;
+        #: put in the serial order of the tests at the end of the session, :meth:`sort_records`)
         self.records: list[dict] = []
         #: nodeid -> the current attempt's records (not yet in ``records``)
         self._attempts: dict[str, list] = {}
@@ -55,6 +56,8 @@ class GradcheckSession:
         self.external = None
         #: paths of files whose models were already collected (no duplicates)
         self.collected_model_paths: set = set()
+        #: nodeid -> its place in the serial order of the run (see :meth:`sort_records`)
+        self.test_order: dict[str, int] = {}
 
     @property
     def base_options(self) -> dict:
@@ -117,6 +120,19 @@ class GradcheckSession:
         xdist worker): they are all this run has of those tests."""
         for nodeid in list(self._attempts):
             self.end_attempt(nodeid)
+
+    def set_test_order(self, nodeids) -> None:
+        """The tests in the order a serial run runs them (the first collection that reports
+        it: every xdist worker collects the same list)."""
+        if not self.test_order:
+            self.test_order = {nodeid: i for i, nodeid in enumerate(nodeids)}
+
+    def sort_records(self) -> None:
+        """Put the records in the serial order of their tests (stable: a test's own checks keep
+        the order they ran in), so that the terminal table, the JSON ``checks`` list and the
+        HTML report read the same with and without xdist, not in completion order."""
+        last = len(self.test_order)
+        self.records.sort(key=lambda r: self.test_order.get(r.get("nodeid"), last))
 
     def counts(self) -> dict:
         """Number of checks per status (pass, fail, inconclusive, error)."""
@@ -204,6 +220,8 @@ def add_pending(item, record: dict) -> None:
 STARTED_KEY = pytest.StashKey[dict]()
 #: per item: [(error record, exception)] of checks that raised in the current phase
 RAISED_KEY = pytest.StashKey[list]()
+#: per item: [(record, GradcheckError)] of checks that failed in the current phase
+FAILED_KEY = pytest.StashKey[list]()
 
 #: how much of an exception's message a record keeps: one line of a summary, not a report
 MAX_MESSAGE = 300
@@ -220,6 +238,12 @@ def finish_check(item, record: dict) -> None:
     if STARTED_KEY in item.stash:
         del item.stash[STARTED_KEY]
     add_pending(item, record)
+
+
+def check_failed(item, record: dict, exc: BaseException) -> None:
+    """The finished check ``record`` failed and raises ``exc``: if the phase does not end with
+    it (the test caught it, or skipped after it), the check counts as "caught" (take_pending)."""
+    item.stash.setdefault(FAILED_KEY, []).append((record, exc))
 
 
 def check_raised(item, exc: BaseException) -> None:
@@ -249,7 +273,17 @@ def take_pending(item, excinfo=None) -> list:
     item.stash[PENDING_KEY] = []
     raised = item.stash.get(RAISED_KEY, None) or []
     item.stash[RAISED_KEY] = []
+    failed = item.stash.get(FAILED_KEY, None) or []
+    item.stash[FAILED_KEY] = []
     ended_by = excinfo.value if excinfo is not None else None
+    # a skip raised while handling the failure (``except GradcheckError: pytest.skip(...)``) holds it
+    # as its context, yet the test decided to skip: the failure was caught
+    ended_chain = [] if isinstance(ended_by, pytest.skip.Exception) else _chain(ended_by)
+    for rec, exc in failed:
+        # a failure the test caught (pytest.raises(GradcheckError)) or skipped after is the test's
+        # business: counted as "caught", not as a failed check, and not a failure in the baseline
+        if not any(exc is e for e in ended_chain):
+            rec["status"] = "caught"
     if ended_by is not None and isinstance(ended_by, pytest.skip.Exception):
         return records  # a skipped test counts no check that did not finish
     chain = _chain(ended_by)

@@ -59,6 +59,8 @@ def test_quiet_summary_keeps_failing_rows_and_the_count(pytester):
     result.stdout.fnmatch_lines([
         "*= gradcheck =*",
         "FAIL *  test_s.py::test_bad [[]check[]]",
+        # each inconclusive check gets its reason in one line (not only "1 inconclusive")
+        "inconclusive test_s.py::test_kink [[]check[]]: params[[]0[]]: kink: fun is not differentiable within *",
         "gradcheck: 4 checks in 3 tests: 2 passed, 1 failed, 1 inconclusive",
     ])
     section = result.stdout.str().split("= gradcheck =")[1]

@@ -111,6 +111,8 @@ def test_save_merges_and_keeps_absent_entries(tmp_path):
     ("{not json", "is not valid JSON"),
     ("[1, 2]", "is not a JSON object"),
     ('{"version": 99, "checks": {}}', "has version 99"),
+    # "1" and 1 look alike in a message: it names the type, not "has version '1', reads version 1"
+    ('{"version": "1", "checks": {}}', r'has "version": "1" \(a string\); the version is the number 1'),
     ('{"version": 1}', "has no 'checks' object"),
     ('{"version": 1, "checks": {"t::a::check": {"max_ratio": 1}}}', "malformed"),
     ('{"version": 1, "checks": {"t::a::check": {"status": "pass", "max_ratio": "big"}}}', "non-numeric"),
@@ -178,11 +180,15 @@ def test_life_cycle(pytester, monkeypatch):
     res.stdout.fnmatch_lines(["gradcheck baseline .gradcheck*baseline.json: 2 checks compared: 0 regressions, "
                               "0 improvements, 0 new, 0 other status changes"])
     assert "REGRESSED" not in res.stdout.str()
-    # 3. a worse gradient that still passes: every test passes, the run fails on the regression
+    # 3. a worse gradient that still passes: the check passes, its test fails with the regression
+    # (so pytest's summary, JUnit XML, pytest-html and --lf show it) and so does the run
     monkeypatch.setenv("BUMP", "5e-7")
     res = pytester.runpytest(*RUN, "--gradcheck-baseline")
-    res.assert_outcomes(passed=2)
+    res.assert_outcomes(passed=1, failed=1)
     assert res.ret == pytest.ExitCode.TESTS_FAILED
+    res.stdout.fnmatch_lines(["gradcheck regression against the baseline .gradcheck*baseline.json (factor 10):",
+                              "  test_m.py::test_quad::check: error/tolerance ratio * -> 0.5 *; still passes",
+                              "FAILED test_m.py::test_quad - gradcheck regression*"])
     res.stdout.fnmatch_lines([
         "*= gradcheck regressions =*",
         f"REGRESSED test_m.py::test_quad::check: error/tolerance ratio {ratio0:.3g} -> 0.5 (x*), "
@@ -198,6 +204,10 @@ def test_life_cycle(pytester, monkeypatch):
     res.assert_outcomes(passed=1, failed=1)
     res.stdout.fnmatch_lines(["REGRESSED test_m.py::test_quad::check: now fails (pass -> fail), ratio * -> 5"])
     assert _baseline(pytester) == data  # comparing never writes
+    # accepting the failing check into the baseline warns
+    res = pytester.runpytest(*RUN, "--gradcheck-update-baseline", "--gradcheck-baseline=other.json")
+    res.stdout.fnmatch_lines(["warning: 1 check that now FAILS was accepted into the baseline as failing*",
+                              "  test_m.py::test_quad::check"])
     # 5. accept the worse (passing) numbers: update wins over compare, the changes are shown as accepted
     monkeypatch.setenv("BUMP", "5e-7")
     res = pytester.runpytest(*RUN, "--gradcheck-baseline", "--gradcheck-update-baseline")
@@ -275,9 +285,16 @@ def test_regression_gate_under_xdist(pytester, monkeypatch):
     pytester.makepyfile(test_m=TEST_FILE)
     assert pytester.runpytest(*RUN, "--gradcheck-update-baseline").ret == 0
     monkeypatch.setenv("BUMP", "5e-7")
-    res = pytester.runpytest_subprocess(*RUN, "-n", "2", "--gradcheck-baseline", "--gradcheck-json=r.json")
-    res.assert_outcomes(passed=2)
+    res = pytester.runpytest_subprocess(*RUN, "-n", "2", "--gradcheck-baseline", "--gradcheck-json=r.json",
+                                        "--junitxml=j.xml")
+    res.assert_outcomes(passed=1, failed=1)  # the regressed (still passing) check fails its test
     assert res.ret == pytest.ExitCode.TESTS_FAILED
+    import xml.etree.ElementTree as ET
+
+    cases = {c.get("name"): c for c in ET.parse(pytester.path / "j.xml").iter("testcase")}
+    failure = cases["test_quad"].find("failure")
+    assert failure is not None and "test_m.py::test_quad::check: error/tolerance ratio" in failure.get("message")
+    assert cases["test_cubic"].find("failure") is None
     res.stdout.fnmatch_lines(["REGRESSED test_m.py::test_quad::check: *"])
     rep = json.loads((pytester.path / "r.json").read_text())
     assert [c["key"] for c in rep["regressions"]] == ["test_m.py::test_quad::check"]

@@ -84,7 +84,7 @@ def test_report_schema(records):
     w_leaf = [leaf for leaf in bad["leaves"] if leaf["path"] == "W"][0]
     assert len(w_leaf["ratio_grid"]) == 6 and len(w_leaf["ratio_grid"][0]) == 5
     s = rep["summary"]
-    assert s["total"] == 3 and s["counts"] == {"pass": 2, "fail": 1, "inconclusive": 0, "error": 0, "xfail": 0, "xpass": 0}
+    assert s["total"] == 3 and s["counts"] == {"pass": 2, "fail": 1, "inconclusive": 0, "error": 0, "xfail": 0, "xpass": 0, "caught": 0}
     assert s["n_evals"] == sum(r["result"]["n_evals"] for r in records)
     assert s["n_tests"] == 2
     assert math.isclose(s["duration_s"], 0.06)

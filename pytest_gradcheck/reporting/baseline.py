@@ -147,6 +147,10 @@ def load_baseline(path: str | os.PathLike) -> dict:
     if not isinstance(data, dict):
         raise BaselineError(f"gradcheck baseline {path!r} is not a JSON object")
     version = data.get("version")
+    if isinstance(version, str) and version.strip() == str(BASELINE_VERSION):
+        # "1" and 1 print alike: say that the type is what differs, and how to fix it
+        raise BaselineError(f"gradcheck baseline {path!r} has \"version\": {json.dumps(version)} (a string); "
+                            f"the version is the number {BASELINE_VERSION}: write \"version\": {BASELINE_VERSION}")
     if version != BASELINE_VERSION or isinstance(version, bool):
         raise BaselineError(f"gradcheck baseline {path!r} has version {version!r}, this pytest-gradcheck reads "
                             f"version {BASELINE_VERSION}; recreate it with --gradcheck-update-baseline after "
@@ -269,7 +273,9 @@ def update_baseline(path: str | os.PathLike, records: Iterable[dict],
     """
     path = os.fspath(path)
     records = list(records)
-    with _files.locked(path):
+    # SIGTERM as Ctrl-C from before the lock is taken to after it is released: neither the lock
+    # file nor a temporary file is left behind
+    with _files.terminate_as_interrupt(), _files.locked(path):
         current = load_baseline(path) if os.path.exists(path) else None
         data = merge_baseline(records, context, current)
         # compared as comparable contexts: a file written by an older version (full platform
@@ -280,6 +286,27 @@ def update_baseline(path: str | os.PathLike, records: Iterable[dict],
         data["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         _files.write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return data, True
+
+
+def failing_keys(records: Iterable[dict]) -> list[str]:
+    """Keys of the checks among ``records`` that fail or did not finish: accepting them into a
+    baseline records a broken gradient as the reference, which deserves a warning."""
+    return [record_key(r) for r in records if record_status(r) in ("fail", "error")]
+
+
+def accepted_failing_lines(keys: list[str], limit: int = 10) -> list[str]:
+    """The warning for :func:`failing_keys` written into a baseline (empty when there are none)."""
+    if not keys:
+        return []
+    n = len(keys)
+    lines = [f"warning: {n} check{'s' if n != 1 else ''} that now FAIL{'S' if n == 1 else ''} "
+             f"{'were' if n != 1 else 'was'} accepted into the baseline as failing; a later fix shows as an "
+             "improvement, but the baseline no longer guards "
+             f"{'them' if n != 1 else 'it'}:"]
+    lines += [f"  {k}" for k in keys[:limit]]
+    if n > limit:
+        lines.append(f"  ... and {n - limit} more")
+    return lines
 
 
 def _comparable_with_dtypes(context: dict | None) -> dict:
@@ -351,6 +378,9 @@ def compare(baseline: dict, records: Iterable[dict], factor: float = DEFAULT_FAC
         if cur["status"] == "xfail":  # a documented known failure: information, never a regression
             if not same:
                 kind, reason = "changed", f"expected to fail, marked xfail ({transition}), {numbers}"
+        elif cur["status"] == "caught":  # the test expects this failure (pytest.raises): never a regression
+            if not same:
+                kind, reason = "changed", f"failed and caught by its test ({transition}), {numbers}"
         elif _is_fail(cur["status"]) and not _is_fail(old.get("status")):
             kind, reason = "regression", f"now fails ({transition}), {numbers}"
         elif not _is_fail(cur["status"]) and _is_fail(old.get("status")):

@@ -12,7 +12,7 @@ library only; knows nothing of pytest or of what the files contain.
 * :func:`write_text_atomic`: the text goes to a temporary file beside the
   target, flushed to disk, then ``os.replace``-d over it, so a reader - or a
   run interrupted half-way - sees the old file or the new one, never a part of
-  one.  The temporary file is removed on any exception, KeyboardInterrupt
+  one.  The temporary file is removed on any exception, KeyboardInterrupt and SIGTERM
   included.  The target's permission bits are kept (the temporary file would
   otherwise bring the umask's).
 * :func:`locked`: an exclusive lock for one path, held across a
@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
+import threading
 import time
 
 try:
@@ -42,6 +44,27 @@ except ImportError:  # pragma: no cover - Windows
 LOCK_TIMEOUT_S = 60.0
 #: polling interval while waiting for the lock (short: the wait is short)
 LOCK_POLL_S = 0.02
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """While the body runs, SIGTERM (a CI job cancelled, ``kill``) raises KeyboardInterrupt as
+    Ctrl-C does, instead of ending the process on the spot: the ``finally`` clauses of
+    :func:`write_text_atomic` and :func:`locked` then remove the temporary and the lock file,
+    and the caller reports the interruption in one line.  The previous handler is restored
+    afterwards.  Only the main thread can set handlers: elsewhere the body runs as it is."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 class LockTimeout(OSError):
@@ -87,6 +110,12 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> str:
     tmp = f"{target}.tmp{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)  # a leftover of a killed process that had our pid
+    with terminate_as_interrupt():
+        _write_replace(tmp, target, text, mode)
+    return path
+
+
+def _write_replace(tmp: str, target: str, text: str, mode: int | None) -> None:
     try:
         # O_EXCL: never write through something another user put at the temporary name
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -97,11 +126,10 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> str:
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, target)
-    except BaseException:  # KeyboardInterrupt too: no half-written file, no temporary left behind
+    except BaseException:  # KeyboardInterrupt (and SIGTERM, see above) too: no half-written file, no temporary
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    return path
 
 
 @contextlib.contextmanager

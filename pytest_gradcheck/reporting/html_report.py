@@ -140,6 +140,7 @@ def render(report: dict, title: str = "pytest-gradcheck report") -> str:
                 f"{c.get('error', 0)} errored, "
                 + (f"{c['xfail']} xfailed, " if c.get("xfail") else "")
                 + (f"{c['xpass']} xpassed, " if c.get("xpass") else "")
+                + (f"{c['caught']} caught by their tests, " if c.get("caught") else "")
                 + f"{c.get('inconclusive', 0)} inconclusive, {c.get('pass', 0)} passed"
                 # a regression needs a baseline: no count without one
                 + (f"; {s.get('n_regressions', 0)} regressions." if report.get("baseline") else "."))

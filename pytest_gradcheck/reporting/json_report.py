@@ -51,7 +51,9 @@ Each ``entry`` has ``key`` ("nodeid::label"), ``nodeid``, ``label``,
 :data:`STATUSES`, counted as pytest counts tests: the check's own verdict
 ("pass", "fail", "inconclusive"), "error" for a check that did not finish,
 "xfail" for a failed or unfinished check in a test that xfailed, "xpass" for a
-passed check in a test that xpassed.  ``passed`` is the check's own verdict.
+passed check in a test that xpassed, "caught" for a failed check whose error the test caught
+(``pytest.raises(GradcheckError)``, or the test skipped after it): the test decided what the
+failure means.  ``passed`` is the check's own verdict.
 
 Layer: reporting, report data.  Imports nothing of the package but reporting.files
 (no pytest, no numerics): it reads and writes plain dicts.
@@ -68,7 +70,8 @@ import sys
 from typing import Any, Iterable
 
 REPORT_VERSION = 1
-STATUSES = ("pass", "fail", "inconclusive", "error", "xfail", "xpass")
+#: "caught": a failed check whose GradcheckError the test caught (``pytest.raises``, or a skip after it)
+STATUSES = ("pass", "fail", "inconclusive", "error", "xfail", "xpass", "caught")
 #: the outcomes of pytest's last line, in its words; "deselected" and "skipped" tests did not run
 PYTEST_OUTCOMES = ("failed", "passed", "skipped", "deselected", "xfailed", "xpassed", "error")
 

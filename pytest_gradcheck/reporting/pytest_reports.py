@@ -34,8 +34,8 @@ before any test runs: a read-only file is a request not to rewrite it
 With pytest-html installed and ``--html`` given, its table gets a "gradcheck"
 column and each test's extras a table of its checks with the diagnosis.
 
-Layer: plugin side, pytest report hooks.  Imports pytest, the session and the
-other modules of reporting/.
+Layer: plugin side, pytest report hooks.  Imports pytest and the other modules of
+reporting/; the run's records are handed down by the plugin (:func:`provide_records`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -140,6 +141,8 @@ class ReportState:
         self.updated: dict | None = None
         self.baseline_written = False
         self.n_records = 0
+        #: keys of checks written into the baseline although they fail (or did not finish)
+        self.accepted_failing: list[str] = []
 
     @property
     def active(self) -> bool:
@@ -187,6 +190,8 @@ def pytest_configure(config):
     state = ReportState(config)
     config.stash[_STATE_KEY] = state
     state.load()
+    if state.compare and not state.update:
+        config.pluginmanager.register(RegressionGate(state), "gradcheck-regression-gate")
     if config.pluginmanager.hasplugin("html") and getattr(config.option, "htmlpath", None):
         config.pluginmanager.register(PytestHtmlHooks(), "gradcheck-pytest-html")
 
@@ -263,6 +268,45 @@ def pytest_runtest_logreport(report):
             report.user_properties = safe
 
 
+#: set on a report that :func:`_fail_regressed` turned into a failure
+REGRESSED_ATTR = "gradcheck_regressed"
+
+
+class RegressionGate:
+    """With ``--gradcheck-baseline`` (and no update): a passed test report whose checks regressed
+    against the baseline becomes a failure with the regression as its message, before junitxml,
+    pytest-html, the cache (``--lf``) and the terminal read it, so that every place a team looks
+    shows it, not only the exit code.  Registered on the controller only: it alone holds the
+    baseline, and under xdist every report passes through it."""
+
+    def __init__(self, state: ReportState):
+        self.state = state
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report):
+        fail_regressed(report, self.state)
+
+
+def fail_regressed(report, state: ReportState) -> None:
+    """Turn ``report`` into a failure when its checks regressed (see :class:`RegressionGate`)."""
+    records = getattr(report, "gradcheck_records", None)
+    if not records or not report.passed or hasattr(report, "wasxfail"):
+        return
+    if not (state.compare and not state.update and state.baseline is not None):
+        return
+    regressions = [c for c in _baseline.compare(state.baseline, records, factor=state.factor)
+                   if c.get("kind") == "regression"]
+    if not regressions:
+        return
+    lines = [f"gradcheck regression against the baseline {_relpath(state.baseline_path, state.config)} "
+             f"(factor {state.factor:g}):"]
+    lines += [f"  {_change_line(c)}" for c in regressions]
+    lines.append("fix it, or accept the new numbers with --gradcheck-update-baseline")
+    report.outcome = "failed"
+    report.longrepr = "\n".join(lines)
+    setattr(report, REGRESSED_ATTR, [c["key"] for c in regressions])
+
+
 def _xml_safe_property(prop):
     if isinstance(prop, (tuple, list)) and len(prop) == 2 and isinstance(prop[0], str) \
             and prop[0].startswith(_PROPERTY_PREFIX):
@@ -281,10 +325,19 @@ def pytest_report_header(config):
             f"regression factor {state.factor:g})")
 
 
-def _records(config) -> list[dict]:
-    from ..session import get_session
+#: a function returning the run's check records, handed down by the plugin (which owns the
+#: session): this module reads records, it does not reach up into the session
+_RECORDS_KEY = pytest.StashKey[Callable[[], list]]()
 
-    return list(get_session(config).records)
+
+def provide_records(config, get_records: Callable[[], list]) -> None:
+    """Tell the reports where the run's check records are (called by the plugin at configure)."""
+    config.stash[_RECORDS_KEY] = get_records
+
+
+def _records(config) -> list[dict]:
+    get_records = config.stash.get(_RECORDS_KEY, None)
+    return list(get_records()) if get_records is not None else []
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -319,6 +372,7 @@ def _finish(session, state: ReportState) -> None:
     if state.compare and not state.update and state.regressions and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if state.update:
+        state.accepted_failing = _baseline.failing_keys(records)
         try:
             state.updated, state.baseline_written = _baseline.update_baseline(state.baseline_path, records, context)
         except (OSError, _baseline.BaselineError) as exc:
@@ -326,7 +380,7 @@ def _finish(session, state: ReportState) -> None:
     if state.json_path or state.html_path:
         base_info = None
         if state.compare or state.update:
-            base_info = {"path": state.baseline_path, "compared": state.baseline is not None,
+            base_info = {"path": _rootdir_relative(state.baseline_path, config), "compared": state.baseline is not None,
                          "updated": state.update, "factor": state.factor,
                          "noise_floor": _baseline.DEFAULT_NOISE_FLOOR,
                          "context_warnings": state.context_warnings}
@@ -375,6 +429,16 @@ def _relpath(path: str, config) -> str:
     if invocation == target or invocation in target.parents:
         return terminal_text(os.path.relpath(target, invocation))
     return terminal_text(str(target))
+
+
+def _rootdir_relative(path: str, config) -> str:
+    """``path`` relative to the rootdir when inside it (as node ids are): a report read on
+    another machine (a CI artifact) names the file as the repository does, not a runner's
+    checkout folder; a path outside the rootdir stays absolute."""
+    root, target = Path(os.path.abspath(config.rootpath)), Path(os.path.abspath(path))
+    if root == target or root in target.parents:
+        return target.relative_to(root).as_posix()
+    return str(target)
 
 
 def _with_run_ids(report: dict, config) -> dict:
@@ -435,6 +499,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             else:
                 tr.write_line(f"gradcheck baseline updated: {base} ({state.n_records} checks from this run, "
                               f"{n_all} in the file)", green=True)
+            for line in _baseline.accepted_failing_lines(state.accepted_failing):
+                tr.write_line(terminal_text(line), yellow=True, bold=True)
     for what, path in state.written:
         tr.write_line(f"gradcheck {what} report: {_relpath(path, config)}")
     for err in state.errors:

@@ -28,13 +28,16 @@ from .json_report import entries_compared, record_key, record_status
 from .safe_text import terminal_text
 
 _STATUS_WORD = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive", "error": "ERROR",
-                "xfail": "xfail", "xpass": "XPASS"}
+                "xfail": "xfail", "xpass": "XPASS", "caught": "caught"}
 _MARKUP = {"fail": {"red": True, "bold": True}, "error": {"red": True, "bold": True},
-           "inconclusive": {"yellow": True}, "pass": {}, "xfail": {"yellow": True}, "xpass": {"yellow": True}}
+           "inconclusive": {"yellow": True}, "pass": {}, "xfail": {"yellow": True}, "xpass": {"yellow": True},
+           "caught": {}}
 #: statuses whose checks get a detail paragraph (with -v) and a row with --gradcheck-summary=failures
-_NOTABLE = ("fail", "error", "inconclusive")
+#: (a caught failure is in no FAILURES section: the gradcheck section explains it)
+_NOTABLE = ("fail", "error", "inconclusive", "caught")
 #: the rarer outcomes of the count line, shown only when there are some, as pytest does
-_RARE_COUNTS = (("error", "error", "errors"), ("xfail", "xfailed", "xfailed"), ("xpass", "xpassed", "xpassed"))
+_RARE_COUNTS = (("error", "error", "errors"), ("xfail", "xfailed", "xfailed"), ("xpass", "xpassed", "xpassed"),
+                ("caught", "caught by its test", "caught by their tests"))
 #: statuses that fail a test (and colour the count line red)
 _FAILING = ("fail", "error")
 #: what an error record's ``error.type`` means, for the reader
@@ -165,6 +168,24 @@ def detail_lines(record: dict, verbosity: int = 0, shown_above: bool = False) ->
     return [terminal_text(line) for line in lines]  # leaf names and messages may hold control characters
 
 
+def inconclusive_line(record: dict) -> str:
+    """One line: why an inconclusive check could not be judged (its worst unjudged entry's
+    reason, else the diagnosis's cause), for ``-q`` runs."""
+    res = record.get("result") or {}
+    why = ""
+    for e in res.get("worst") or []:
+        if e.get("verdict") == "inconclusive" and e.get("reason"):
+            index = e.get("index") or []
+            where = e.get("leaf", "?") + ("[" + ", ".join(str(i) for i in index) + "]" if index else "")
+            why = f"{where}: {e['reason']}"
+            break
+    if not why:
+        cause = (res.get("diagnosis") or {}).get("cause")
+        why = f"{cause}; see -v or --gradcheck-html for the entries" if cause else \
+            "some entries could not be judged; see -v or --gradcheck-html"
+    return terminal_text(f"inconclusive {check_name(record)}: {why}")
+
+
 def write_summary(terminalreporter, records: list, *, which: str = "all", verbosity: int = 0,
                   shown_above=frozenset()) -> None:
     """Write the ``gradcheck`` section (nothing when there are no records or which='none').
@@ -180,6 +201,9 @@ def write_summary(terminalreporter, records: list, *, which: str = "all", verbos
     if verbosity < 0:
         for line, markup in table_lines(failing)[1:]:
             tr.write_line(line, **markup)
+        for rec in records:  # a learner sees why, not only "1 inconclusive"
+            if record_status(rec) == "inconclusive":
+                tr.write_line(inconclusive_line(rec), **_MARKUP["inconclusive"])
         tr.write_line(count_line(records), **(_MARKUP["fail"] if failing else {"green": True}))
         return
     shown = records if which == "all" else bad
@@ -194,7 +218,7 @@ def write_summary(terminalreporter, records: list, *, which: str = "all", verbos
                           f"in {len(records)} check{'s' if len(records) != 1 else ''} (an entry fails at ratio >= 1):")
             for line in _histogram.render(total, width=40):
                 tr.write_line(line)
-    for rec in (bad if verbosity > 0 else failing):
+    for rec in (bad if verbosity > 0 else [r for r in records if record_status(r) in _FAILING + ("caught",)]):
         tr.write_line("")
         lines = detail_lines(rec, verbosity, shown_above=record_key(rec) in shown_above)
         tr.write_line(lines[0], **_MARKUP.get(record_status(rec), {}))

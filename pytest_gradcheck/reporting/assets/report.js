@@ -24,7 +24,7 @@ for (var topKey in DATA) DATA[topKey] = unpack(DATA[topKey], false);
 var PARSE_MS = performance.now() - T0;
 var CHECKS = DATA.checks || [];
 var SUMMARY = DATA.summary || {};
-var SEVERITY = {error: 0, fail: 0, xpass: 1, inconclusive: 2, xfail: 2, pass: 3};
+var SEVERITY = {error: 0, fail: 0, xpass: 1, inconclusive: 2, xfail: 2, caught: 2, pass: 3};
 /* what every field means: the column headers' and cards' tooltips, and the legend under the table */
 var HELP = {
   status: "the check's outcome, counted as pytest counts its test: pass; fail (an entry's error is above its tolerance); " +
@@ -185,7 +185,7 @@ function plural(n, one, many) { return n + " " + (n === 1 ? one : (many || one +
 function tallyText() {
   var c = SUMMARY.counts || {}, p = SUMMARY.pytest, nt = SUMMARY.n_tests || 0, parts = [];
   var checks = [[c.fail, "failed"], [c.error, "errored (did not finish)"], [c.xfail, "xfailed"], [c.xpass, "xpassed"],
-                [c.inconclusive, "inconclusive"], [c.pass, "passed"]].filter(function (x) { return x[0]; })
+                [c.caught, "caught by their tests"], [c.inconclusive, "inconclusive"], [c.pass, "passed"]].filter(function (x) { return x[0]; })
                .map(function (x) { return x[0] + " " + x[1]; });
   var s = "pytest counts tests, this report counts checks: " + plural(nt, "test") + " ran " +
           plural(SUMMARY.total || 0, "check") + (checks.length ? " (" + checks.join(", ") + ")" : "") + ".";
@@ -213,6 +213,7 @@ function renderSummary() {
   box.appendChild(card("fail", c.error || 0, "errored (did not finish)", "error", "checks that did not finish: your code raised, the input was unusable, or the run was interrupted"));
   if (c.xfail) box.appendChild(card("inconclusive", c.xfail, "xfailed (expected)", "xfail", "failed or unfinished checks in a test marked xfail that failed, as expected"));
   if (c.xpass) box.appendChild(card("inconclusive", c.xpass, "xpassed (unexpected)", "xpass", "passed checks in a test marked xfail that passed"));
+  if (c.caught) box.appendChild(card("info", c.caught, "caught by their tests", "caught", "failed checks whose error the test caught (pytest.raises) or skipped after: the test decided what the failure means"));
   box.appendChild(card("inconclusive", c.inconclusive || 0, "inconclusive", "inconclusive", "checks with an entry that could not be judged (a kink, noise), and none failed"));
   box.appendChild(card("pass", c.pass || 0, "passed", "pass", "checks whose every entry is within its tolerance"));
   if (baselineCompared()) box.appendChild(card("regressed", SUMMARY.n_regressions || 0, "regressions", "regressed", HELP.regressed));
@@ -414,8 +415,9 @@ function buildControls() {
   [["all", "all", SUMMARY.total || 0], ["fail", "failed", c.fail || 0], ["error", "errors", c.error || 0],
    ["inconclusive", "inconclusive", c.inconclusive || 0],
    ["pass", "passed", c.pass || 0], ["xfail", "xfailed", c.xfail || 0], ["xpass", "xpassed", c.xpass || 0],
+   ["caught", "caught", c.caught || 0],
    ["regressed", "regressed", SUMMARY.n_regressions || 0]].forEach(function (p) {
-    if ((p[0] === "xfail" || p[0] === "xpass") && !p[2]) return;  /* rare: only when there are some */
+    if ((p[0] === "xfail" || p[0] === "xpass" || p[0] === "caught") && !p[2]) return;  /* rare: only when there are some */
     if (p[0] === "regressed" && !baselineCompared()) return;
     var b = el("button", {type: "button", "data-filter": p[0], text: p[1] + " (" + p[2] + ")"});
     b.addEventListener("click", function () { setStatus(p[0]); });
