@@ -27,6 +27,15 @@ MAX_LEVELS = 8
 PASS_RESOLUTION = 1e-6
 
 
+def one_side_moved(dfw, dbw):
+    """The kink test's asymmetry: as the step shrinks, one one-sided derivative moved and the other
+    did not (less than a quarter as far).  A smooth f moves both: by -+h f''/2 (opposite ways) plus
+    h^2 f'''/6 (the same way, the only term where f'' = 0: a score at a least-squares optimum), so
+    a rule that reads a same-way move as a kink calls smooth points kinks.  Arrays or floats."""
+    a, b = np.abs(dfw), np.abs(dbw)
+    return np.minimum(a, b) < 0.25 * np.maximum(a, b)
+
+
 def real_value(v):
     if isinstance(v, complex):
         return v.real
@@ -98,6 +107,7 @@ class Chain:
         self.streak = 0
         self.state = "unsettled"
         self.kink = None
+        self.prev_fb_was = None
 
     def start(self, D, fwd, bwd):
         """The first level: only a reference for the next one."""
@@ -115,18 +125,30 @@ class Chain:
         R = self.wnorm * sigma / heff
         noise1 = SAFETY * math.sqrt(2.0) * sigma / heff + self.floor
         kinky = False
+        self.prev_fb_was = self.prev_fb
         if self.prev_fb is not None and np.isfinite(fwd) and np.isfinite(bwd):
             dfw, dbw = fwd - self.prev_fb[0], bwd - self.prev_fb[1]
             moved = max(abs(dfw), abs(dbw)) > noise1
-            asym = abs(dfw + dbw) > 0.5 * (abs(dfw) + abs(dbw))
             gap, prev_gap = abs(fwd - bwd), abs(self.prev_fb[0] - self.prev_fb[1])
             stuck = gap > noise1 and gap > 0.5 * prev_gap
-            kinky = (moved and asym) or stuck
+            kinky = (moved and one_side_moved(dfw, dbw)) or stuck
         self.prev_fb = (fwd, bwd) if np.isfinite(fwd) and np.isfinite(bwd) else None
+        if kinky and abs(fwd - bwd) <= noise1:
+            # one side crossed a kink at some distance and this step no longer reaches it: the
+            # one-sided derivatives agree within their noise, so this level claims no kink here;
+            # only the levels that straddled it are dropped (restart the Richardson chain)
+            self.prev_D, self.prev_N, self.prev_diff, self.streak = None, None, None, 0
+            kinky = False
         if kinky:
-            widen = judge.tol(i, max(abs(fwd), abs(bwd)), R)
+            # each one-sided derivative carries truncation as well as roundoff: measured by the side
+            # that moved less since the last level (the smooth side; its error at this step is
+            # about a third of that move, taken whole), so that a value equal to a side's limit
+            # is not read as outside it (a unit a short way off the point: the smooth side is
+            # still 3e-6 relative from its limit at the step where the other side crosses)
+            trunc = min(abs(dfw), abs(dbw)) if self.prev_fb_was is not None else 0.0
+            widen = judge.tol(i, max(abs(fwd), abs(bwd)), R + trunc)
             lo, hi = min(fwd, bwd) - widen, max(fwd, bwd) + widen
-            self.kink = (min(fwd, bwd), max(fwd, bwd), heff, R)
+            self.kink = (min(fwd, bwd), max(fwd, bwd), heff, R + trunc)
             self.state = "kink-in" if lo <= a <= hi else "kink-out"
             self.prev_D, self.prev_N, self.prev_diff, self.streak = None, None, None, 0
             self.best, self.best_err = D, math.inf
