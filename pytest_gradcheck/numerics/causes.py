@@ -44,13 +44,14 @@ KIND = {BUG_AT_KINK: BUG, SEVERAL_KINKS: KINK}
 
 # -- reading the verdict's reasons --------------------------------------------------------------
 #: (reason prefix, cause of an inconclusive entry, cause of a failed entry), first match wins.
-#: The prefixes are those refine.Chain.final, kinks.judge_several_kinks and
+#: The prefixes are those refine.Chain.final, kinks.judge_several_kinks / judge_plateau / judge_stair and
 #: entries._mark_unresolved write; tests/test_diagnosis_consistency.py checks that every reason
 #: the corpus produces is read here.
 REASON_PREFIXES = (
     ("kink: several kinks at once", SEVERAL_KINKS, BUG_AT_KINK),
     ("kink along this direction", KINK, BUG_AT_KINK),
     ("kink", KINK, BUG_AT_KINK),
+    ("staircase", STAIRCASE, BUG),
     ("unresolved (underflow)", UNDERFLOW, BUG),
     ("unresolved", UNRESOLVED, BUG),
     ("fun is not finite", NONFINITE, BUG),

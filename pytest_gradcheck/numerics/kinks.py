@@ -136,6 +136,70 @@ def judge_several_kinks(problem, judge, i, kink, nudges, sigma):
                               "one move of this entry")
 
 
+def judge_plateau(problem, judge, i, est, err, nudges, sigma):
+    """(verdict, reason) for entry i, failed on a plateau (``est`` +- ``err``) in a check where other
+    entries showed kinks; None keeps the failure.
+
+    Equal one-sided derivatives along one entry do not make f differentiable at a tie: with
+    mixed-sign cotangents the bins an entry ties in can cancel along its own axis (a max-pool over
+    a constant image: +c and -c) while the first-maximum tie-break gives it one bin's c, the
+    derivative at the nearby point x - s * rank.  So the value is judged against what the nudged
+    points measure (the ramps included): inside their hull inconclusive, outside it the failure
+    stands.  A smooth f shows only est (to its curvature over the nudge) there, so a wrong value
+    still fails."""
+    near, h = nudges.slopes(problem, i)
+    allow = max(judge.tol(i, est, err), judge.tol(i, est, math.sqrt(2.0) * sigma / h))
+    near = near[np.isfinite(near)]
+    if not near.size or not (np.abs(near - est) > allow).any():
+        return None
+    low, high = min(est, float(near.min())), max(est, float(near.max()))
+    a = float(problem.analytic[i])
+    if low - allow <= a <= high + allow:
+        return INCONCLUSIVE, (
+            f"kink: several kinks at once, tied or crossed off this entry's axis -- the one-sided derivatives "
+            f"along this entry agree ({est:.6g}), yet at {len(nudges.points)} points nudged off params (tie-breaks "
+            f"in both orders included) the derivatives measured lie within {low:.6g} to {high:.6g} and the "
+            f"analytic value lies among them: fun is not differentiable here (ties, units at 0), and a "
+            f"tie-break's gradient is a limit of gradients nearby")
+    return None
+
+
+#: a stair is a designed quantiser (torch.round(x, decimals=3), np.round) when f is exactly constant
+#: over this fraction of the entry's scale either side: far above float32's rounding (6e-8), so a
+#: function computing in float32 (whose a.e. derivative is 0 too) is not read as one
+STAIR_WIDTH = 1e-5
+
+
+def judge_stair(problem, judge, i, est, err):
+    """(verdict, reason) for entry i that did not pass, where f is exactly flat over STAIR_WIDTH of
+    the entry's scale either side (measured: 2 calls); None where f is not flat there.
+
+    A staircase has two honest derivatives: 0 (the derivative almost everywhere: f is constant
+    around params) and the trend slope ``est`` +- ``err`` that steps across many stairs measure (a
+    straight-through estimator).  Either is inconclusive naming the staircase; a value matching
+    neither fails."""
+    x = float(problem.x0[i])
+    dt = problem.ev.buffer_dtype(i)
+    w = max(STAIR_WIDTH * max(abs(x), float(problem.L[i])), 1e3 * float(np.finfo(dt).eps) * abs(x))
+    f0 = float(problem.ev.f0)
+    for sign in (1.0, -1.0):
+        if real_value(problem.ev.at(i, dt.type(x + sign * w))) != f0:
+            return None
+    a = float(problem.analytic[i])
+    zero = abs(a) <= float(problem.floor[i])
+    trend = math.isfinite(est) and math.isfinite(err) and abs(a - est) <= judge.tol(i, est, err)
+    if zero or trend:
+        which = "0, the derivative almost everywhere" if zero else "the trend slope (a straight-through estimator)"
+        return INCONCLUSIVE, (
+            f"staircase: fun is piecewise constant here (exactly flat within {w:.2g} of params along this "
+            f"entry), and the analytic value is {which}; the trend across stairs is {est:.6g}: both are "
+            f"conventions that finite differences cannot choose between")
+    return FAIL, (
+        f"staircase: fun is piecewise constant here (exactly flat within {w:.2g} of params along this entry); "
+        f"the analytic value {a:.6g} matches neither 0 (the derivative almost everywhere) nor the trend "
+        f"across stairs, {est:.6g} +- {judge.tol(i, est, err):.2g} (a straight-through estimator)")
+
+
 def several_kinks_rule(a, lo, hi, near, allow, n_points, move):
     """(verdict, reason) for an analytic value ``a`` outside the one-sided derivatives ``lo``, ``hi``,
     given the one-sided derivatives ``near`` at ``n_points`` nudged points and the allowance

@@ -255,4 +255,8 @@ def refine(problem, judge, scheme, i, h0, D0, fwd0, bwd0, sigma, kinks=None):
         if got is not None:
             return (*got, "")
     second = up.final()
+    if first[2] == PASS and up.state == "kink-out":
+        # the smaller steps went below a kink or singularity that the larger ones straddle (a
+        # branch point 1e-8 away: lambertw at -1/e + 1e-8) and converged there: that stands
+        return first
     return second if second[2] == FAIL else first
