@@ -108,6 +108,8 @@ class Chain:
         self.state = "unsettled"
         self.kink = None
         self.prev_fb_was = None
+        self.prev_h = None  # the step of the previous level
+        self.jump = None  # fun's jump (f(x+) - f(x-)) when the one-sided differences grow like 1/h
 
     def start(self, D, fwd, bwd):
         """The first level: only a reference for the next one."""
@@ -132,7 +134,20 @@ class Chain:
             gap, prev_gap = abs(fwd - bwd), abs(self.prev_fb[0] - self.prev_fb[1])
             stuck = gap > noise1 and gap > 0.5 * prev_gap
             kinky = (moved and one_side_moved(dfw, dbw)) or stuck
+            if stuck and gap > 0.5 * R_FACTOR * prev_gap > 0.0 and self.prev_h:
+                # a gap growing like 1/h is no kink (a kink's gap stays as h shrinks): a jump when
+                # gap * h, the jump's size, holds with its sign; otherwise roundoff the measured
+                # noise underrates (a huge log-likelihood), which claims nothing
+                same = (fwd - bwd) * (self.prev_fb[0] - self.prev_fb[1]) > 0.0
+                if same and abs(gap * heff - prev_gap * self.prev_h) <= 0.25 * gap * heff:
+                    self.state, self.jump = "jump", (fwd - bwd) * heff
+                    self.prev_fb, self.prev_h = (fwd, bwd), heff
+                    self.prev_D, self.prev_N, self.prev_diff, self.streak = None, None, None, 0
+                    return None
+                self.prev_D, self.prev_N, self.prev_diff, self.streak = None, None, None, 0
+                kinky = False
         self.prev_fb = (fwd, bwd) if np.isfinite(fwd) and np.isfinite(bwd) else None
+        self.prev_h = heff
         if kinky and abs(fwd - bwd) <= noise1:
             # one side crossed a kink at some distance and this step no longer reaches it: the
             # one-sided derivatives agree within their noise, so this level claims no kink here;
@@ -212,6 +227,11 @@ class Chain:
             k = self.kink
             return b, e, FAIL, (f"kink: the one-sided derivatives are {k[0]:.6g} and {k[1]:.6g}; "
                                 f"the analytic value lies outside them")
+        if self.state == "jump":
+            return b, math.inf, INCONCLUSIVE, (
+                f"discontinuity: fun jumps by about {self.jump:.3g} within {self.prev_h:.2g} of this point (its "
+                f"one-sided differences grow like 1/step): it has no derivative there, and a one-sided or "
+                f"almost-everywhere derivative cannot be judged by differences across the jump")
         if self.state == "nonfinite":
             return b, e, INCONCLUSIVE, "fun is not finite at the perturbed points of every usable step"
         if self.state == "disagree":

@@ -14,7 +14,8 @@ Each case is a derivative checked at a point where a rule could guess instead of
 * ``branch_point`` (B.6): a square-root branch point or a domain edge within the first steps
   (lambertw at -1/e + 1e-8, sqrt and log near 0), beside a plain entry.
 * ``no_kink`` (C.9): points where the one-sided derivatives agree within their noise (i1e at 0,
-  a smooth huge log-likelihood, a saturated sigmoid); no report may speak of a kink there.
+  a smooth huge log-likelihood, a saturated sigmoid), and a jump between branches (a
+  discontinuity); no report may speak of a kink there.
 
 ``IRREGULAR``: every case; ``kind`` "correct" (never "fail"; ``expect`` the status in full, fast
 and auto mode) or "bug" (must fail in every mode).  ``check`` names the public check that runs
@@ -366,3 +367,15 @@ for _f, _kind in ((1.0, "correct"), (-1.0, "bug")):
     _fun, _grad = _saturated_sigmoid(_f)
     _add(name=f"saturated_sigmoid_log1m_x{_f:g}", cls="no_kink", fun=_fun, grad=_grad,
          make_params=lambda: np.array([4.0, 3.0, -3.5]), kind=_kind, expect="pass")
+
+
+def _branch_jump(x):
+    """Two branches that do not meet at 0 (x^2 + 1 for x > 0, x^2 below): a jump, not a kink."""
+    return float(np.sum(np.where(x > 0, x ** 2 + 1.0, x ** 2)))
+
+
+for _name, _g, _kind, _exp in (("a_e", lambda x: 2 * x, "correct", "inconclusive"),
+                               ("off_by_5", lambda x: 2 * x + 5.0, "bug", None)):
+    _add(name=f"branch_jump_{_name}", cls="no_kink", fun=_branch_jump, grad=_g,
+         make_params=lambda: np.array([0.0, 0.7]), kind=_kind, expect=_exp,
+         note="the one-sided differences grow like 1/step: a discontinuity, never 'a kink ... a valid subgradient'")
