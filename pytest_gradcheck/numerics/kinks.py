@@ -40,6 +40,11 @@ single kink (|x| at 0) shows only those two everywhere nearby and keeps the sing
 plus a pair of opposite ReLUs: f's finite differences cannot tell it from the line) fails, and
 its reason prints the sampled range, so the user sees why.
 
+The same nudged points judge two more irregular entries: a plateau failure in a check whose
+other entries show kinks (``judge_plateau``: a tie can cancel along an entry's own axis), and an
+entry where f is exactly flat (``judge_stair``: a designed staircase, whose two honest derivatives
+are 0 and the trend slope).
+
 Cost: f at each nudged point once per check, then 2 evaluations per nudged point for each entry
 judged here (entries outside their one-sided derivatives only).
 
