@@ -17,7 +17,9 @@
    catches and how many correct gradients it falsely fails; then the
    real-code patterns (tests/corpus/real_code.py, issue 12) per class:
    correct gradients passed / inconclusive / failed and bugs caught, for
-   check_gradient in full, fast and auto mode and for the anchors.
+   check_gradient in full, fast and auto mode and for the anchors; then the
+   irregular points of issue 20 (tests/corpus/irregular_kinks.py: kinks,
+   ties, staircases, branch points) per class and mode.
 
 --quick stops at n = 10^4 and uses fewer repetitions; --corpus runs section 3 only.
 """
@@ -387,6 +389,46 @@ def bench_real_code(out):
     out["real_code"] = {"classes": table, "totals": totals}
 
 
+def _irregular_available(case):
+    if not case.needs:
+        return True
+    try:
+        __import__(case.needs)
+        return True
+    except ImportError:
+        return False
+
+
+def bench_irregular(out):
+    """Irregular points (issue 20: tests/corpus/irregular_kinks.py) per class and mode: correct
+    derivatives passed/inconclusive/failed, bugs caught (cases whose module is absent are skipped)."""
+    from corpus.irregular_kinks import IRREGULAR, MODES
+
+    cases = [c for c in IRREGULAR if _irregular_available(c)]
+    good = [c for c in cases if c.kind == "correct"]
+    print(f"\n## 3c. Verdicts at irregular points (tests/corpus/irregular_kinks.py: {len(good)} correct, "
+          f"{len(cases) - len(good)} bugs)\n")
+    print("Per class: correct derivatives passed/inconclusive/failed (+errors), then bugs caught/bugs.\n")
+    head = f"{'class':<14} " + " | ".join(f"{m:^17}" for m in MODES)
+    print(head)
+    print("-" * len(head))
+    table = {}
+    for cls in sorted({c.cls for c in cases}):
+        cells, row = [], {}
+        for mode in MODES:
+            st = {c.name: _status(lambda c: c.run(mode).status, c) for c in cases if c.cls == cls}
+            g = [st[c.name] for c in good if c.cls == cls]
+            bugs = [c for c in cases if c.cls == cls and c.kind == "bug"]
+            caught = sum(st[b.name] == "fail" for b in bugs)
+            counts = {k: g.count(k) for k in ("pass", "inconclusive", "fail", "error")}
+            row[mode] = dict(counts, caught=caught, bugs=len(bugs))
+            err = f"+{counts['error']}e" if counts["error"] else ""
+            cells.append(f"{counts['pass']}/{counts['inconclusive']}/{counts['fail']}{err} {caught}/{len(bugs)}")
+        table[cls] = row
+        print(f"{cls:<14} " + " | ".join(f"{c:^17}" for c in cells))
+    out["irregular"] = table
+
+
 def print_verdicts():
     """One deterministic line per (case, mode, method): the diffable record
     of what the checker decides on the corpus."""
@@ -399,6 +441,17 @@ def print_verdicts():
                 r = check_gradient(c.fun, c.params(), c.grad, mode=mode, method=method)
             print(f"{c.name:<40} {mode:<5} {method:<9} {r.status:<12} ratio={r.max_ratio:.6g} "
                   f"evals={r.n_evals} checked={r.n_checked}")
+    from corpus.irregular_kinks import IRREGULAR, MODES
+
+    for c in IRREGULAR:
+        if not _irregular_available(c):
+            continue
+        for mode in MODES:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = c.run(mode)
+            print(f"{('bug:' if c.kind == 'bug' else 'irregular:') + c.name:<40} {mode:<5} central   {r.status:<12} "
+                  f"ratio={r.max_ratio:.6g} evals={r.n_evals} checked={r.n_checked}")
 
 
 def main(argv=None):
@@ -432,6 +485,7 @@ def main(argv=None):
         bench_overhead(args.quick, out)
     bench_corpus(out)
     bench_real_code(out)
+    bench_irregular(out)
     if args.resolution:
         bench_resolution(out)
     if args.json:

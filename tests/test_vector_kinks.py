@@ -132,64 +132,60 @@ def _vjp(at_zero=0.0):
     return vjp
 
 
-def test_several_kinks_crossed_by_one_move_are_inconclusive_not_failed():
-    # two layers: the framework's relu'(0) = 0 value lies outside the one-sided derivatives along the
-    # tangent (each sums 16 units switched on one side), yet within what nudged points allow
-    fun, jvp, jac = _mlp()
-    x = _inputs()
-    r = check_jvp(fun, x, jvp)
-    assert r.status == "inconclusive", str(r)
-    assert cz.SEVERAL_KINKS in set(_causes(r).values()), str(r)
-    r = check_jacobian(fun, x, jac)
-    assert r.status == "inconclusive", str(r)
-    assert _rows(r, (2, 2, 2, 3)) == {0}
+def _pair(at_zero=0.0):
+    """relu(p0 + 2 p1) - relu(2 p1 - p0) + relu(p0) (two outputs: it and its double) at p = 0: along
+    p0 the one-sided derivatives are 2 and 1, yet the pieces nearby give 0 to 3 (0: every unit
+    off, 2 p1 < -|p0|, p0 < 0): relu'(0) = ``at_zero`` gives 3 * at_zero, outside [1, 2] and
+    inside what nudged points measure when at_zero is in [0, 1]."""
+    def fun(p):
+        v = max(p[0] + 2 * p[1], 0.0) - max(2 * p[1] - p[0], 0.0) + max(p[0], 0.0)
+        return np.array([v, 2 * v])
+
+    def jac(p):
+        def s(z):
+            return 1.0 if z > 0 else (at_zero if z == 0 else 0.0)
+        s1, s2, s3 = s(p[0] + 2 * p[1]), s(2 * p[1] - p[0]), s(p[0])
+        row = np.array([s1 + s2 + s3, 2 * s1 - 2 * s2])
+        return np.stack([row, 2 * row])
+
+    return fun, jac
 
 
 @pytest.mark.parametrize("at_zero", [0.0, 1.0])
-def test_a_frameworks_convention_at_kinks_switched_together_is_not_called_a_bug(at_zero):
-    # check_vjp said FAILED here ("no limit of gradients nearby: a bug at the kink") for the VJP torch
-    # computes: 3 inputs drive the 16 units of the zero row, so a nudge's signs on those 3 entries
-    # switch them in at most 8 patterns, none with every unit off, and the spread of what nearby
-    # points give (the bound for units switching independently) missed relu'(0) = 0 by 2x
-    fun, _, _ = _mlp()
-    x = _inputs()
-    r = check_vjp(fun, x, _vjp(at_zero))
+def test_several_kinks_crossed_by_one_move_are_inconclusive_not_failed(at_zero):
+    # issue 20 A.1: the value lies outside the one-sided derivatives (1 and 2) but is the derivative
+    # on a piece that points nudged off params reach (the envelope is measured, not extrapolated)
+    fun, jac = _pair(at_zero)
+    p = np.zeros(2)
+    r = check_jacobian(fun, p, jac)
     assert r.status == "inconclusive" and r.counts["fail"] == 0, str(r)
-    # the scalar loss of the same layer, as check_gradient sees it
-    c = np.array([0.3, -1.1])
-    r = check_gradient(lambda x: float(np.sum(fun(x) @ c)), x, lambda x: _vjp(at_zero)(x, np.tile(c, (2, 1))))
+    assert cz.SEVERAL_KINKS in set(_causes(r).values()), str(r)
+    r = check_gradient(lambda p: float(fun(p)[0]), p, lambda p: jac(p)[0])
     assert r.status == "inconclusive" and r.counts["fail"] == 0, str(r)
+    assert cz.SEVERAL_KINKS in set(_causes(r).values()), str(r)
 
 
-def test_the_rule_at_kinks_switched_together():
-    # the derivatives check_vjp saw at its 8 nudged points (two sides each) for the first cotangent:
-    # 6 distinct values, two of them twice; the spread bound (units switching independently) gives
-    # 2.68 to 7.86, which the framework's 0 lies outside
-    from pytest_gradcheck.numerics.kinks import FAIL, INCONCLUSIVE, K_MAX, several_kinks_rule
-
-    lo, hi, allow = 4.967767, 5.573756, 2.04e-05
-    points = [4.844896, 4.987441, 4.987441, 4.991586, 5.549937, 5.554082, 5.554082, 5.696627]
-    near = np.repeat(points, 2)
-    verdict, why = several_kinks_rule(0.0, lo, hi, near, allow, 8, "one move of this entry")
-    assert verdict == INCONCLUSIVE and "switched together" in why
-    mid, seen = 0.5 * (lo + hi), max(points) - 0.5 * (lo + hi)
-    verdict, why = several_kinks_rule(mid + 1.01 * K_MAX * seen, lo, hi, near, allow, 8, "one move")
-    assert verdict == FAIL and "bug at the kink" in why
-    # the same values, all distinct: the spread bound, and 0 fails
-    near = np.repeat(np.array(points) + np.arange(8) * 1e-3, 2)
-    verdict, why = several_kinks_rule(0.0, lo, hi, near, allow, 8, "one move of this entry")
-    assert verdict == FAIL and "switched together" not in why
+@pytest.mark.parametrize("at_zero", [1.5, -1.0, 30.0])
+def test_a_value_outside_every_measured_piece_fails_however_many_units(at_zero):
+    # issue 20 A.1: no assumed unit count widens the envelope: 3 * at_zero outside [0, 3] fails
+    fun, jac = _pair(at_zero)
+    p = np.zeros(2)
+    for r in (check_jacobian(fun, p, jac), check_gradient(lambda p: float(fun(p)[0]), p, lambda p: jac(p)[0])):
+        assert r.status == "fail", str(r)
+        assert cz.BUG_AT_KINK in set(_causes(r).values()), str(r)
+        assert "derivatives measured lie within" in r.worst[0].reason
 
 
-def test_a_value_outside_everything_nearby_points_give_still_fails():
-    # relu'(0) = 100: beyond what even K_MAX = 64 units switched together could give, none changing
-    # the derivative by more than the largest change seen.  (relu'(0) = 8 is inconclusive: with 16
-    # units switched together by 3 inputs it is within that count; no finite difference of f can
-    # tell it from a convention of a network computing the same f)
+def test_a_frameworks_convention_that_no_nearby_point_gives_fails_with_the_measured_range():
+    # 3 inputs drive the 16 units of the zero row: no nearby point switches them all off, so the
+    # relu'(0) = 0 chain rule's value is the derivative of no piece of fun nearby (outside the
+    # Clarke subdifferential).  Until issue 20 an assumed count (64 units switched together)
+    # made it inconclusive, and hid 30x errors with it; now the reason prints what was measured
+    fun, jvp, jac = _mlp()
     x = _inputs()
-    fun, jvp, jac = _mlp(at_zero=8.0)
-    for r in (check_jvp(fun, x, jvp), check_jacobian(fun, x, jac), check_vjp(fun, x, _vjp(8.0))):
-        assert r.status == "inconclusive" and r.counts["fail"] == 0, str(r)
+    r = check_jacobian(fun, x, jac)
+    assert r.status == "fail", str(r)
+    assert "derivatives measured lie within" in r.worst[0].reason
     fun, jvp, jac = _mlp(at_zero=100.0)
     for r in (check_jvp(fun, x, jvp), check_jacobian(fun, x, jac), check_vjp(fun, x, _vjp(100.0))):
         assert r.status == "fail", str(r)

@@ -35,22 +35,27 @@ BUG, BUG_AT_KINK, NONDETERMINISTIC = "bug", "bug_at_kink", "nondeterministic"
 #: entry did on its own
 KINK, SEVERAL_KINKS, UNDERFLOW, UNRESOLVED = "kink", "several_kinks", "underflow", "unresolved"
 STAIRCASE, NONFINITE, UNSETTLED, SPREAD = "staircase", "nonfinite", "unsettled", "spread"
+#: inconclusive: fun jumps at the point (one-sided differences growing like 1/step): no derivative
+DISCONTINUITY = "discontinuity"
 
 FAIL_CAUSES = (BUG, BUG_AT_KINK, NONDETERMINISTIC)
-INCONCLUSIVE_CAUSES = (KINK, SEVERAL_KINKS, UNDERFLOW, UNRESOLVED, STAIRCASE, NONFINITE, UNSETTLED, SPREAD)
+INCONCLUSIVE_CAUSES = (KINK, SEVERAL_KINKS, UNDERFLOW, UNRESOLVED, STAIRCASE, NONFINITE, UNSETTLED, SPREAD,
+                       DISCONTINUITY)
 
 #: a diagnosis' ``kind``: the cause, with the kink variants folded into their family
 KIND = {BUG_AT_KINK: BUG, SEVERAL_KINKS: KINK}
 
 # -- reading the verdict's reasons --------------------------------------------------------------
 #: (reason prefix, cause of an inconclusive entry, cause of a failed entry), first match wins.
-#: The prefixes are those refine.Chain.final, kinks.judge_several_kinks and
+#: The prefixes are those refine.Chain.final, kinks.judge_several_kinks / judge_plateau / judge_stair and
 #: entries._mark_unresolved write; tests/test_diagnosis_consistency.py checks that every reason
 #: the corpus produces is read here.
 REASON_PREFIXES = (
     ("kink: several kinks at once", SEVERAL_KINKS, BUG_AT_KINK),
     ("kink along this direction", KINK, BUG_AT_KINK),
     ("kink", KINK, BUG_AT_KINK),
+    ("staircase", STAIRCASE, BUG),
+    ("discontinuity", DISCONTINUITY, BUG),
     ("unresolved (underflow)", UNDERFLOW, BUG),
     ("unresolved", UNRESOLVED, BUG),
     ("fun is not finite", NONFINITE, BUG),
@@ -129,6 +134,7 @@ CAUSE_WORDS = {
     NONFINITE: "not finite",
     UNSETTLED: "did not settle",
     SPREAD: "no single entry",
+    DISCONTINUITY: "jumps",
     NONDETERMINISTIC: "nondeterministic",
 }
 

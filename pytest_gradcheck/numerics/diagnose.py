@@ -72,8 +72,8 @@ from collections import Counter
 
 import numpy as np
 
-from .causes import (BLAME, BUG, BUG_AT_KINK, KIND, KINK, NONDETERMINISTIC, NONFINITE, SEVERAL_KINKS, SPREAD,
-                     STAIRCASE, UNDERFLOW, UNRESOLVED, UNSETTLED, decide, entry_cause, message_causes)
+from .causes import (BLAME, BUG, BUG_AT_KINK, DISCONTINUITY, KIND, KINK, NONDETERMINISTIC, NONFINITE, SEVERAL_KINKS,
+                     SPREAD, STAIRCASE, UNDERFLOW, UNRESOLVED, UNSETTLED, decide, entry_cause, message_causes)
 from .stencils import SCHEMES
 from .verdict import FAIL, PASS, SAFETY
 
@@ -454,6 +454,8 @@ def _explain(cause, k, problem):
                    f"stretches hide its slope from small steps and its stairs are noise to larger ones, so "
                    f"{many} cannot be resolved.",
         NONFINITE: f"fun is not finite at the perturbed points of every usable step for {many}.",
+        DISCONTINUITY: f"fun jumps at {many} (a step function, a branch switch): the one-sided differences grow "
+                       f"like 1/step, so no derivative exists there for finite differences to judge.",
         UNSETTLED: f"The finite-difference estimates of {many} did not settle as the step changed (neither "
                    f"converging nor a plateau).",
         SPREAD: "A random-direction probe disagreed with the projection of the analytic gradient, but bisection "
@@ -481,6 +483,7 @@ def _next(cause, code, patterns, fd):
                    "of fun.",
         NONFINITE: "move params away from where fun is not finite, or pass a smaller eps.",
         UNSETTLED: "rerun with method='central4' or another eps.",
+        DISCONTINUITY: "check the derivative on each side of the jump, at points off it.",
         SPREAD: "run mode='full' to see every entry.",
     }[KINK if cause == SEVERAL_KINKS else cause]
 
@@ -497,6 +500,8 @@ def _evidence(cls, cause, e0):
         if failed:
             return "it settles on a flat plateau: the finite differences agree with each other, step after step"
         return "it does not shrink with the step (single steps, a simpler error model than the verdict's)"
+    if cls == "kink" and cause == DISCONTINUITY:
+        return "the one-sided differences grow as the step shrinks: fun jumps at this point"
     if cls == "kink":
         return ("the one-sided differences keep disagreeing as the step shrinks, or the error drops sharply below "
                 "some distance: fun has a kink at or very near this point")
@@ -628,7 +633,7 @@ def _diagnose(problem, result):
 #: a few words per cause, for the worst entry of an inconclusive check
 _SHORT = {KINK: "at a kink", SEVERAL_KINKS: "where one move crosses several kinks", UNDERFLOW: "where f underflows",
           UNRESOLVED: "too small for the finite differences to resolve", NONFINITE: "where fun is not finite",
-          UNSETTLED: "whose estimates did not settle"}
+          UNSETTLED: "whose estimates did not settle", DISCONTINUITY: "where fun jumps"}
 
 
 def _sweeps(problem, result, bad):

@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from .kinks import DirectionNudges, several_kinks_rule
-from .refine import MAX_LEVELS, PASS_RESOLUTION, R_FACTOR
+from .refine import MAX_LEVELS, PASS_RESOLUTION, R_FACTOR, one_side_moved
 from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY
 
 
@@ -67,16 +67,20 @@ class _Column:
         or a gap between them that does not shrink with h (both above the one-sided roundoff)."""
         prev, self.prev_fb = self.prev_fb, (fwd, bwd)
         if prev is None:
+            self.trunc = np.zeros(fwd.size)
             return np.zeros(fwd.size, dtype=bool)
         r1 = self.one_sided * R
         noise1 = np.maximum(self.tolf(0.0 * R, r1), SAFETY * r1)
         with np.errstate(invalid="ignore"):
             dfw, dbw = fwd - prev[0], bwd - prev[1]
             moved = np.maximum(np.abs(dfw), np.abs(dbw)) > noise1
-            asym = np.abs(dfw + dbw) > 0.5 * (np.abs(dfw) + np.abs(dbw))
             gap = np.abs(fwd - bwd)
             stuck = (gap > noise1) & (gap > 0.5 * np.abs(prev[0] - prev[1]))
-        return ((moved & asym) | stuck) & np.isfinite(fwd + bwd + prev[0] + prev[1])
+            # one-sided derivatives that agree within their noise claim no kink at this level (refine.Chain)
+            kinky = ((moved & one_side_moved(dfw, dbw)) | stuck) & (gap > noise1)
+            # the one-sided derivatives' truncation, measured by the side that moved less (refine.Chain)
+            self.trunc = np.where(np.isfinite(dfw + dbw), np.minimum(np.abs(dfw), np.abs(dbw)), 0.0)
+        return kinky & np.isfinite(fwd + bwd + prev[0] + prev[1])
 
     def feed(self, D, R, fwd, bwd):
         open_ = self.verdict < 0
@@ -84,7 +88,7 @@ class _Column:
         kinky = open_ & self._kinky(fwd, bwd, R)
         self.kinked = np.where(open_, kinky, self.kinked)
         if kinky.any():
-            self.kink[kinky] = np.stack([np.minimum(fwd, bwd), np.maximum(fwd, bwd), R], axis=1)[kinky]
+            self.kink[kinky] = np.stack([np.minimum(fwd, bwd), np.maximum(fwd, bwd), R + self.trunc], axis=1)[kinky]
             self.best, self.best_err = np.where(kinky, D, self.best), np.where(kinky, np.inf, self.best_err)
             self.streak[kinky] = 0
         live = open_ & ~kinky

@@ -20,7 +20,7 @@ from ..errors import GradcheckInputError
 from ..frameworks.base import MIN_BATCH_ROWS
 from ..frameworks.outputs import scalar_of
 from .evaluate import user_code
-from .kinks import Nudges, judge_several_kinks
+from .kinks import Nudges, judge_plateau, judge_several_kinks, judge_stair
 from .noise import adopt_staircase, noise_level, staircase_noise
 from .problem import Problem, call_user
 from .refine import MAX_LEVELS, R_FACTOR, Chain, combine, level, real_value, refine
@@ -75,6 +75,16 @@ def entry_estimates(problem: Problem, judge: Judge, idx: np.ndarray):
             reasons[i] = why
     if kinks and not judge.explicit:
         _several_kinks(problem, judge, kinks, scheme, sigma, eps_eff, verdict, reasons)
+    if not judge.explicit:
+        # a designed staircase (round to decimals): 0 and the trend slope are both conventions (kinks.judge_stair)
+        for i in [int(i) for i in idx[todo] if verdict[i] != PASS][:PLATEAU_CAP]:
+            got = judge_stair(problem, judge, i, float(numeric[i]), float(err[i]))
+            if got is not None:
+                verdict[i], reasons[i] = got
+    if not judge.explicit and any(r.startswith("kink") for r in reasons.values()):
+        # fun has kinks here: a plateau failure may be a tie cancelled along its own axis (kinks.judge_plateau)
+        plateau = [int(i) for i in idx[todo] if verdict[i] == FAIL and int(i) not in kinks][:PLATEAU_CAP]
+        _plateaus(problem, judge, plateau, scheme, sigma, eps_eff, numeric, err, verdict, reasons)
     if todo.size and (verdict[idx[todo]] == FAIL).any() and not judge.explicit \
             and not getattr(problem, "stairs_checked", False):
         # before a failure is reported: is f's noise at the steps' scale what was measured at params?
@@ -107,6 +117,23 @@ def _several_kinks(problem, judge, kinks, scheme, sigma, eps_eff, verdict, reaso
         nudges = problem.nudges = Nudges(problem, first_steps(problem, scheme, sigma, eps_eff))
     for i, k in kinks.items():
         verdict[i], reasons[i] = judge_several_kinks(problem, judge, i, k, nudges, sigma)
+
+
+#: the most plateau failures of one check judged again at nudged points (each costs 2 calls per point)
+PLATEAU_CAP = 32
+
+
+def _plateaus(problem, judge, plateau, scheme, sigma, eps_eff, numeric, err, verdict, reasons):
+    """Plateau failures in a check whose other entries showed kinks, judged again at nudged points."""
+    if not plateau:
+        return
+    nudges = getattr(problem, "nudges", None)
+    if nudges is None:
+        nudges = problem.nudges = Nudges(problem, first_steps(problem, scheme, sigma, eps_eff))
+    for i in plateau:
+        got = judge_plateau(problem, judge, i, float(numeric[i]), float(err[i]), nudges, sigma)
+        if got is not None:
+            verdict[i], reasons[i] = got
 
 
 def _stage_a(problem, judge, scheme, offs, h, idx, sigma, target):

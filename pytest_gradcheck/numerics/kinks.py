@@ -1,56 +1,52 @@
 """Several kinks at once: an analytic value outside one coordinate's one-sided derivatives,
-judged against the gradients at nearby points before it is called a bug.
+judged against the derivatives actually sampled at points nudged off params before it is called
+a bug.
 
 Why one coordinate's one-sided derivatives are not enough.  A ReLU layer with a zero bias and
 an all-zero input row puts every unit of that row exactly at its kink; so do a zero image
-border through conv + ReLU, and ties in overlapping max-pool windows.  Moving one entry x_i by
-+t switches on the units S+ that it pushes up, by -t the units S- it pushes down.  Near the
-point, f is (to first order) piecewise linear in the entries, and the derivative along x_i on
-each piece is
+border through conv + ReLU, and ties in max-pool windows.  Moving one entry x_i by +t switches
+on the units S+ that it pushes up, by -t the units S- it pushes down.  Near the point f is
+piecewise linear in the entries, and the derivative along x_i on each piece is base + C(S) (S:
+the kink units switched on), while the value a framework returns (relu'(0) = 0: ``base``; a
+max-pool's first maximum in row-major order) is the derivative on one particular piece: a limit
+of gradients at nearby points, hence valid, yet outside [fwd, bwd] whenever the pieces' changes
+share a sign.  Refinement's kink test (refine.Chain) bounds only the single-kink case.
 
-    base + sum_{j in S} c_j        (S: the kink units switched on, c_j: unit j's contribution)
+What nearby points give.  At a point x_k = x + u_k nudged by about NUDGE_FRACTION of each
+entry's first step (far below the step, far above roundoff, so units at exactly 0 leave the
+kink while f's smooth part barely moves) f is differentiable along x_i except at kinks a
+distance ~|u_k| away, and its one-sided derivatives there, taken with a step DIFF_FRACTION
+smaller still, are the derivatives on the pieces the nudge reached (a difference that does cross
+one of those kinks is a secant: inside the hull of two such values).  These are finite
+differences of f, not the user's grad: a gradient wrong at and around the kink cannot vouch for
+itself.  The nudges (``nudge_directions``):
 
-so the one-sided derivatives are base + C(S+) and base + C(S-), while the value a framework
-returns with relu'(0) = 0, ``base``, is the piece with S empty: a limit of gradients at nearby
-points (a tiny negative nudge of the bias switches every unit off), hence a valid element of
-the Clarke subdifferential, yet outside [fwd, bwd] whenever the c_j of S+ and of S- share a
-sign.  Refinement's kink test (refine.Chain) bounds only the single-kink case.
+* NUDGE_PAIRS antithetic pairs of random signs: pieces reached by independent switches;
+* each leaf alone moved by +-1 (all its entries one way, the rest of params still), and all
+  leaves at once: a bias leaf moved down switches every unit it feeds off at once -- the
+  relu'(0) = 0 piece, which random signs reach with probability 2^-K for K units;
+* ramps over each leaf's entries in row-major order, both ways (x -+ s * rank): the pieces of
+  the first and of the last maximum in every tie (pooling over a constant image), whatever the
+  cotangents' signs.  The ramp's spacing is RAMP_SPACING of the nudge, above the difference
+  step, so a difference never reorders a tie.
 
-What nearby points give.  At x_k = x + delta*u_k (u_k random signs times each entry's first
-step, delta = NUDGE_FRACTION: far below the step, far above roundoff, so units at exactly 0 leave
-the kink while f's smooth part barely moves) f is differentiable along x_i except at kinks a
-distance ~delta away, and its one-sided derivatives there, taken with a step DIFF_FRACTION
-smaller still, are base + C(S) for the subsets S the nudge switched on (a difference that does
-cross one of those kinks is a secant: a convex combination of two such values, inside their
-hull).  These are finite differences of f, not the user's grad: a gradient that is wrong at and
-around the kink (a doubled bias) cannot vouch for itself.  NUDGE_PAIRS antithetic pairs +-u_k
-(complementary subsets) cost 2*NUDGE_PAIRS evaluations of f per check plus 4*NUDGE_PAIRS per
-entry judged here.
+The rule: every sampled value is valid, so the envelope is their hull together with fwd and bwd,
+widened only by the allowance for their roundoff (the judge's tolerance at their size, as in
+refine.Chain).  Never an assumed number of units: the envelope is what was measured, and a value
+outside every sampled piece fails.  Only where the samples show a value other than the two
+one-sided derivatives at params (beyond that allowance) does the several-kinks reading apply: a
+single kink (|x| at 0) shows only those two everywhere nearby and keeps the single-kink rule
+(fail outside [fwd, bwd]).  The price: a framework convention no nudge reaches (a linear term
+plus a pair of opposite ReLUs: f's finite differences cannot tell it from the line) fails, and
+its reason prints the sampled range, so the user sees why.
 
-The valid values.  S+ and S- together are the K units one move switches, so every valid value
-base + C(S) lies within sum|c_j|/2 of the middle m = (fwd + bwd)/2 = base + C(all)/2, and the
-extreme ones (S empty: the relu'(0) = 0 value; S = all) sit at exactly +-C(all)/2 when all c_j
-share a sign -- the case random nudges almost never reach (each unit is switched with
-probability 1/2: all K at once with 2^-K), and the hull of the sampled values, even widened by
-its width, misses for K above ~10 (measured: a zero corner pixel through a 3-channel conv).
-What the nudges do estimate is the spread: a nudged value minus m is sum c_j e_j / 2 with
-random signs e_j, of mean square sum c_j^2 / 4, and sum|c_j| <= sqrt(K) sqrt(sum c_j^2) =
-2 sqrt(K) rms(nudged - m).  So with at most K_MAX units switched by one move, every valid value
-lies within
+The same nudged points judge two more irregular entries: a plateau failure in a check whose
+other entries show kinks (``judge_plateau``: a tie can cancel along an entry's own axis), and an
+entry where f is exactly flat (``judge_stair``: a designed staircase, whose two honest derivatives
+are 0 and the trend slope).
 
-    r = max(sqrt(K_MAX) * rms(nudged - m), max |v - m| over fwd, bwd and the nudged values)
-
-of m (the second term: the values seen are valid themselves), plus the kink test's allowance
-(the judge's tolerance at the one-sided derivatives' size and their roundoff, as in
-refine.Chain).  An analytic value within it is inconclusive (kink, "several kinks at once"),
-outside it a failure.  All this only where the nudged one-sided derivatives show a value other
-than the two at params (beyond that allowance): a single kink (|x| at 0) shows only those two
-everywhere nearby, and keeps the single-kink rule (fail outside [fwd, bwd]).  rms from 16 values is good to about +-30%, well inside sqrt(K_MAX) = 8.
-The price: where one move switches many units, much of the range is valid, and a wrong value
-inside it (a doubled bias whose move switches 50 border units) is only inconclusive -- a value
-there IS a limit of gradients at some nearby point, so no sound rule can fail it.  Where the
-units do not switch independently (two nudged points give one value: _switched_together), the
-spread bound does not hold, and the count bound K_MAX * (largest change seen) replaces it.
+Cost: f at each nudged point once per check, then 2 evaluations per nudged point for each entry
+judged here (entries outside their one-sided derivatives only).
 
 Layer: numerics, middle (above refine, verdict; below entries).  Imports numpy, refine
 (``real_value``) and verdict; reads a Problem and a Judge by their attributes.
@@ -65,15 +61,41 @@ import numpy as np
 from .refine import real_value
 from .verdict import FAIL, INCONCLUSIVE
 
-#: antithetic pairs of nudged points
+#: antithetic pairs of nudged points with random signs
 NUDGE_PAIRS = 4
-#: the most kink units one entry's move is assumed to switch at once (a zero image row through a
-#: 3x3 convolution of 3 channels: 27; a zero input row of a dense layer: its width)
-K_MAX = 64
+#: the most leaves moved one at a time (each both ways); beyond, only all leaves at once
+LEAVES_ALONE = 8
 #: the nudge, as a fraction of each entry's first finite-difference step (see the module docstring)
 NUDGE_FRACTION = 1.0 / 64.0
 #: the one-sided differences at a nudged point, as a fraction of the nudge
 DIFF_FRACTION = 1.0 / 64.0
+#: a ramp's spacing between consecutive entries, as a fraction of the nudge: above DIFF_FRACTION,
+#: so that a difference taken at the ramped point never reorders a tie
+RAMP_SPACING = 1.0 / 8.0
+
+
+def nudge_directions(rng, spec, n):
+    """Unit nudges (entries in [-1, 1] up to a ramp's length, multiplied by each entry's nudge
+    size by the caller): random antithetic pairs, each leaf alone both ways, all leaves both ways,
+    and row-major ramps over every leaf both ways (the module docstring)."""
+    dirs = []
+    for _ in range(NUDGE_PAIRS):
+        u = rng.choice([-1.0, 1.0], size=n)
+        dirs += [u, -u]
+    leaves = list(spec.leaves)
+    if len(leaves) > 1:
+        for leaf in leaves[:LEAVES_ALONE]:
+            u = np.zeros(n)
+            u[leaf.slice] = 1.0
+            dirs += [u, -u]
+    dirs += [np.ones(n), -np.ones(n)]
+    ramp = np.zeros(n)
+    for leaf in leaves:
+        k = leaf.slice.stop - leaf.slice.start
+        ramp[leaf.slice] = RAMP_SPACING * (np.arange(k) - 0.5 * (k - 1))
+    if np.any(ramp):
+        dirs += [ramp, -ramp]
+    return dirs
 
 
 class Nudges:
@@ -87,12 +109,10 @@ class Nudges:
         rel = float(np.median(np.asarray(steps, dtype=np.float64) / problem.L))
         self.size = NUDGE_FRACTION * rel * problem.L
         self.points, self.values = [], []
-        for _ in range(NUDGE_PAIRS):
-            u = rng.choice([-1.0, 1.0], size=problem.n) * self.size
-            for sign in (1.0, -1.0):
-                x = problem.x0 + sign * u
-                self.points.append(x)
-                self.values.append(real_value(problem.ev.at_vector(x)))
+        for u in nudge_directions(rng, problem.spec, problem.n):
+            x = problem.x0 + u * self.size
+            self.points.append(x)
+            self.values.append(real_value(problem.ev.at_vector(x)))
 
     def slopes(self, problem, i):
         """One-sided derivatives along entry i at every nudged point (NaN where f is not finite)."""
@@ -110,8 +130,8 @@ class Nudges:
 
 def judge_several_kinks(problem, judge, i, kink, nudges, sigma):
     """(verdict, reason) for entry i, whose analytic value lies outside its one-sided derivatives
-    ``kink`` = (lower, upper, step, roundoff): inconclusive inside the widened hull of what
-    nearby points give (module docstring), a failure outside it."""
+    ``kink`` = (lower, upper, step, roundoff): inconclusive inside the hull of what nearby points
+    give (module docstring), a failure outside it."""
     lo, hi, heff, R = kink
     near, h = nudges.slopes(problem, i)
     # one-sided differences at step h carry roundoff ~sqrt(2) sigma / h: the judge's allowance for it
@@ -121,6 +141,70 @@ def judge_several_kinks(problem, judge, i, kink, nudges, sigma):
                               "one move of this entry")
 
 
+def judge_plateau(problem, judge, i, est, err, nudges, sigma):
+    """(verdict, reason) for entry i, failed on a plateau (``est`` +- ``err``) in a check where other
+    entries showed kinks; None keeps the failure.
+
+    Equal one-sided derivatives along one entry do not make f differentiable at a tie: with
+    mixed-sign cotangents the bins an entry ties in can cancel along its own axis (a max-pool over
+    a constant image: +c and -c) while the first-maximum tie-break gives it one bin's c, the
+    derivative at the nearby point x - s * rank.  So the value is judged against what the nudged
+    points measure (the ramps included): inside their hull inconclusive, outside it the failure
+    stands.  A smooth f shows only est (to its curvature over the nudge) there, so a wrong value
+    still fails."""
+    near, h = nudges.slopes(problem, i)
+    allow = max(judge.tol(i, est, err), judge.tol(i, est, math.sqrt(2.0) * sigma / h))
+    near = near[np.isfinite(near)]
+    if not near.size or not (np.abs(near - est) > allow).any():
+        return None
+    low, high = min(est, float(near.min())), max(est, float(near.max()))
+    a = float(problem.analytic[i])
+    if low - allow <= a <= high + allow:
+        return INCONCLUSIVE, (
+            f"kink: several kinks at once, tied or crossed off this entry's axis -- the one-sided derivatives "
+            f"along this entry agree ({est:.6g}), yet at {len(nudges.points)} points nudged off params (tie-breaks "
+            f"in both orders included) the derivatives measured lie within {low:.6g} to {high:.6g} and the "
+            f"analytic value lies among them: fun is not differentiable here (ties, units at 0), and a "
+            f"tie-break's gradient is a limit of gradients nearby")
+    return None
+
+
+#: a stair is a designed quantiser (torch.round(x, decimals=3), np.round) when f is exactly constant
+#: over this fraction of the entry's scale either side: far above float32's rounding (6e-8), so a
+#: function computing in float32 (whose a.e. derivative is 0 too) is not read as one
+STAIR_WIDTH = 1e-5
+
+
+def judge_stair(problem, judge, i, est, err):
+    """(verdict, reason) for entry i that did not pass, where f is exactly flat over STAIR_WIDTH of
+    the entry's scale either side (measured: 2 calls); None where f is not flat there.
+
+    A staircase has two honest derivatives: 0 (the derivative almost everywhere: f is constant
+    around params) and the trend slope ``est`` +- ``err`` that steps across many stairs measure (a
+    straight-through estimator).  Either is inconclusive naming the staircase; a value matching
+    neither fails."""
+    x = float(problem.x0[i])
+    dt = problem.ev.buffer_dtype(i)
+    w = max(STAIR_WIDTH * max(abs(x), float(problem.L[i])), 1e3 * float(np.finfo(dt).eps) * abs(x))
+    f0 = float(problem.ev.f0)
+    for sign in (1.0, -1.0):
+        if real_value(problem.ev.at(i, dt.type(x + sign * w))) != f0:
+            return None
+    a = float(problem.analytic[i])
+    zero = abs(a) <= float(problem.floor[i])
+    trend = math.isfinite(est) and math.isfinite(err) and abs(a - est) <= judge.tol(i, est, err)
+    if zero or trend:
+        which = "0, the derivative almost everywhere" if zero else "the trend slope (a straight-through estimator)"
+        return INCONCLUSIVE, (
+            f"staircase: fun is piecewise constant here (exactly flat within {w:.2g} of params along this "
+            f"entry), and the analytic value is {which}; the trend across stairs is {est:.6g}: both are "
+            f"conventions that finite differences cannot choose between")
+    return FAIL, (
+        f"staircase: fun is piecewise constant here (exactly flat within {w:.2g} of params along this entry); "
+        f"the analytic value {a:.6g} matches neither 0 (the derivative almost everywhere) nor the trend "
+        f"across stairs, {est:.6g} +- {judge.tol(i, est, err):.2g} (a straight-through estimator)")
+
+
 def several_kinks_rule(a, lo, hi, near, allow, n_points, move):
     """(verdict, reason) for an analytic value ``a`` outside the one-sided derivatives ``lo``, ``hi``,
     given the one-sided derivatives ``near`` at ``n_points`` nudged points and the allowance
@@ -128,68 +212,26 @@ def several_kinks_rule(a, lo, hi, near, allow, n_points, move):
     move of this entry", "one move along the tangent").  Shared by the gradient check and the
     vector checks (vector.py: an output entry along a tangent or an input direction)."""
     near = np.asarray(near, dtype=np.float64)
-    together = _switched_together(near, lo, hi, allow)
     near = near[np.isfinite(near)]
-    mid = 0.5 * (lo + hi)
-    dev = near - mid
     # several kinks show as values other than the two one-sided derivatives: a single kink (|x|
     # at 0) gives only those two at every nudged point, and keeps the single-kink rule
-    other = np.abs(np.minimum(np.abs(near - lo), np.abs(near - hi))) > allow
-    several = bool(other.any())
-    seen = max(abs(hi - mid), float(np.max(np.abs(dev))) if dev.size else 0.0)
-    r = max(math.sqrt(K_MAX) * float(np.sqrt(np.mean(dev * dev))) if dev.size else 0.0, seen) if several else seen
-    if several and abs(a - mid) <= r + allow:
-        return INCONCLUSIVE, (
-            f"kink: several kinks at once -- the one-sided derivatives are {lo:.6g} and {hi:.6g} and the "
-            f"analytic value lies outside them, but within {mid - r:.6g} to {mid + r:.6g}, what the one-sided "
-            f"derivatives at {n_points} points nudged off params allow: {move} "
-            f"crosses several kinks (units exactly at 0, ties), where a limit of gradients can lie beyond "
-            f"both one-sided derivatives")
-    if not several:
+    other = np.minimum(np.abs(near - lo), np.abs(near - hi)) > allow
+    if not other.any():
         return FAIL, (f"kink: the one-sided derivatives are {lo:.6g} and {hi:.6g}; the analytic value lies "
                       f"outside them (and {n_points} points nudged off params show no other kink)")
-    if together:  # the spread no longer bounds the extremes: K_MAX units, none above the largest change seen
-        r = max(r, K_MAX * seen)
-        if abs(a - mid) <= r + allow:
-            return INCONCLUSIVE, (
-                f"kink: several kinks at once, switched together -- the one-sided derivatives are {lo:.6g} and "
-                f"{hi:.6g} and the analytic value lies outside them and outside what points nudged off params "
-                f"give, but some of those points gave the same derivative: the kinks switch in few patterns "
-                f"(many units driven by few inputs), and a framework's convention at the kinks (relu'(0) = 0 "
-                f"for all of them) can then return a value nothing nearby shows, anywhere within "
-                f"{mid - r:.6g} to {mid + r:.6g} ({K_MAX} units, none changing the derivative more than the "
-                f"largest change seen)")
-        return FAIL, (
-            f"kink: the one-sided derivatives are {lo:.6g} and {hi:.6g}; the analytic value lies beyond "
-            f"{mid - r:.6g} to {mid + r:.6g}, what even {K_MAX} kinks switched together could give if none "
-            f"changes the derivative more than the largest change seen at {n_points} points nudged off "
-            f"params: a bug at the kink")
+    low, high = min(lo, float(near.min())), max(hi, float(near.max()))
+    if low - allow <= a <= high + allow:
+        return INCONCLUSIVE, (
+            f"kink: several kinks at once -- the one-sided derivatives are {lo:.6g} and {hi:.6g} and the "
+            f"analytic value lies outside them, but within {low:.6g} to {high:.6g}, the derivatives measured at "
+            f"{n_points} points nudged off params (tie-breaks in both orders included): {move} crosses several "
+            f"kinks (units exactly at 0, ties), where a limit of gradients can lie beyond both one-sided "
+            f"derivatives")
     return FAIL, (
-        f"kink: the one-sided derivatives are {lo:.6g} and {hi:.6g}, and at {n_points} points nudged "
-        f"off params they allow {mid - r:.6g} to {mid + r:.6g} even if one move switched {K_MAX} kinks at "
-        f"once; the analytic value lies outside, so it is no limit of gradients nearby: a bug at the kink")
-
-
-def _switched_together(near, lo, hi, allow) -> bool:
-    """Two nudged points (``near``: point-major, two sides each) with the same derivative, other
-    than lo or hi: the kinks did not switch independently.
-
-    The bound sqrt(K_MAX) * rms rests on each unit switching with its own random sign.  Under that
-    model two of the 2 * NUDGE_PAIRS points share a pattern with probability ~28 / 2^K for K units
-    (0.04% at K = 16), and two patterns with one value is a coincidence.  A shared value means the
-    units switch in few patterns: driven by a few inputs (3 input features into 16 ReLUs: a nudge's
-    signs on 3 entries give at most 8 patterns), or few units.  Then the spread of the nudged
-    values says nothing about the extremes: relu'(0) = 0 for every unit gives a value that no
-    nearby point shows when no nudge can switch them all off (a linear term and a pair of opposite
-    ReLUs give the same f, so no finite difference of f can tell that value from others).  The
-    bound left is a count: K_MAX units, none changing the derivative by more than the largest
-    change seen (2 * seen), so within K_MAX * seen of the middle."""
-    pts = near.reshape(-1, 2)
-    with np.errstate(invalid="ignore"):
-        v = np.where(np.isfinite(pts).all(axis=1), pts.mean(axis=1), np.nan)
-    v = v[np.isfinite(v) & (np.minimum(np.abs(v - lo), np.abs(v - hi)) > allow)]
-    v.sort()
-    return bool(v.size > 1 and (np.diff(v) <= allow).any())
+        f"kink: the one-sided derivatives are {lo:.6g} and {hi:.6g}, and at {n_points} points nudged off "
+        f"params (tie-breaks in both orders included) the derivatives measured lie within {low:.6g} to "
+        f"{high:.6g}; the analytic value lies outside all of them, so it is the derivative of no piece "
+        f"of fun seen nearby: a bug at the kink")
 
 
 class DirectionNudges:
@@ -206,12 +248,10 @@ class DirectionNudges:
         self.ev = ev
         self.eps_buf = max(float(np.finfo(dt).eps) for dt in ev.dtypes)
         self.points, self.values = [], []
-        for _ in range(NUDGE_PAIRS):
-            u = rng.choice([-1.0, 1.0], size=L.size) * self.size
-            for sign in (1.0, -1.0):
-                x = ev.rounded(ev.x0 + sign * u)
-                self.points.append(x)
-                self.values.append(ev.call(x))
+        for u in nudge_directions(rng, ev.spec, L.size):
+            x = ev.rounded(ev.x0 + u * self.size)
+            self.points.append(x)
+            self.values.append(ev.call(x))
 
     def slopes(self, d):
         """One-sided derivatives of every output along direction d at every nudged point (rows; NaN

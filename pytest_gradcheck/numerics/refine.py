@@ -27,6 +27,15 @@ MAX_LEVELS = 8
 PASS_RESOLUTION = 1e-6
 
 
+def one_side_moved(dfw, dbw):
+    """The kink test's asymmetry: as the step shrinks, one one-sided derivative moved and the other
+    did not (less than a quarter as far).  A smooth f moves both: by -+h f''/2 (opposite ways) plus
+    h^2 f'''/6 (the same way, the only term where f'' = 0: a score at a least-squares optimum), so
+    a rule that reads a same-way move as a kink calls smooth points kinks.  Arrays or floats."""
+    a, b = np.abs(dfw), np.abs(dbw)
+    return np.minimum(a, b) < 0.25 * np.maximum(a, b)
+
+
 def real_value(v):
     if isinstance(v, complex):
         return v.real
@@ -98,6 +107,9 @@ class Chain:
         self.streak = 0
         self.state = "unsettled"
         self.kink = None
+        self.prev_fb_was = None
+        self.prev_h = None  # the step of the previous level
+        self.jump = None  # fun's jump (f(x+) - f(x-)) when the one-sided differences grow like 1/h
 
     def start(self, D, fwd, bwd):
         """The first level: only a reference for the next one."""
@@ -115,18 +127,43 @@ class Chain:
         R = self.wnorm * sigma / heff
         noise1 = SAFETY * math.sqrt(2.0) * sigma / heff + self.floor
         kinky = False
+        self.prev_fb_was = self.prev_fb
         if self.prev_fb is not None and np.isfinite(fwd) and np.isfinite(bwd):
             dfw, dbw = fwd - self.prev_fb[0], bwd - self.prev_fb[1]
             moved = max(abs(dfw), abs(dbw)) > noise1
-            asym = abs(dfw + dbw) > 0.5 * (abs(dfw) + abs(dbw))
             gap, prev_gap = abs(fwd - bwd), abs(self.prev_fb[0] - self.prev_fb[1])
             stuck = gap > noise1 and gap > 0.5 * prev_gap
-            kinky = (moved and asym) or stuck
+            kinky = (moved and one_side_moved(dfw, dbw)) or stuck
+            if stuck and gap > 0.5 * R_FACTOR * prev_gap > 0.0 and self.prev_h:
+                # a gap growing like 1/h is no kink (a kink's gap stays as h shrinks): a jump when
+                # gap * h, the jump's size, holds with its sign; otherwise roundoff the measured
+                # noise underrates (a huge log-likelihood), which claims nothing
+                same = (fwd - bwd) * (self.prev_fb[0] - self.prev_fb[1]) > 0.0
+                if same and abs(gap * heff - prev_gap * self.prev_h) <= 0.25 * gap * heff:
+                    self.state, self.jump = "jump", (fwd - bwd) * heff
+                    self.prev_fb, self.prev_h = (fwd, bwd), heff
+                    self.prev_D, self.prev_N, self.prev_diff, self.streak = None, None, None, 0
+                    return None
+                self.prev_D, self.prev_N, self.prev_diff, self.streak = None, None, None, 0
+                kinky = False
         self.prev_fb = (fwd, bwd) if np.isfinite(fwd) and np.isfinite(bwd) else None
+        self.prev_h = heff
+        if kinky and abs(fwd - bwd) <= noise1:
+            # one side crossed a kink at some distance and this step no longer reaches it: the
+            # one-sided derivatives agree within their noise, so this level claims no kink here;
+            # only the levels that straddled it are dropped (restart the Richardson chain)
+            self.prev_D, self.prev_N, self.prev_diff, self.streak = None, None, None, 0
+            kinky = False
         if kinky:
-            widen = judge.tol(i, max(abs(fwd), abs(bwd)), R)
+            # each one-sided derivative carries truncation as well as roundoff: measured by the side
+            # that moved less since the last level (the smooth side; its error at this step is
+            # about a third of that move, taken whole), so that a value equal to a side's limit
+            # is not read as outside it (a unit a short way off the point: the smooth side is
+            # still 3e-6 relative from its limit at the step where the other side crosses)
+            trunc = min(abs(dfw), abs(dbw)) if self.prev_fb_was is not None else 0.0
+            widen = judge.tol(i, max(abs(fwd), abs(bwd)), R + trunc)
             lo, hi = min(fwd, bwd) - widen, max(fwd, bwd) + widen
-            self.kink = (min(fwd, bwd), max(fwd, bwd), heff, R)
+            self.kink = (min(fwd, bwd), max(fwd, bwd), heff, R + trunc)
             self.state = "kink-in" if lo <= a <= hi else "kink-out"
             self.prev_D, self.prev_N, self.prev_diff, self.streak = None, None, None, 0
             self.best, self.best_err = D, math.inf
@@ -190,6 +227,11 @@ class Chain:
             k = self.kink
             return b, e, FAIL, (f"kink: the one-sided derivatives are {k[0]:.6g} and {k[1]:.6g}; "
                                 f"the analytic value lies outside them")
+        if self.state == "jump":
+            return b, math.inf, INCONCLUSIVE, (
+                f"discontinuity: fun jumps by about {self.jump:.3g} within {self.prev_h:.2g} of this point (its "
+                f"one-sided differences grow like 1/step): it has no derivative there, and a one-sided or "
+                f"almost-everywhere derivative cannot be judged by differences across the jump")
         if self.state == "nonfinite":
             return b, e, INCONCLUSIVE, "fun is not finite at the perturbed points of every usable step"
         if self.state == "disagree":
@@ -233,4 +275,8 @@ def refine(problem, judge, scheme, i, h0, D0, fwd0, bwd0, sigma, kinks=None):
         if got is not None:
             return (*got, "")
     second = up.final()
+    if first[2] == PASS and up.state == "kink-out":
+        # the smaller steps went below a kink or singularity that the larger ones straddle (a
+        # branch point 1e-8 away: lambertw at -1/e + 1e-8) and converged there: that stands
+        return first
     return second if second[2] == FAIL else first

@@ -252,6 +252,7 @@ CHECK_WIDE = {
     "unsettled": "the probes' finite-difference estimates did not settle",
     "spread": "a random-direction probe disagreed, but no single entry could be confirmed (the error may be "
               "spread thinly over many entries)",
+    "discontinuity": "fun jumps within the probes' steps",
 }
 
 
