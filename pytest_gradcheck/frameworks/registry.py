@@ -47,7 +47,7 @@ def _load_optional() -> None:
         _PLUGINS_DONE = True
         _load_plugins()
     for mod, (ours, cls) in _OPTIONAL.items():
-        if mod in sys.modules:
+        if sys.modules.get(mod) is not None:  # None: an import blocked on purpose (sys.modules[mod] = None)
             adapter = _LOADED.get(mod, False)
             if adapter is False:
                 adapter = _LOADED[mod] = _make_builtin(ours, cls)
