@@ -106,6 +106,7 @@ import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.base import MIN_BATCH_ROWS
+from .advice import low_precision_note
 from .assemble import assemble, nondeterministic_result
 from .entries import entry_estimates, f_underflows
 from .noise import adopt_staircase, measure_noise, noise_level, staircase_noise
@@ -623,8 +624,8 @@ def check_fast(problem, n_probes: int | None = None):
         problem.messages.append(
             f"fast mode: the probes cannot see an error in one typical entry: flipping the sign of an entry of "
             f"typical size moves a probe by 2 x {blind:.3g}, less than the detection threshold {T:.3g} (f's noise "
-            f"and the analytic side's rounding allowance, projected on the probe: float16/bfloat16 gradients set it "
-            f"high). Only errors spread over many entries were verified. Run mode='full' to judge every entry")
+            f"and the analytic side's rounding allowance, projected on the probe{low_precision_note(problem)}). "
+            f"Only errors spread over many entries were verified. Run mode='full' to judge every entry")
     elif status == "inconclusive":
         problem.messages.append(
             f"fast mode: {len(bad)} random-direction probe(s) disagreed (worst by {worst_probe.ratio:.3g}x its "
