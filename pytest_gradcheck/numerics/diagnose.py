@@ -88,6 +88,11 @@ DECADES = tuple(range(1, 11))
 def _flat_index(spec, leaf_path, index):
     for leaf in spec.leaves:
         if leaf.path == leaf_path:
+            named = getattr(leaf.adapter, "entry_index", None)
+            if named is not None and named(leaf.original, 0) is not None:
+                # entries named by coordinates (a sparse leaf's stored values): find the one so named
+                return next((leaf.offset + j for j in range(leaf.size)
+                             if tuple(named(leaf.original, j)) == tuple(index)), None)
             if not leaf.shape:
                 return leaf.offset
             return leaf.offset + int(np.ravel_multi_index(tuple(index), leaf.shape))
