@@ -101,8 +101,11 @@ def _read(adapter, obj, where):
 def _read_like(leaf, obj, where):
     """obj read by the params leaf's own adapter in that leaf's layout (a sparse leaf's stored
     coordinates), or None when the adapter leaves it to obj's adapter."""
+    read_like = getattr(leaf.adapter, "read_like", None)  # third-party adapters may predate the hook
+    if read_like is None:
+        return None
     try:
-        got = leaf.adapter.read_like(obj, leaf.original)
+        got = read_like(obj, leaf.original)
     except GradcheckInputError as e:
         raise GradcheckInputError(f"{where}: {e}") from e
     return None if got is None else np.asarray(got)
