@@ -158,6 +158,10 @@ def unravel(spec: TreeSpec, i: int) -> tuple[str, tuple]:
             hi = mid
     leaf = leaves[lo]
     j = int(i) - leaf.offset
+    named = getattr(leaf.adapter, "entry_index", None)
+    named = named(leaf.original, j) if named is not None else None
+    if named is not None:  # a sparse tensor's stored value: its coordinates, not its place among the values
+        return leaf.path, named
     if not leaf.shape:
         return leaf.path, ()
     idx = []

@@ -13,22 +13,79 @@ The phrases are numerics/causes.py's, the ones the diagnosis composes its senten
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
+import re
 import sys
 
 import numpy as np
 import pytest
 
-from pytest_gradcheck import check_gradient
+from pytest_gradcheck import GradcheckInputError, check_gradient
 from pytest_gradcheck.numerics import causes as cz
 from pytest_gradcheck.numerics.vector import check_jacobian, check_jvp, check_vjp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from corpus import BUGS, CORRECT  # noqa: E402
-from corpus.real_code import REAL_BUGS, REAL_CORRECT  # noqa: E402
+import corpus  # noqa: E402
 
-CASES = [("corpus", c) for c in CORRECT + BUGS] + [("real", c) for c in REAL_CORRECT + REAL_BUGS]
+
+def discover_cases():
+    """(group, case) for every case of every module of tests/corpus/, found by walking the package:
+    a module-level list of objects with name, fun, grad and params()/make_params is a corpus, so a new
+    corpus file (irregular_kinks.py, irregular_precision.py, irregular_messages.py...) is picked up
+    without being named here.  Each case once (the package re-exports models.CORRECT as CORRECT)."""
+    seen, out = set(), []
+    mods = [corpus] + [importlib.import_module(f"corpus.{m.name}")
+                       for m in sorted(pkgutil.iter_modules(corpus.__path__), key=lambda m: m.name)]
+    for mod in mods:
+        group = mod.__name__.rpartition(".")[2]
+        for name, value in sorted(vars(mod).items()):
+            if name.startswith("_") or not isinstance(value, (list, tuple)):
+                continue
+            for case in value:
+                if not (hasattr(case, "fun") and hasattr(case, "grad") and isinstance(getattr(case, "name", None), str)
+                        and (callable(getattr(case, "params", None)) or callable(getattr(case, "make_params", None)))):
+                    continue
+                if id(case) in seen:
+                    continue
+                seen.add(id(case))
+                out.append(("corpus" if group in ("corpus", "models", "bugs") else group, case))
+    return out
+
+
+def _params(case):
+    return case.params() if callable(getattr(case, "params", None)) else case.make_params()
+
+
+def _options(case):
+    """Keyword arguments a corpus case asks its check to run with (method=..., eps=...), if any."""
+    for attr in ("options", "kwargs", "check_kwargs"):
+        got = getattr(case, attr, None)
+        if isinstance(got, dict):
+            return dict(got)
+    return {}
+
+
+CASES = discover_cases()
+_REPORTS = {}
+
+
+def report(group, case, mode):
+    """check_gradient's result for a corpus case, computed once per session and mode (two tests read it)."""
+    key = (group, case.name, id(case), mode)
+    if key not in _REPORTS:
+        if getattr(case, "check", "gradient") not in ("gradient", None):
+            _REPORTS[key] = f"a {case.check} case (this test reads check_gradient's reports)"
+        else:
+            try:
+                _REPORTS[key] = check_gradient(case.fun, _params(case), case.grad, mode=mode, **_options(case))
+            except GradcheckInputError as e:  # a corpus case made for another checker (a vector-valued fun)
+                _REPORTS[key] = f"not a check_gradient case: {e}"
+    if isinstance(_REPORTS[key], str):
+        pytest.skip(_REPORTS[key])
+    return _REPORTS[key]
 
 
 def given_causes(r):
@@ -77,7 +134,7 @@ def assert_consistent(r, what):
 @pytest.mark.parametrize("mode", ["full", "fast"])
 @pytest.mark.parametrize("group,case", CASES, ids=lambda c: getattr(c, "name", c))
 def test_no_report_contradicts_its_status(group, case, mode):
-    r = check_gradient(case.fun, case.params(), case.grad, mode=mode)
+    r = report(group, case, mode)
     assert_consistent(r, f"{group}:{case.name} ({mode})")
 
 
@@ -207,3 +264,136 @@ def test_check_function_names_the_functions_backward():
     assert r.status == "fail"
     assert_consistent(r, "check_function")
     assert "Square.backward" in r.diagnosis["summary"] and "grad function" not in r.diagnosis["summary"]
+
+
+# ---------------------------------------------------------------- no report contradicts its own numbers
+# (issue 20, "Done when"): every claim a report prints is checked against the numbers it prints beside it
+
+_DTYPE = re.compile(r"\b(bfloat16|float16|float32|float64|complex64|complex128)\b")
+_ONE_SIDED = re.compile(r"one-sided derivatives are (\S+?) and (\S+?)[;,: ]")
+#: advice to use what the check already uses: (fact, pattern)
+_ADVICE = {
+    "float64": re.compile(r"\b(?:or|use|try|to) float64\b|\bfun in float64\b", re.I),
+    "complex": re.compile(r"\b(?:try|use|or) method='complex'", re.I),
+    "central4": re.compile(r"\b(?:try|use|with|or) method='central4'", re.I),
+    "fast": re.compile(r"\b(?:try|use|run|or) mode='fast'", re.I),
+    "full": re.compile(r"\b(?:try|use|run|or) mode='full'", re.I),
+}
+
+
+def _dtype_names(tree, out):
+    """The dtype names of the arrays in a (nested) tree, in numpy's spelling ('torch.float32' -> 'float32')."""
+    if isinstance(tree, dict):
+        for v in tree.values():
+            _dtype_names(v, out)
+    elif isinstance(tree, (list, tuple)):
+        for v in tree:
+            _dtype_names(v, out)
+    elif hasattr(tree, "dtype"):
+        out.add(str(tree.dtype).rpartition(".")[2])
+    elif isinstance(tree, float):
+        out.add("float64")
+    return out
+
+
+def problem_dtypes(case, r):
+    """The dtypes a report may name: params' leaves, the gradient's arrays, f's value, and float64 (the
+    finite differences run in float64 where fun accepts it, and a report may say so)."""
+    names = {leaf.dtype for leaf in r.leaves} | {"float64"}
+    # a cast inside fun is invisible from outside: the corpus declares it in the case's name or note
+    said = f"{case.name} {getattr(case, 'note', '')}"
+    names |= set(_DTYPE.findall(said)) | {d for short, d in (("f32", "float32"), ("f16", "float16"),
+                                                              ("bf16", "bfloat16")) if short in said}
+    p = _params(case)
+    try:
+        g = case.fun(p)[1] if case.grad is True else case.grad(p) if callable(case.grad) else None
+        _dtype_names(g, names)
+        if case.grad is not True:
+            _dtype_names(case.fun(_params(case)), names)
+    except Exception:  # noqa: BLE001 - a case whose grad raises is judged by the check itself
+        pass
+    return names
+
+
+def contradictions_of_numbers(case, r, mode):
+    """Every claim of r's report that its own numbers contradict (empty when none)."""
+    text = str(r) + "\n" + ((r.diagnosis or {}).get("summary") or "")
+    bad = []
+    if "(no diagnosis" in text:
+        bad.append("a missing diagnosis: " + text[text.index("(no diagnosis"):][:120])
+    ent = r.entries or {}
+    verdict = np.asarray(ent.get("verdict"))
+    if verdict.ndim == 1 and verdict.size:
+        checked = np.asarray(ent.get("checked", np.ones(verdict.size, dtype=bool)), dtype=bool)
+        a = np.abs(np.asarray(ent.get("analytic"), dtype=float))
+        n = np.abs(np.asarray(ent.get("numeric"), dtype=float))
+        tol = np.asarray(ent.get("tolerance"), dtype=float)
+        reasons = ent.get("reasons") or {}
+        # "pass" needs a tolerance below a value compared; an analytic entry that is zero to the
+        # gradient's own precision (an optimum, a bias before a normalisation) is a zero, not a value
+        eps = max((float(np.finfo(np.dtype(d)).eps) for d in {leaf.dtype for leaf in r.leaves}
+                   if d in ("float16", "float32", "float64")), default=2.2e-16)
+        zero = a <= 64 * eps * float(np.nanmax(np.where(checked, a, 0.0)))
+        unresolved = checked & (verdict == 0) & ~zero & (tol >= a) & (tol >= n)
+        for i in np.flatnonzero(unresolved)[:3].tolist():
+            bad.append(f"entry {i} passes with tolerance {tol[i]:.3g} >= |analytic| {a[i]:.3g} and "
+                       f"|numeric| {n[i]:.3g}")
+        for i, reason in reasons.items():
+            m = _ONE_SIDED.search(reason)
+            if "kink" in reason and m and checked[i]:
+                try:
+                    lo, hi = float(m.group(1)), float(m.group(2))
+                except ValueError:
+                    continue
+                if abs(hi - lo) <= tol[i]:
+                    bad.append(f"entry {i}: a kink whose one-sided derivatives {lo:.6g} and {hi:.6g} agree within "
+                               f"its tolerance {tol[i]:.3g}: {reason[:100]}")
+    named = set(_DTYPE.findall(text)) - problem_dtypes(case, r)
+    named -= {"complex128"} if "complex128" in {leaf.dtype for leaf in r.leaves} else set()
+    if named:
+        bad.append(f"names dtypes not in the problem: {sorted(named)}")
+    used = set()
+    if {leaf.dtype for leaf in r.leaves} <= {"float64", "complex128"} and not (problem_dtypes(case, r) - {
+            "float64", "complex128", "int64", "int32", "bool"}):
+        used.add("float64")
+    method = _options(case).get("method", "central")
+    used |= {method} & {"complex", "central4"}
+    used.add(mode)
+    for fact in sorted(used):
+        m = _ADVICE.get(fact) and _ADVICE[fact].search(text)
+        if m:
+            bad.append(f"advises {m.group(0)!r} though the check already uses {fact}")
+    return bad
+
+
+#: violations whose cause another helper fixes on its branch (issue 20 items): (group, name, mode) -> item
+KNOWN = {
+    # a float32 gradient at an exact optimum, tiny float32 entries: "pass" with the tolerance above both values
+    # (unresolved, item A.2, branch precision)
+    ("corpus", "linreg_f32_at_optimum", "full"): "A.2",
+    ("corpus", "mlp_f32_trained_2000_s0", "full"): "A.2",
+    # np.round(x, 2/3) + an L2 term: "pass" with the tolerance above both values, and the stairs of 8 rounded
+    # coordinates (jumps at 1e-3 spacings each) attributed to a float32 cast that is not there (items
+    # A.2 and B.5, branches precision/kinks: noise.py's staircase message)
+    ("real_code", "round_2_plus_l2", "full"): "A.2/B.5",
+    ("real_code", "round_3_plus_l2", "full"): "A.2/B.5",
+    ("real_code", "round_3_plus_l2", "fast"): "A.2/B.5",
+}
+
+
+def _numbers_params():
+    out = []
+    for mode in ("full", "fast"):
+        for group, case in CASES:
+            item = KNOWN.get((group, case.name, mode))
+            marks = [pytest.mark.xfail(strict=False, reason=f"issue 20 item {item}, fixed on branch kinks/precision")] \
+                if item else []
+            out.append(pytest.param(group, case, mode, marks=marks, id=f"{group}:{case.name}-{mode}"))
+    return out
+
+
+@pytest.mark.parametrize("group,case,mode", _numbers_params())
+def test_no_report_contradicts_its_numbers(group, case, mode):
+    r = report(group, case, mode)
+    bad = contradictions_of_numbers(case, r, mode)
+    assert not bad, f"{group}:{case.name} ({mode}):\n  " + "\n  ".join(bad) + f"\n{r}"

@@ -82,6 +82,17 @@ class Adapter:
         (float16/bfloat16 may be widened to float32; integer dtypes stay integer)."""
         raise NotImplementedError
 
+    def read_like(self, obj: Any, like: Any) -> np.ndarray | None:
+        """``obj`` (a gradient leaf) read in the layout of this adapter's params leaf ``like``, or None
+        for the default (obj's own adapter's to_numpy).  A torch sparse params leaf is checked on its
+        stored values, so its gradient (sparse or dense) is read at their coordinates."""
+        return None
+
+    def entry_index(self, like: Any, j: int) -> tuple | None:
+        """The name of flat entry j of params leaf ``like`` when it is not j's position in the leaf's
+        shape (a sparse tensor's j-th stored value: its coordinates), else None."""
+        return None
+
     def leaf_from_buffer(self, buffer: np.ndarray, like: Any) -> Any:
         """A leaf of the same kind (and device) as ``like`` holding ``buffer``'s
         values in ``buffer``'s dtype."""

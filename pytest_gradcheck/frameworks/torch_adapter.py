@@ -20,6 +20,7 @@ frameworks.outputs; never numerics/.
 from __future__ import annotations
 
 import time
+import weakref
 
 import numpy as np
 import torch
@@ -54,6 +55,58 @@ _NP_TO_TORCH = {
 }
 
 
+#: sparse layouts checked on their stored values (as torch.autograd.gradcheck does)
+_SPARSE = (torch.sparse_coo, torch.sparse_csr)
+#: coordinates of a sparse leaf's stored values, per tensor (computed once: named for every reported entry);
+#: keyed by id with a weak reference to tell a reused id (a tensor's == is elementwise, so no WeakKeyDictionary)
+_COORDS: dict = {}
+
+
+def _check_sparse(t):
+    if t.layout not in _SPARSE or t.dim() != 2 or (t.layout == torch.sparse_coo and t.dense_dim() != 0):
+        raise GradcheckInputError(
+            f"a sparse tensor of layout {t.layout} and shape {tuple(t.shape)} is not supported: 2-D "
+            f"torch.sparse_coo (without dense dimensions) and torch.sparse_csr are checked on their stored "
+            f"values; pass the dense tensor (x.to_dense()) otherwise")
+
+
+def _stored_values(t):
+    """The stored values of a 2-D sparse COO (coalesced: one value per coordinate) or CSR tensor, in
+    the order _coords gives their coordinates."""
+    _check_sparse(t)
+    return t.coalesce().values() if t.layout == torch.sparse_coo else t.values()
+
+
+def _coords(t) -> np.ndarray:
+    """(2, nnz) row and column of each stored value of a sparse tensor (its entries' names)."""
+    ref, got = _COORDS.get(id(t), (None, None))
+    if ref is None or ref() is not t:
+        _check_sparse(t)
+        if t.layout == torch.sparse_coo:
+            got = t.coalesce().indices().cpu().numpy().astype(np.int64)
+        else:
+            crow = t.crow_indices().cpu().numpy().astype(np.int64)
+            got = np.stack([np.repeat(np.arange(crow.size - 1), np.diff(crow)),
+                            t.col_indices().cpu().numpy().astype(np.int64)])
+        key = id(t)
+        _COORDS[key] = (weakref.ref(t, lambda _, key=key: _COORDS.pop(key, None)), got)
+    return got
+
+
+def _sparse_like(values, like):
+    """A sparse tensor with like's layout, shape and coordinates holding ``values`` (shared, not copied,
+    so that the evaluator's buffer writes reach it)."""
+    grad = values.requires_grad
+    values = values.detach()
+    if like.layout == torch.sparse_coo:
+        idx = torch.as_tensor(_coords(like), device=values.device)
+        t = torch.sparse_coo_tensor(idx, values, tuple(like.shape), is_coalesced=True)
+    else:
+        t = torch.sparse_csr_tensor(like.crow_indices().to(values.device), like.col_indices().to(values.device),
+                                    values, tuple(like.shape))
+    return t.requires_grad_(True) if grad else t
+
+
 def _eps_of(dtype) -> float:
     e = _EPS_CACHE.get(dtype)
     if e is None:
@@ -73,10 +126,7 @@ class TorchAdapter(Adapter):
 
     def to_numpy(self, leaf):
         if leaf.layout != torch.strided:
-            raise GradcheckInputError(
-                f"a sparse tensor ({leaf.layout}) cannot be checked entry by entry: pass the dense tensor "
-                f"(x.to_dense()), or its stored values (x.coalesce().values()) as the leaf with fun rebuilding "
-                f"the sparse tensor from them")
+            leaf = _stored_values(leaf)  # a sparse tensor is checked on its stored values
         if leaf.device.type == "meta":
             raise GradcheckInputError("a meta tensor has no values to differentiate at: create it on 'cpu' or 'cuda'")
         t = leaf.detach()
@@ -96,7 +146,34 @@ class TorchAdapter(Adapter):
     def eps(self, leaf):
         return _eps_of(leaf.dtype)
 
+    def read_like(self, obj, like):
+        if not (isinstance(like, torch.Tensor) and like.layout != torch.strided):
+            return None
+        # the gradient of a sparse leaf, sparse or dense (autograd gives either), at its stored coordinates
+        if not isinstance(obj, torch.Tensor):
+            try:
+                obj = torch.as_tensor(np.asarray(obj))
+            except Exception as e:  # noqa: BLE001
+                raise GradcheckInputError(f"cannot read {type(obj).__name__} as the gradient of a sparse tensor: "
+                                          f"{e}") from e
+        if tuple(obj.shape) != tuple(like.shape):
+            raise GradcheckInputError(f"has shape {tuple(obj.shape)} but params leaf is a sparse tensor of shape "
+                                      f"{tuple(like.shape)}")
+        dense = obj.detach()
+        if dense.layout != torch.strided:
+            dense = dense.to_dense()
+        coords = torch.as_tensor(_coords(like), device=dense.device)
+        return self.to_numpy(dense[tuple(coords)])
+
+    def entry_index(self, like, j):
+        if not (isinstance(like, torch.Tensor) and like.layout != torch.strided):
+            return None
+        c = _coords(like)
+        return tuple(int(c[k, j]) for k in range(c.shape[0])) if j < c.shape[1] else None
+
     def leaf_from_buffer(self, buffer, like):
+        if like.layout != torch.strided:
+            return _sparse_like(self.leaf_from_buffer(buffer, _stored_values(like)), like)
         buf = buffer.reshape(tuple(like.shape))
         if not buf.flags.writeable or not buf.flags.c_contiguous:
             buf = np.ascontiguousarray(buf).copy()
@@ -195,8 +272,9 @@ class TorchAdapter(Adapter):
 
     # -- batched finite differences --------------------------------------------
     def batched(self, fun, spec, dtypes, vectorized):
-        if not all(isinstance(leaf.original, torch.Tensor) for leaf in spec.leaves):
-            return None
+        if not all(isinstance(leaf.original, torch.Tensor) and leaf.original.layout == torch.strided
+                   for leaf in spec.leaves):
+            return None  # numpy leaves, or sparse tensors (vmap does not batch them): plain calls
         if vectorized is None and not MIN_BATCH_PARAMS <= spec.size < MAX_BATCH_PARAMS:
             return None
         from .outputs import scalar_of

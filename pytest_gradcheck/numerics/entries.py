@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import GradcheckInputError
 from ..frameworks.base import MIN_BATCH_ROWS
 from ..frameworks.outputs import scalar_of
+from .advice import tries_for_unresolved
 from .evaluate import user_code
 from .kinks import Nudges, judge_plateau, judge_several_kinks, judge_stair
 from .noise import adopt_staircase, noise_level, staircase_noise
@@ -386,7 +387,7 @@ def _mark_unresolved(problem, judge, idx, h, numeric, err, verdict, reasons):
             continue
         reasons[i] = (f"unresolved: finite differences pin this entry down only to +-{fd_bound[c]:.2g}, more than "
                       f"its value {a[c]:.3g} (f's noise is {getattr(problem, 'sigma', 0.0):.2g}); even a sign "
-                      f"error would go unnoticed. Try method='complex', a larger eps, or float64")
+                      f"error would go unnoticed. Try {tries_for_unresolved(problem)}")
 
 
 def f_underflows(problem, sigma=None) -> float:

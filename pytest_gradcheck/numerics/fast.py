@@ -106,6 +106,7 @@ import numpy as np
 
 from ..errors import GradcheckInputError
 from ..frameworks.base import MIN_BATCH_ROWS
+from .advice import low_precision_note
 from .assemble import assemble, nondeterministic_result
 from .entries import entry_estimates, f_underflows
 from .noise import adopt_staircase, measure_noise, noise_level, staircase_noise
@@ -204,7 +205,7 @@ class _Fast:
             return L
         # the size an error in entry j is measured against: its own gradient (down to 1% of its leaf's)
         g = np.maximum(np.abs(problem.analytic), 1e-2 * problem.grad_scale)
-        T0 = SAFETY * self.scheme.weight_norm * self.sigma / self.h + C_H * float(np.sqrt(np.sum((L * problem.floor) ** 2)))
+        T0 = SAFETY * self.scheme.weight_norm * self.sigma / self.h + C_H * _norm(L * problem.floor)
         with np.errstate(divide="ignore", invalid="ignore"):
             need = np.where(g > 0, T0 / (VISIBLE * g), 0.0)
         raised = (L < need) & np.isfinite(need)
@@ -223,8 +224,7 @@ class _Fast:
         return x
 
     def _floor(self, d):
-        w = d * self.allowance
-        return C_H * float(np.sqrt(np.dot(w, w)))
+        return C_H * _norm(d * self.allowance)
 
     def _tol(self, err, floor):
         if self.judge.explicit:
@@ -623,8 +623,8 @@ def check_fast(problem, n_probes: int | None = None):
         problem.messages.append(
             f"fast mode: the probes cannot see an error in one typical entry: flipping the sign of an entry of "
             f"typical size moves a probe by 2 x {blind:.3g}, less than the detection threshold {T:.3g} (f's noise "
-            f"and the analytic side's rounding allowance, projected on the probe: float16/bfloat16 gradients set it "
-            f"high). Only errors spread over many entries were verified. Run mode='full' to judge every entry")
+            f"and the analytic side's rounding allowance, projected on the probe{low_precision_note(problem)}). "
+            f"Only errors spread over many entries were verified. Run mode='full' to judge every entry")
     elif status == "inconclusive":
         problem.messages.append(
             f"fast mode: {len(bad)} random-direction probe(s) disagreed (worst by {worst_probe.ratio:.3g}x its "
@@ -645,6 +645,16 @@ def check_fast(problem, n_probes: int | None = None):
     return res
 
 
+def _norm(w) -> float:
+    """||w||_2 without overflow: entries near 1e300 (a loss scaled by 1e300, log(p) at p ~ 1e-300) square
+    to inf, which made every probe's tolerance and the detection threshold inf (issue 20, C.12)."""
+    m = float(np.max(np.abs(w))) if np.size(w) else 0.0
+    if not 0 < m < math.inf:
+        return m if np.size(w) else 0.0
+    w = np.asarray(w) / m
+    return m * float(np.sqrt(np.dot(w, w)))
+
+
 def _single_entries_unseen(problem, scale, T, under=0.0):
     """The typical visible size L_j*|a_j| of the entries above the analytic floor, when a sign flip of
     such an entry (a change of twice that) stays below the probes' threshold T; None otherwise.
@@ -660,7 +670,7 @@ def _single_entries_unseen(problem, scale, T, under=0.0):
         return None
     v = scale[above]
     v *= problem.analytic[above]
-    typical = float(np.sqrt(np.dot(v, v) / v.size))
+    typical = _norm(v) / math.sqrt(v.size)
     return typical if 2.0 * typical <= T else None
 
 

@@ -96,6 +96,19 @@ def _read(adapter, obj, where):
         raise GradcheckInputError(f"{where} cannot be read as numbers: {type(e).__name__}: {e}") from e
 
 
+def _read_like(leaf, obj, where):
+    """obj read by the params leaf's own adapter in that leaf's layout (a sparse leaf's stored
+    coordinates), or None when the adapter leaves it to obj's adapter."""
+    read_like = getattr(leaf.adapter, "read_like", None)  # third-party adapters may predate the hook
+    if read_like is None:
+        return None
+    try:
+        got = read_like(obj, leaf.original)
+    except GradcheckInputError as e:
+        raise GradcheckInputError(f"{where}: {e}") from e
+    return None if got is None else np.asarray(got)
+
+
 def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, list]:
     """Read ``tree`` (e.g. the analytic gradient) in the structure of ``spec``.
 
@@ -126,10 +139,12 @@ def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, 
             if isinstance(obj, (dict, list)):
                 raise GradcheckInputError(
                     f"{what} has a {type(obj).__name__} at {leaf.path!r} where params has an array of shape {leaf.shape}")
-            a = adapter_for(obj)
-            if a is None:
-                raise GradcheckInputError(f"{what} leaf {leaf.path!r} has {unsupported(obj)}")
-            v = np.asarray(_read(a, obj, f"{what} leaf {leaf.path!r}"))
+            v = _read_like(leaf, obj, f"{what} leaf {leaf.path!r}")
+            if v is None:
+                a = adapter_for(obj)
+                if a is None:
+                    raise GradcheckInputError(f"{what} leaf {leaf.path!r} has {unsupported(obj)}")
+                v = np.asarray(_read(a, obj, f"{what} leaf {leaf.path!r}"))
             if not np.issubdtype(v.dtype, np.number):
                 raise GradcheckInputError(f"{what} leaf {leaf.path!r} has non-numeric dtype {v.dtype}")
             if np.issubdtype(v.dtype, np.complexfloating):
