@@ -21,7 +21,7 @@ from .reporting.safe_text import terminal_text
 from .session import LABELS_KEY, check_raised, finish_check, get_session, make_record, start_check
 
 #: check kind -> name of the function in the ``pytest_gradcheck`` package
-CHECK_FUNCTIONS = {**_options.CHECKERS, "function": "check_function"}
+CHECK_FUNCTIONS = {**_options.CHECKERS, "function": "check_function", "layer": "check_layer"}
 
 _OPTIONS_KEY = pytest.StashKey[dict]()
 

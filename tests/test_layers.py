@@ -44,7 +44,7 @@ LAYERS = [
     ("numerics: public checks", ["numerics.check", "numerics.vector"]),
     ("numerics: second order", ["numerics.second_order"]),
     ("public API: the package's lazy names", [""]),
-    ("public API: torch helpers (call check_gradient)", ["torch_function"]),
+    ("public API: helpers that call check_gradient (torch, layer objects)", ["torch_function", "layer_check"]),
     ("reporting: safe file writes, safe text", ["reporting.files", "reporting.safe_text"]),
     ("plugin side: options, hook specs, report data", ["options", "hooks", "reporting", "reporting.json_report",
                                                        "reporting.histogram"]),
