@@ -3,6 +3,8 @@ entries, (value, grad) objectives, and clear errors instead of raw ones."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -353,3 +355,59 @@ def test_ml_dtypes_bfloat16_params_are_supported():
 def test_bad_batch_memory_is_refused(bm):
     with pytest.raises(GradcheckInputError, match="batch_memory must be a positive number of bytes"):
         check_gradient(_sq, X3, lambda p: 2 * p, batch_memory=bm)
+
+
+# -- issue 22, item 9: the messages real code meets --------------------------------------------------
+
+def test_backwards_own_gradient_dict_gets_the_mapping():
+    """grad returning backward's dict (dW1, db1, dZ1) for params W1, b1 names what grad has and the mapping."""
+    p = {"W1": np.ones((2, 3)), "b1": np.zeros(2)}
+    grads = lambda p: {"dW1": 2 * p["W1"], "db1": 0 * p["b1"], "dZ1": np.ones(4)}
+    with pytest.raises(GradcheckInputError, match=re.escape(
+            "grad has key(s) ['dW1', 'db1', 'dZ1'], which look like backward's own names for the parameters' "
+            "gradients: return {'W1': g['dW1'], 'b1': g['db1']} from grad (its other keys ['dZ1'] are not in params)")):
+        check_gradient(lambda p: float(np.sum(p["W1"] ** 2)), p, grads)
+    # unrelated keys: what grad has, no invented mapping
+    with pytest.raises(GradcheckInputError, match=r"missing key\(s\) \['W1', 'b1'\].*grad has key\(s\) \['A'\]$"):
+        check_gradient(lambda p: float(np.sum(p["W1"] ** 2)), p, lambda p: {"A": 1.0})
+    # the mapping it suggests is right: the check passes with it, fails with a wrong gradient
+    fixed = lambda p: {"W1": grads(p)["dW1"], "b1": grads(p)["db1"]}
+    assert check_gradient(lambda p: float(np.sum(p["W1"] ** 2)), p, fixed).status == "pass"
+    assert check_gradient(lambda p: float(np.sum(p["W1"] ** 2)), p,
+                          lambda p: {**fixed(p), "W1": 3 * p["W1"]}).status == "fail"
+
+
+def test_cost_and_cache_does_not_suggest_grad_true():
+    """(cost, cache) is not (value, gradient): grad=True is suggested only when the second item has params' structure."""
+    p = {"W": np.full((2, 3), 0.5), "b": np.zeros(2)}
+    cost_cache = lambda p: (float(np.sum(p["W"] ** 2)), {"Z1": np.ones(5), "A1": np.ones(5)})
+    with pytest.raises(GradcheckInputError, match=r"tuple of two \(the second a dict without params' structure") as info:
+        check_gradient(cost_cache, p, lambda p: {"W": 2 * p["W"], "b": 0 * p["b"]})
+    assert "grad=True" not in str(info.value)
+    cost_grad = lambda p: (float(np.sum(p["W"] ** 2)), {"W": 2 * p["W"], "b": 0 * p["b"]})
+    with pytest.raises(GradcheckInputError, match=r"second item has params' structure.*pass grad=True"):
+        check_gradient(cost_grad, p, lambda p: {"W": 2 * p["W"], "b": 0 * p["b"]})
+
+
+def test_numpy_true_is_grad_true():
+    r = check_gradient(_quad, np.array([0.3, -1.0, 2.0]), np.True_)
+    assert r.status == "pass", r
+    wrong = check_gradient(lambda p: (_quad(p)[0], 1.01 * _quad(p)[1]), np.array([0.3, -1.0, 2.0]), np.True_)
+    assert wrong.status == "fail"
+    with pytest.raises(GradcheckInputError, match="grad must be callable"):
+        check_gradient(_quad, np.array([0.3, -1.0, 2.0]), np.False_)
+
+
+def test_none_leaves_are_empty_subtrees():
+    """None in params is an empty subtree (jax's convention): no entries; grad returns None there."""
+    W = np.arange(6.0).reshape(2, 3) / 5
+    p = {"W": W, "b": None, "extra": [None, np.ones(2)]}
+    f = lambda p: float(np.sum(np.sin(p["W"])) + np.sum(p["extra"][1] ** 2))
+    g = lambda p: {"W": np.cos(p["W"]), "b": None, "extra": [None, 2 * p["extra"][1]]}
+    r = check_gradient(f, p, g)
+    assert r.status == "pass" and r.n_params == 8
+    assert check_gradient(f, p, lambda p: {**g(p), "W": 1.1 * np.cos(p["W"])}).status == "fail"
+    with pytest.raises(GradcheckInputError, match=r"grad has ndarray at 'b' where params has None"):
+        check_gradient(f, p, lambda p: {**g(p), "b": np.zeros(2)})
+    with pytest.raises(GradcheckInputError, match="params is empty"):
+        check_gradient(lambda p: 0.0, {"a": None}, lambda p: {"a": None})

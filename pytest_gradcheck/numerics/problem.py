@@ -50,6 +50,8 @@ class Problem:
         self.method, self.eps, self.atol, self.rtol, self.seed, self.kind = method, eps, atol, rtol, seed, kind
         self.messages: list[str] = []
         self.rng = np.random.default_rng(seed)
+        if isinstance(grad, np.bool_) and grad:  # np.True_ (a flag read from numpy data) is True
+            grad = True
         # what wrote the analytic side, for the diagnosis to name it: the user's grad, their
         # (value, gradient) fun, autodiff through fun, or what a wrapper's grad says it runs
         # (check_function: "MyFunction.backward")
