@@ -60,8 +60,8 @@ def test_bound_method_mutating_self_is_named():
             self.cache = np.ones(3)
 
         def loss(self, p):
-            self.cache += 1.0                    # accumulates across calls
-            return float(np.sum(p * p) + 0 * self.cache.sum())
+            self.cache += 1.0                    # accumulates across calls, and the value reads it
+            return float(np.sum(p * p) + 1e-3 * self.cache.sum())
 
         def grad(self, p):
             return 2 * p
@@ -119,7 +119,7 @@ def test_a_scratch_array_closed_over_is_not_mutation_but_corruption_still_is():
 
     def fun_acc(p, buf=buf2):
         buf += p                                 # holds the sum of every point seen: not scratch
-        return float(p @ weights)
+        return float(p @ weights + 1e-3 * buf.sum())   # ... and the value reads it
 
     with pytest.raises(GradcheckInputError, match=r"default of buf.*depends on earlier calls"):
         check_gradient(fun_acc, np.array([0.3, -0.7, 1.1, 0.2]), lambda p: weights)
@@ -411,3 +411,60 @@ def test_none_leaves_are_empty_subtrees():
         check_gradient(f, p, lambda p: {**g(p), "b": np.zeros(2)})
     with pytest.raises(GradcheckInputError, match="params is empty"):
         check_gradient(lambda p: 0.0, {"a": None}, lambda p: {"a": None})
+
+
+# -- issue 22, item 7: side effects fun writes and never reads ----------------------------------------
+
+_A = np.array([[1.0, 2.0], [0.5, -1.0]])
+_X0 = np.array([0.3, -0.7])
+
+
+def _side_effect_funs():
+    """A numpy call counter, a running mean and a rolling log buffer, each written on every call
+    and never read by the value; beside each, the same array read by the value (real data)."""
+    calls, running, log = np.zeros(1, dtype=np.int64), np.zeros(2), np.zeros(8)
+
+    def counter(x, read=False):
+        calls[0] += 1
+        return float(np.sum(np.tanh(_A @ x)) + (1e-3 * calls[0] if read else 0.0))
+
+    def running_mean(x, read=False):
+        running[:] = 0.9 * running + 0.1 * x
+        return float(np.sum(np.tanh(_A @ x)) + (1e-3 * running.sum() if read else 0.0))
+
+    def log_buffer(x, read=False):
+        v = float(np.sum(np.tanh(_A @ x)))
+        log[:-1] = log[1:]
+        log[-1] = v
+        return v + (1e-3 * log[0] if read else 0.0)
+
+    return {"calls": counter, "running": running_mean, "log": log_buffer}
+
+
+def _tanh_grad(x):
+    return _A.T @ (1 - np.tanh(_A @ x) ** 2)
+
+
+@pytest.mark.parametrize("name", ["calls", "running", "log"])
+def test_side_effects_never_read_pass_with_a_note_and_read_ones_fail(name):
+    fun = _side_effect_funs()[name]
+    r = check_gradient(fun, _X0, _tanh_grad)
+    assert r.status == "pass", r
+    assert any(m.startswith(f"fun changes arrays it never reads ({name})") for m in r.messages), r.messages
+    assert check_gradient(fun, _X0, lambda x: 1.1 * _tanh_grad(x)).status == "fail"
+    # the same array, read by the value: data that changes under the check, still refused
+    with pytest.raises(GradcheckInputError, match=rf"fun modified an array.*\b{name}\b"):
+        check_gradient(lambda x: fun(x, read=True), _X0, _tanh_grad)
+
+
+def test_grad_with_a_counter_it_never_reads_passes():
+    n_grad = np.zeros(1, dtype=np.int64)
+
+    def grad(x):
+        n_grad[0] += 1
+        return _tanh_grad(x)
+
+    r = check_gradient(lambda x: float(np.sum(np.tanh(_A @ x))), _X0, grad)
+    assert r.status == "pass", r
+    assert any("grad changes arrays it never reads" in m and "n_grad" in m for m in r.messages), r.messages
+    assert n_grad[0] >= 2                        # left as grad's own calls left it, never rolled back

@@ -278,6 +278,14 @@ class Problem:
                 f"{who} writes into arrays it owns on every call ({', '.join(scratch)}); what they hold follows "
                 f"each call's input (calls elsewhere and one at params again left the same bytes), so they are "
                 f"scratch buffers, not in-place mutation of data it reads")
+        if self.reach.changed() is None:
+            return
+        unread = self.reach.unread(self._rerun(who), self.x0, self.seed)
+        if unread:
+            self.messages.append(
+                f"{who} changes arrays it never reads ({', '.join(unread)}): replacing their contents left its "
+                f"value at params bit for bit the same, so they are side effects (a counter, a running mean, "
+                f"a log), not data of the function")
         got = self.reach.changed()
         if got is None:
             return
