@@ -169,8 +169,10 @@ def execute(item, kind: str, args: tuple, kwargs: dict, label=None, *, extra_opt
     call_kwargs.update(other)  # keywords of this checker that are no setting (e.g. hvp=)
     start_check(item, label, kind)
     start = time.perf_counter()
+    from .numerics.budget import progress_sink  # lazily: numerics load on a check's first use
     try:
-        result = func(*args, **call_kwargs)
+        with progress_sink(_progress_writer(item.config)):
+            result = func(*args, **call_kwargs)
     except BaseException as exc:  # user code crashed, bad input, pytest-timeout: an "error" record
         check_raised(item, exc)
         raise
@@ -182,6 +184,23 @@ def execute(item, kind: str, args: tuple, kwargs: dict, label=None, *, extra_opt
         # labels and leaf names are user text: no escape sequence of theirs reaches the terminal
         raise GradcheckError(terminal_text(f"gradcheck {label!r} failed\n{result}", multiline=True), result=result)
     return result
+
+
+def _progress_writer(config):
+    """Where a long check's progress lines go: pytest's terminal, past output capture, on the
+    controller; nowhere on an xdist worker (its terminal is not the user's)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or hasattr(config, "workerinput"):
+        return lambda text: None
+    capman = config.pluginmanager.get_plugin("capturemanager")
+
+    def write(text):
+        if capman is None:
+            reporter.write_line(text)
+            return
+        with capman.global_and_fixture_disabled():
+            reporter.write_line(text)
+    return write
 
 
 def resolve_params(params, seed: int):

@@ -33,7 +33,7 @@ LAYERS = [
     ("numerics: foundations", ["numerics", "numerics.stencils", "numerics.result", "numerics.verdict",
                                "numerics.causes",
                                "numerics.steps", "numerics.trees", "numerics.evaluate",
-                               "numerics.reach"]),
+                               "numerics.reach", "numerics.budget"]),
     ("numerics: noise", ["numerics.noise"]),
     ("numerics: the prepared problem", ["numerics.problem"]),
     ("numerics: refinement, diagnosis", ["numerics.refine", "numerics.diagnose"]),
