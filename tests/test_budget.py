@@ -84,3 +84,23 @@ def test_progress_goes_to_the_terminal_under_pytest_and_keeps_q(pytester):
     result = pytester.runpytest("-q", "-p", "no:randomly", "-n", "2")
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.no_fnmatch_line("gradcheck: full check: *")  # a worker's progress stays off the terminal
+
+
+def test_the_marker_sets_time_limit(pytester):
+    pytester.makepyfile(test_big="""
+        import numpy as np
+        import pytest
+
+        X = np.random.default_rng(0).standard_normal(3000)
+
+        @pytest.mark.gradcheck(time_limit=1e-9)
+        def test_refused(gradcheck):
+            gradcheck(lambda x: float(np.sum(np.sin(x))), X, np.cos, mode="full")
+
+        @pytest.mark.gradcheck(time_limit="inf")
+        def test_no_limit(gradcheck):
+            assert gradcheck(lambda x: float(np.sum(np.sin(x))), X, np.cos, mode="full").status == "pass"
+    """)
+    result = pytester.runpytest("-q", "-p", "no:randomly", "-W", "ignore::UserWarning")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*over time_limit=1e-09 s*"])
