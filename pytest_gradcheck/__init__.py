@@ -19,6 +19,7 @@ _PUBLIC = {
     "check_jacobian": ".numerics.vector",
     "check_hessian": ".numerics.second_order",
     "check_gradgrad": ".numerics.second_order",
+    "check_layer": ".layer_check",
     "GradcheckResult": ".numerics.result",
     "GradcheckError": ".errors",
     "GradcheckInputError": ".errors",

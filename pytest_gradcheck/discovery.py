@@ -180,6 +180,9 @@ def module_models(module, *, conventions: bool, skipped: list | None = None) -> 
 
     for attr, obj in list(ns.items()):
         try:
+            if inspect.isclass(obj):  # @model on a staticmethod of a (test) class defined here
+                found.extend(_static_models(obj, modname))
+                continue
             found.extend(_candidate(attr, obj, ns, modname, conventions))
         except _NotAModel as exc:
             skip(attr, str(exc), obj)
@@ -201,19 +204,44 @@ def module_models(module, *, conventions: bool, skipped: list | None = None) -> 
     return unique
 
 
+def _static_models(cls, modname: str) -> list[ModelSpec]:
+    """@model registrations on the staticmethods of ``cls`` (a class defined in ``modname``),
+    whichever order ``@staticmethod`` and ``@model`` are stacked in."""
+    if getattr(cls, "__module__", None) != modname:
+        return []
+    found = []
+    for value in vars(cls).values():
+        if isinstance(value, staticmethod):
+            for obj in (value, value.__func__):
+                specs = getattr(obj, MODEL_ATTR, None)
+                if isinstance(specs, list):
+                    found.extend(s for s in specs if isinstance(s, ModelSpec) and s.module == modname)
+                    break
+    return found
+
+
+def _is_callable_value(obj) -> bool:
+    """A callable that is no function, class or module: functools.partial, a callable object,
+    a jax.jit-compiled function.  Such a NAME with NAME_grad beside it is a model too."""
+    return (callable(obj) and not inspect.isroutine(obj) and not inspect.isclass(obj)
+            and not inspect.ismodule(obj))
+
+
 def _candidate(attr: str, obj, ns: dict, modname: str, conventions: bool) -> list[ModelSpec]:
     """The models module attribute ``attr`` declares; _NotAModel when it half fits the convention."""
-    if not inspect.isroutine(obj):
+    if inspect.isroutine(obj):
+        specs = getattr(obj, MODEL_ATTR, None)
+        if isinstance(specs, list):
+            return [s for s in specs if isinstance(s, ModelSpec) and s.module == modname]
+    elif not (conventions and _is_callable_value(obj)):
         return []
-    specs = getattr(obj, MODEL_ATTR, None)
-    if isinstance(specs, list):
-        return [s for s in specs if isinstance(s, ModelSpec) and s.module == modname]
     if not conventions:
         return []
     if attr.startswith(("_", "test")) or attr.endswith(("_grad", "_params")) or attr.startswith("grad_"):
         return []
-    if not inspect.isfunction(obj) or obj.__module__ != modname:
-        return []
+    if inspect.isroutine(obj) and getattr(obj, "__module__", None) != modname:
+        return []  # an imported function (np.sum) is no model of this module; a jax.jit of one defined
+        #            here keeps the module of the function it wraps
     # ``is _MISSING`` tests throughout: a sibling may be an array, whose truth value raises
     grad_name = f"{attr}_grad"
     grad = ns.get(grad_name, _MISSING)
@@ -345,12 +373,40 @@ def _expand_glob(pattern: str) -> list[str]:
     names = [base] if fnmatch.fnmatchcase(base, pattern) else []
     path = getattr(package, "__path__", None)
     if path is not None:
-        for info in pkgutil.walk_packages(path, prefix=base + ".", onerror=lambda name: None):
-            if fnmatch.fnmatchcase(info.name, pattern):
-                names.append(info.name)
+        names += [name for name in _walk_modules(list(path), base) if fnmatch.fnmatchcase(name, pattern)]
     if not names:
         raise ImportError(f"pattern {pattern!r} matches no importable module")
     return sorted(set(names))
+
+
+def _walk_modules(paths: list, prefix: str, depth: int = 0) -> list[str]:
+    """Module names under the package folders ``paths``, namespace subpackages (folders without
+    ``__init__.py``, which pkgutil.walk_packages does not enter) included; nothing is imported."""
+    names: list[str] = []
+    if depth > 32:  # a folder cycle through symlinks
+        return names
+    seen = set()
+    for info in pkgutil.iter_modules(paths):
+        seen.add(info.name)
+        names.append(f"{prefix}.{info.name}")
+        if info.ispkg:
+            sub = [os.path.join(p, info.name) for p in paths if os.path.isdir(os.path.join(p, info.name))]
+            names += _walk_modules(sub, f"{prefix}.{info.name}", depth + 1)
+    for p in paths:  # namespace subpackages: folders of modules without an __init__.py
+        try:
+            entries = sorted(os.listdir(p))
+        except OSError:
+            continue
+        for entry in entries:
+            folder = os.path.join(p, entry)
+            if (entry.isidentifier() and entry not in seen and entry != "__pycache__"
+                    and os.path.isdir(folder) and not os.path.exists(os.path.join(folder, "__init__.py"))):
+                seen.add(entry)
+                found = _walk_modules([folder], f"{prefix}.{entry}", depth + 1)
+                if found:
+                    names.append(f"{prefix}.{entry}")
+                    names += found
+    return names
 
 
 def load_external(config) -> list[ExternalModule]:

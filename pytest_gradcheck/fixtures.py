@@ -25,7 +25,8 @@ class GradcheckFixture:
     readable report when the check fails, and returns the GradcheckResult.
     ``vjp``, ``jvp``, ``jacobian``, ``hessian`` and ``gradgrad`` do the same
     with ``check_vjp``, ``check_jvp``, ``check_jacobian``, ``check_hessian``
-    and ``check_gradgrad`` (same options, recording and failing).
+    and ``check_gradgrad`` (same options, recording and failing); ``layer`` with
+    ``check_layer`` (a layer object's forward/backward).
     """
 
     def __init__(self, item):
@@ -72,6 +73,13 @@ class GradcheckFixture:
         inputs, the Function's sample inputs are used."""
         __tracebackhide__ = True
         return self._run("function", (fn_cls, *inputs), kwargs, label or getattr(fn_cls, "__name__", None))
+
+    def layer(self, layer, x, *, label=None, **kwargs):
+        """Check a layer object's ``backward`` (input and parameter gradients) against
+        finite differences of its ``forward`` with ``pytest_gradcheck.check_layer``;
+        labelled with the layer's class name unless ``label=`` is given."""
+        __tracebackhide__ = True
+        return self._run("layer", (layer, x), kwargs, label or type(layer).__name__)
 
     def _run(self, kind, args, kwargs, label):
         __tracebackhide__ = True
@@ -143,7 +151,7 @@ def gradcheck(request) -> GradcheckFixture:
     keywords.  Several checks per test are fine: each gets a label ("check",
     "check-2", ... unless ``label=`` is given; labels must be unique).  Also
     ``gradcheck.vjp/.jvp/.jacobian/.hessian/.gradgrad(...)``, ``gradcheck.function(MyFunction)``
-    (a torch autograd.Function) and ``gradcheck.options``.
+    (a torch autograd.Function), ``gradcheck.layer(layer, x)`` (forward/backward layer objects) and ``gradcheck.options``.
     """
     return GradcheckFixture(request.node)
 

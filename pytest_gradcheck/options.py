@@ -133,6 +133,15 @@ def _count(name: str, value):
     return int(value)
 
 
+def _seconds(name: str, value):
+    """A positive number of seconds, inf for no limit; None keeps the checker's default."""
+    if isinstance(value, str) and value.strip().lower() in ("inf", "infinity"):
+        return math.inf
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and value == math.inf:
+        return math.inf
+    return _number(name, value, strictly_positive=True)
+
+
 def _flag(name: str, value):
     """True, False, or None (the checker decides)."""
     if value is None or isinstance(value, bool):
@@ -161,6 +170,7 @@ _VALIDATORS = {
     "n_tangents": lambda v: _count("n_tangents", v),
     "batch_memory": lambda v: _count("batch_memory", v),
     "vectorized": lambda v: _flag("vectorized", v),
+    "time_limit": lambda v: _seconds("time_limit", v),
 }
 
 _checker_keywords: dict | None = None

@@ -72,6 +72,8 @@ def structure(tree) -> tuple[Any, list]:
     leaves: list = []
 
     def visit(obj):
+        if obj is None:  # an empty subtree, as in jax: no leaf
+            return ("none", None, [])
         if isinstance(obj, dict):
             return ("dict", list(obj.keys()), [visit(v) for v in obj.values()])
         if isinstance(obj, tuple) and hasattr(obj, "_fields"):
@@ -87,6 +89,31 @@ def structure(tree) -> tuple[Any, list]:
         del visit  # a recursive closure is a reference cycle
 
 
+def same_structure(spec: TreeSpec, tree) -> bool:
+    """Whether ``tree`` has ``spec``'s containers and leaf shapes (a gradient of params would):
+    read only to word a message, never to decide a verdict."""
+    try:
+        node, leaves = structure(tree)
+    except RecursionError:  # pragma: no cover - a cyclic container
+        return False
+
+    def same_leaf(leaf, obj):
+        shape = () if isinstance(obj, (int, float)) else getattr(obj, "shape", None)
+        if shape is None:
+            return False
+        return tuple(shape) == leaf.shape or (leaf.size == 1 and int(np.prod(shape)) == 1)
+
+    def same(a, b):
+        if isinstance(a, int) or isinstance(b, int):
+            return isinstance(a, int) and isinstance(b, int) and same_leaf(spec.leaves[a], leaves[b])
+        return a[0] == b[0] and a[1] == b[1] and len(a[2]) == len(b[2]) and all(map(same, a[2], b[2]))
+
+    try:
+        return same(spec.node, node)
+    finally:
+        del same
+
+
 def build(spec: TreeSpec, make_leaf) -> Any:
     """Rebuild the pytree; ``make_leaf(k, leaf)`` returns the k-th leaf object."""
 
@@ -100,6 +127,8 @@ def build(spec: TreeSpec, make_leaf) -> Any:
             return [visit(c) for c in children]
         if kind == "tuple":
             return tuple(visit(c) for c in children)
+        if kind == "none":
+            return None
         return keys(*[visit(c) for c in children])  # namedtuple type
 
     try:
@@ -137,6 +166,8 @@ def builder(spec: TreeSpec):
             return "[" + ", ".join(parts) + "]"
         if kind == "tuple":
             return "(" + "".join(f"{p}, " for p in parts) + ")"
+        if kind == "none":
+            return "None"
         return f"{bind(keys)}(" + ", ".join(parts) + ")"  # namedtuple type
 
     source = f"lambda objs: {expr(spec.node)}"

@@ -21,7 +21,7 @@ from .reporting.safe_text import terminal_text
 from .session import LABELS_KEY, check_failed, check_raised, finish_check, get_session, make_record, start_check
 
 #: check kind -> name of the function in the ``pytest_gradcheck`` package
-CHECK_FUNCTIONS = {**_options.CHECKERS, "function": "check_function"}
+CHECK_FUNCTIONS = {**_options.CHECKERS, "function": "check_function", "layer": "check_layer"}
 
 _OPTIONS_KEY = pytest.StashKey[dict]()
 
@@ -169,8 +169,10 @@ def execute(item, kind: str, args: tuple, kwargs: dict, label=None, *, extra_opt
     call_kwargs.update(other)  # keywords of this checker that are no setting (e.g. hvp=)
     start_check(item, label, kind)
     start = time.perf_counter()
+    from .numerics.budget import progress_sink  # lazily: numerics load on a check's first use
     try:
-        result = func(*args, **call_kwargs)
+        with progress_sink(_progress_writer(item.config)):
+            result = func(*args, **call_kwargs)
     except BaseException as exc:  # user code crashed, bad input, pytest-timeout: an "error" record
         check_raised(item, exc)
         raise
@@ -184,6 +186,23 @@ def execute(item, kind: str, args: tuple, kwargs: dict, label=None, *, extra_opt
         check_failed(item, record, error)  # a test that catches it turns the record into "caught"
         raise error
     return result
+
+
+def _progress_writer(config):
+    """Where a long check's progress lines go: pytest's terminal, past output capture, on the
+    controller; nowhere on an xdist worker (its terminal is not the user's)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or hasattr(config, "workerinput"):
+        return lambda text: None
+    capman = config.pluginmanager.get_plugin("capturemanager")
+
+    def write(text):
+        if capman is None:
+            reporter.write_line(text)
+            return
+        with capman.global_and_fixture_disabled():
+            reporter.write_line(text)
+    return write
 
 
 def resolve_params(params, seed: int):

@@ -3,6 +3,8 @@ entries, (value, grad) objectives, and clear errors instead of raw ones."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -58,8 +60,8 @@ def test_bound_method_mutating_self_is_named():
             self.cache = np.ones(3)
 
         def loss(self, p):
-            self.cache += 1.0                    # accumulates across calls
-            return float(np.sum(p * p) + 0 * self.cache.sum())
+            self.cache += 1.0                    # accumulates across calls, and the value reads it
+            return float(np.sum(p * p) + 1e-3 * self.cache.sum())
 
         def grad(self, p):
             return 2 * p
@@ -117,7 +119,7 @@ def test_a_scratch_array_closed_over_is_not_mutation_but_corruption_still_is():
 
     def fun_acc(p, buf=buf2):
         buf += p                                 # holds the sum of every point seen: not scratch
-        return float(p @ weights)
+        return float(p @ weights + 1e-3 * buf.sum())   # ... and the value reads it
 
     with pytest.raises(GradcheckInputError, match=r"default of buf.*depends on earlier calls"):
         check_gradient(fun_acc, np.array([0.3, -0.7, 1.1, 0.2]), lambda p: weights)
@@ -354,3 +356,116 @@ def test_ml_dtypes_bfloat16_params_are_supported():
 def test_bad_batch_memory_is_refused(bm):
     with pytest.raises(GradcheckInputError, match="batch_memory must be a positive number of bytes"):
         check_gradient(_sq, X3, lambda p: 2 * p, batch_memory=bm)
+
+
+# -- issue 22, item 9: the messages real code meets --------------------------------------------------
+
+def test_backwards_own_gradient_dict_gets_the_mapping():
+    """grad returning backward's dict (dW1, db1, dZ1) for params W1, b1 names what grad has and the mapping."""
+    p = {"W1": np.ones((2, 3)), "b1": np.zeros(2)}
+    grads = lambda p: {"dW1": 2 * p["W1"], "db1": 0 * p["b1"], "dZ1": np.ones(4)}
+    with pytest.raises(GradcheckInputError, match=re.escape(
+            "grad has key(s) ['dW1', 'db1', 'dZ1'], which look like backward's own names for the parameters' "
+            "gradients: return {'W1': g['dW1'], 'b1': g['db1']} from grad (its other keys ['dZ1'] are not in params)")):
+        check_gradient(lambda p: float(np.sum(p["W1"] ** 2)), p, grads)
+    # unrelated keys: what grad has, no invented mapping
+    with pytest.raises(GradcheckInputError, match=r"missing key\(s\) \['W1', 'b1'\].*grad has key\(s\) \['A'\]$"):
+        check_gradient(lambda p: float(np.sum(p["W1"] ** 2)), p, lambda p: {"A": 1.0})
+    # the mapping it suggests is right: the check passes with it, fails with a wrong gradient
+    fixed = lambda p: {"W1": grads(p)["dW1"], "b1": grads(p)["db1"]}
+    assert check_gradient(lambda p: float(np.sum(p["W1"] ** 2)), p, fixed).status == "pass"
+    assert check_gradient(lambda p: float(np.sum(p["W1"] ** 2)), p,
+                          lambda p: {**fixed(p), "W1": 3 * p["W1"]}).status == "fail"
+
+
+def test_cost_and_cache_does_not_suggest_grad_true():
+    """(cost, cache) is not (value, gradient): grad=True is suggested only when the second item has params' structure."""
+    p = {"W": np.full((2, 3), 0.5), "b": np.zeros(2)}
+    cost_cache = lambda p: (float(np.sum(p["W"] ** 2)), {"Z1": np.ones(5), "A1": np.ones(5)})
+    with pytest.raises(GradcheckInputError, match=r"tuple of two \(the second a dict without params' structure") as info:
+        check_gradient(cost_cache, p, lambda p: {"W": 2 * p["W"], "b": 0 * p["b"]})
+    assert "grad=True" not in str(info.value)
+    cost_grad = lambda p: (float(np.sum(p["W"] ** 2)), {"W": 2 * p["W"], "b": 0 * p["b"]})
+    with pytest.raises(GradcheckInputError, match=r"second item has params' structure.*pass grad=True"):
+        check_gradient(cost_grad, p, lambda p: {"W": 2 * p["W"], "b": 0 * p["b"]})
+
+
+def test_numpy_true_is_grad_true():
+    r = check_gradient(_quad, np.array([0.3, -1.0, 2.0]), np.True_)
+    assert r.status == "pass", r
+    wrong = check_gradient(lambda p: (_quad(p)[0], 1.01 * _quad(p)[1]), np.array([0.3, -1.0, 2.0]), np.True_)
+    assert wrong.status == "fail"
+    with pytest.raises(GradcheckInputError, match="grad must be callable"):
+        check_gradient(_quad, np.array([0.3, -1.0, 2.0]), np.False_)
+
+
+def test_none_leaves_are_empty_subtrees():
+    """None in params is an empty subtree (jax's convention): no entries; grad returns None there."""
+    W = np.arange(6.0).reshape(2, 3) / 5
+    p = {"W": W, "b": None, "extra": [None, np.ones(2)]}
+    f = lambda p: float(np.sum(np.sin(p["W"])) + np.sum(p["extra"][1] ** 2))
+    g = lambda p: {"W": np.cos(p["W"]), "b": None, "extra": [None, 2 * p["extra"][1]]}
+    r = check_gradient(f, p, g)
+    assert r.status == "pass" and r.n_params == 8
+    assert check_gradient(f, p, lambda p: {**g(p), "W": 1.1 * np.cos(p["W"])}).status == "fail"
+    with pytest.raises(GradcheckInputError, match=r"grad has ndarray at 'b' where params has None"):
+        check_gradient(f, p, lambda p: {**g(p), "b": np.zeros(2)})
+    with pytest.raises(GradcheckInputError, match="params is empty"):
+        check_gradient(lambda p: 0.0, {"a": None}, lambda p: {"a": None})
+
+
+# -- issue 22, item 7: side effects fun writes and never reads ----------------------------------------
+
+_A = np.array([[1.0, 2.0], [0.5, -1.0]])
+_X0 = np.array([0.3, -0.7])
+
+
+def _side_effect_funs():
+    """A numpy call counter, a running mean and a rolling log buffer, each written on every call
+    and never read by the value; beside each, the same array read by the value (real data)."""
+    calls, running, log = np.zeros(1, dtype=np.int64), np.zeros(2), np.zeros(8)
+
+    def counter(x, read=False):
+        calls[0] += 1
+        return float(np.sum(np.tanh(_A @ x)) + (1e-3 * calls[0] if read else 0.0))
+
+    def running_mean(x, read=False):
+        running[:] = 0.9 * running + 0.1 * x
+        return float(np.sum(np.tanh(_A @ x)) + (1e-3 * running.sum() if read else 0.0))
+
+    def log_buffer(x, read=False):
+        v = float(np.sum(np.tanh(_A @ x)))
+        log[:-1] = log[1:]
+        log[-1] = v
+        return v + (1e-3 * log[0] if read else 0.0)
+
+    return {"calls": counter, "running": running_mean, "log": log_buffer}
+
+
+def _tanh_grad(x):
+    return _A.T @ (1 - np.tanh(_A @ x) ** 2)
+
+
+@pytest.mark.parametrize("name", ["calls", "running", "log"])
+def test_side_effects_never_read_pass_with_a_note_and_read_ones_fail(name):
+    fun = _side_effect_funs()[name]
+    r = check_gradient(fun, _X0, _tanh_grad)
+    assert r.status == "pass", r
+    assert any(m.startswith(f"fun changes arrays it never reads ({name})") for m in r.messages), r.messages
+    assert check_gradient(fun, _X0, lambda x: 1.1 * _tanh_grad(x)).status == "fail"
+    # the same array, read by the value: data that changes under the check, still refused
+    with pytest.raises(GradcheckInputError, match=rf"fun modified an array.*\b{name}\b"):
+        check_gradient(lambda x: fun(x, read=True), _X0, _tanh_grad)
+
+
+def test_grad_with_a_counter_it_never_reads_passes():
+    n_grad = np.zeros(1, dtype=np.int64)
+
+    def grad(x):
+        n_grad[0] += 1
+        return _tanh_grad(x)
+
+    r = check_gradient(lambda x: float(np.sum(np.tanh(_A @ x))), _X0, grad)
+    assert r.status == "pass", r
+    assert any("grad changes arrays it never reads" in m and "n_grad" in m for m in r.messages), r.messages
+    assert n_grad[0] >= 2                        # left as grad's own calls left it, never rolled back

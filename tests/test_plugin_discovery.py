@@ -292,3 +292,126 @@ def test_decorator_misuse():
     assert [s.name for s in f.__gradcheck_models__] == ["b", "a"]
     with pytest.raises(ValueError, match="already registered"):
         model(params=1.0, name="a")(f)
+
+
+# -- issue 22, item 6: the shapes discovery used to miss -----------------------------------------------
+
+CALLABLE_MODELS = """
+import functools
+import numpy as np
+
+def _scaled(x, a):
+    return float(a * (x ** 2).sum())
+
+half = functools.partial(_scaled, a=0.5)          # NAME as functools.partial
+def half_grad(x): return x
+half_params = np.array([0.3, -0.2])
+
+wrong_half = functools.partial(_scaled, a=0.5)
+def wrong_half_grad(x): return 1.5 * x              # a real bug: must fail
+wrong_half_params = np.array([0.3, -0.2])
+
+class Quadratic:                                    # NAME as a callable object
+    def __init__(self, c): self.c = c
+    def __call__(self, x): return float(self.c * (x ** 2).sum())
+
+quad = Quadratic(2.0)
+def quad_grad(x): return 4.0 * x
+quad_params = np.array([0.1, 0.4, -0.3])
+
+lone = functools.partial(_scaled, a=1.0)  # half a model: warned
+def lone_grad(x): return 2 * x
+
+oddgrad = Quadratic(1.0)
+oddgrad_grad = 3.0                             # not a function: warned
+oddgrad_params = np.ones(2)
+"""
+
+
+def test_partial_and_callable_object_models_get_items_and_half_models_warn(pytester):
+    pytester.makepyfile(cmods=CALLABLE_MODELS)
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    listed(pytester, "cmods")
+    result = pytester.runpytest("-v", "-p", "no:randomly")
+    result.stdout.fnmatch_lines_random([
+        "*cmods.py::gradcheck[[]half[]] PASSED*",
+        "*cmods.py::gradcheck[[]wrong_half[]] FAILED*",
+        "*cmods.py::gradcheck[[]quad[]] PASSED*",
+        "*GradcheckDiscoveryWarning: gradcheck: skipped cmods.lone, not a model: "
+        "lone_grad is defined but lone_params is missing",
+        "*GradcheckDiscoveryWarning: gradcheck: skipped cmods.oddgrad, not a model: "
+        "oddgrad_grad is a float, not a function*",
+    ])
+    result.assert_outcomes(passed=3, failed=1, warnings=2)
+
+
+def test_jax_jit_model_gets_an_item(pytester):
+    pytest.importorskip("jax")
+    pytester.makepyfile(jmods="""
+        import jax
+        import jax.numpy as jnp
+        import numpy as np
+        jax.config.update("jax_enable_x64", True)
+
+        @jax.jit
+        def energy(x):
+            return jnp.sum(jnp.sin(x) ** 2)
+        def energy_grad(x): return np.sin(2 * np.asarray(x))
+        energy_params = np.array([0.3, -0.2, 1.1])
+
+        @jax.jit
+        def energy_bad(x):
+            return jnp.sum(jnp.sin(x) ** 2)
+        def energy_bad_grad(x): return np.sin(np.asarray(x))
+        energy_bad_params = np.array([0.3, -0.2, 1.1])
+    """)
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    listed(pytester, "jmods")
+    result = pytester.runpytest("-v", "-p", "no:randomly")
+    result.stdout.fnmatch_lines_random(["*jmods.py::gradcheck[[]energy[]] PASSED*",
+                                        "*jmods.py::gradcheck[[]energy_bad[]] FAILED*"])
+    result.assert_outcomes(passed=2, failed=1)
+
+
+def test_model_on_a_staticmethod_of_a_test_class_is_collected(pytester):
+    pytester.makepyfile(test_cls="""
+        import numpy as np
+        from pytest_gradcheck import model
+
+        class TestNets:
+            @staticmethod
+            @model(params=np.array([0.3, -0.2]), grad=lambda x: 2 * x)
+            def square(x):
+                return float((x ** 2).sum())
+
+            @model(params=np.array([0.3, -0.2]), grad=lambda x: 3 * x, name="square_bad")
+            @staticmethod
+            def square2(x):
+                return float((x ** 2).sum())
+
+            def test_plain(self):
+                pass
+    """)
+    result = pytester.runpytest("-v", "-p", "no:randomly")
+    result.stdout.fnmatch_lines_random(["*test_cls.py::gradcheck[[]square[]] PASSED*",
+                                        "*test_cls.py::gradcheck[[]square_bad[]] FAILED*",
+                                        "*test_cls.py::TestNets::test_plain PASSED*"])
+    result.assert_outcomes(passed=2, failed=1)
+
+
+def test_glob_includes_modules_under_a_namespace_subpackage(pytester):
+    pytester.makepyfile(**{
+        "mods/__init__": "",
+        "mods/top": "import numpy as np\ndef a(x): return float((x**2).sum())\ndef a_grad(x): return 2*x\n"
+                    "a_params = np.ones(2)\n",
+        "mods/ns/deep": "import numpy as np\ndef b(x): return float((x**3).sum())\ndef b_grad(x): return 3*x**2\n"
+                        "b_params = np.ones(2)\n",
+        "mods/ns/inner/deeper": "import numpy as np\ndef c(x): return float(x.sum())\n"
+                                "def c_grad(x): return np.ones_like(x)\nc_params = np.ones(2)\n",
+        "test_x": "def test_x():\n    pass\n",
+    })
+    listed(pytester, "mods.*")
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines_random(["mods/top.py::gradcheck[[]a[]]", "mods/ns/deep.py::gradcheck[[]b[]]",
+                                        "mods/ns/inner/deeper.py::gradcheck[[]c[]]"])
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=4)

@@ -420,3 +420,34 @@ def test_float32_jvp_with_cancellation_has_no_false_failure():
 
     assert check_jvp(fun, x0, jvp).status == "pass"
     assert check_jvp(fun, x0, lambda x, t: jvp(x, t, 1.05)).status == "fail"
+
+
+# -- issue 22, item 9: check_jacobian holds non-finite inputs fixed, as check_gradient does -----------
+
+def _masked(x):
+    m = np.where(np.isfinite(x), x, 0.0)
+    return np.array([np.sum(np.sin(m)), np.sum(m ** 2)])
+
+
+def _masked_jac(x):
+    m = np.where(np.isfinite(x), x, 0.0)
+    return np.stack([np.cos(m) * np.isfinite(x), 2 * m])
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_jacobian_holds_non_finite_inputs_fixed(mode):
+    x = np.array([0.5, -np.inf, 1.0, 2.0])
+    x0 = x.copy()
+    r = check_jacobian(_masked, x, _masked_jac, mode=mode)
+    assert r.status == "pass", r
+    assert np.array_equal(x, x0)
+    if mode == "full":
+        assert r.n_checked == 6  # 2 outputs x the 3 finite inputs
+        assert any("1 non-finite input entry held fixed" in m for m in r.messages), r.messages
+    wrong = check_jacobian(_masked, x, lambda x: _masked_jac(x) * np.array([1.0, 1.0, 1.01, 1.0]), mode=mode)
+    assert wrong.status == "fail"
+
+
+def test_jacobian_of_no_finite_input_is_refused():
+    with pytest.raises(GradcheckInputError, match="inputs has no finite entry"):
+        check_jacobian(_masked, np.array([np.inf, -np.inf]), _masked_jac)

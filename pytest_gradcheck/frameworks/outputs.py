@@ -12,11 +12,13 @@ from ..errors import GradcheckInputError
 from .registry import adapters
 
 
-def scalar_of(out, what: str = "fun", owners: dict | None = None):
+def scalar_of(out, what: str = "fun", owners: dict | None = None, gradient_like=None):
     """(value, eps of its dtype) of a scalar output; GradcheckInputError otherwise.
 
     ``owners`` (type -> adapter) remembers which adapter read an output type, so that
-    the thousands of outputs of one check skip the adapter lookup (~2 us each)."""
+    the thousands of outputs of one check skip the adapter lookup (~2 us each).
+    ``gradient_like(obj)``: whether obj has params' structure; a pair whose second item
+    does is what a grad=True fun returns, and only then is grad=True suggested."""
     if owners:
         ad = owners.get(type(out))
         if ad is not None:
@@ -50,7 +52,13 @@ def scalar_of(out, what: str = "fun", owners: dict | None = None):
                 return got
             break
     if isinstance(out, tuple) and len(out) == 2:
+        if gradient_like is not None and gradient_like(out[1]):
+            raise GradcheckInputError(
+                f"{what} must return a scalar; it returned a tuple of two whose second item has params' "
+                f"structure. If it returns (value, gradient), as scipy.optimize.minimize(jac=True) "
+                f"objectives do, pass grad=True")
         raise GradcheckInputError(
-            f"{what} must return a scalar; it returned a tuple of two. If it returns (value, gradient), as "
-            f"scipy.optimize.minimize(jac=True) objectives do, pass grad=True")
+            f"{what} must return a scalar; it returned a tuple of two (the second a "
+            f"{type(out[1]).__name__} without params' structure, e.g. a cache for backward). Check a "
+            f"function that returns the value only: lambda p: {what}(p)[0]")
     raise GradcheckInputError(f"{what} must return a scalar (float or size-1 array); it returned {type(out).__name__}")

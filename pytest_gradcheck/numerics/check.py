@@ -16,17 +16,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..frameworks.registry import ends_check
+from .budget import DEFAULT_TIME_LIMIT, guard_full, time_limit_value, tracking
 from .evaluate import own_numerics
 from .full import full_check
 from .problem import BATCH_MEMORY, Problem, validate
 from .result import GradcheckResult
+from .stencils import SCHEMES
 
 
 @ends_check
 @own_numerics
 def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=None, rtol=None,
                    mode="auto", seed=0, vectorized=None, batch_memory=BATCH_MEMORY,
-                   n_probes=None) -> GradcheckResult:
+                   n_probes=None, time_limit=DEFAULT_TIME_LIMIT) -> GradcheckResult:
     """Compare ``grad(params)`` with finite differences of ``fun`` at ``params``.
 
     fun(params) returns a scalar; params is an array, a number, or a dict / list /
@@ -45,10 +47,14 @@ def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=N
     fast mode (default 10: any error with one entry above the threshold
     escapes with probability <= 2^-10; a single wrong entry is caught by any
     number of probes; each probe costs 2 evaluations with central differences).
+    ``time_limit``: a full check estimated (one timed call x its evaluations) to take
+    longer is refused with the numbers (None: no limit); one over 10 s warns
+    (SlowCheckWarning), and a long one reports progress (numerics/budget.py).
     Never modifies params; the same inputs and seed give the same result.
     """
     __tracebackhide__ = True
     validate(fun, method, mode, eps, atol, rtol, seed)
+    time_limit = time_limit_value(time_limit)
     if n_probes is not None:  # rejected before fun is first called
         from .fast import probe_count
         probe_count(n_probes)
@@ -60,7 +66,11 @@ def check_gradient(fun, params, grad=None, *, method="central", eps=None, atol=N
         if mode == "fast" or fast.prefers_fast(problem):
             result = fast.check_fast(problem, n_probes)
     if result is None:
-        result = full_check(problem)
+        steps = 1 if method == "complex" else sum(1 for o in SCHEMES[method].offsets if o != 0.0)
+        n_entries = problem.n - (0 if problem.held is None else int(problem.held.sum()))
+        progress = guard_full(steps * n_entries, problem.ev.call, time_limit, problem.n)
+        with tracking(progress):
+            result = full_check(problem)
     problem.check_untouched("fun")  # a mutation of fun's data after the first calls voids the result
     _name_ignored_params(problem, result)
     return result

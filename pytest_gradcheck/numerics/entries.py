@@ -20,6 +20,7 @@ from ..errors import GradcheckInputError
 from ..frameworks.base import MIN_BATCH_ROWS
 from ..frameworks.outputs import scalar_of
 from .advice import tries_for_unresolved
+from .budget import current_progress
 from .evaluate import user_code
 from .kinks import Nudges, judge_plateau, judge_several_kinks, judge_stair
 from .noise import adopt_staircase, noise_level, staircase_noise
@@ -457,9 +458,12 @@ def _stage_a_calls(ev, problem, offs, actual, vals, idx):
     out = [[0.0] * m for _ in range(T)]
     flats, alias, fun, make_tree, objs = ev.flat, ev.alias, ev.fun, ev.make_tree, ev.objs
     done = 0
+    progress = current_progress()  # a long full check reports how far it is (numerics/budget.py)
     try:
         with user_code():  # the caller's floating-point settings for their fun (evaluate.own_numerics)
             for c in range(m):
+                if progress is not None and c & 255 == 255:
+                    progress.tick(done)
                 k, j = ks[c], js[c]
                 if alias[k]:
                     flat = flats[k]

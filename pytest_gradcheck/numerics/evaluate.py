@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import GradcheckInputError, GradcheckUserCodeError
 from ..frameworks.outputs import scalar_of
-from ..pytree import TreeSpec, builder, unravel
+from ..pytree import TreeSpec, builder, same_structure, unravel
 
 
 #: the caller's numpy floating-point settings while a public check runs, else None
@@ -166,10 +166,13 @@ class Evaluator:
         t = type(out)
         if t is float:
             return out
-        value, eps = scalar_of(out, owners=self.owners)
+        value, eps = scalar_of(out, owners=self.owners, gradient_like=self._gradient_like)
         if self.eps_out is None or eps > self.eps_out:
             self.eps_out = eps
         return value
+
+    def _gradient_like(self, obj) -> bool:
+        return same_structure(self.spec, obj)
 
     def failed_at(self, i: int, value, error: BaseException) -> GradcheckUserCodeError:
         """The error for fun raising at params with entry i set to ``value``: names the entry and the step."""

@@ -50,6 +50,8 @@ class Problem:
         self.method, self.eps, self.atol, self.rtol, self.seed, self.kind = method, eps, atol, rtol, seed, kind
         self.messages: list[str] = []
         self.rng = np.random.default_rng(seed)
+        if isinstance(grad, np.bool_) and grad:  # np.True_ (a flag read from numpy data) is True
+            grad = True
         # what wrote the analytic side, for the diagnosis to name it: the user's grad, their
         # (value, gradient) fun, autodiff through fun, or what a wrapper's grad says it runs
         # (check_function: "MyFunction.backward")
@@ -276,6 +278,14 @@ class Problem:
                 f"{who} writes into arrays it owns on every call ({', '.join(scratch)}); what they hold follows "
                 f"each call's input (calls elsewhere and one at params again left the same bytes), so they are "
                 f"scratch buffers, not in-place mutation of data it reads")
+        if self.reach.changed() is None:
+            return
+        unread = self.reach.unread(self._rerun(who), self.x0, self.seed)
+        if unread:
+            self.messages.append(
+                f"{who} changes arrays it never reads ({', '.join(unread)}): replacing their contents left its "
+                f"value at params bit for bit the same, so they are side effects (a counter, a running mean, "
+                f"a log), not data of the function")
         got = self.reach.changed()
         if got is None:
             return

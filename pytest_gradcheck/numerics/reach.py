@@ -168,3 +168,48 @@ class Reach:
         names = [self.watched[k][1] for k in sorted(scratch)]
         self.watched = [w for k, w in enumerate(self.watched) if k not in scratch]
         return names
+
+    def unread(self, call, x0, seed: int) -> list[str]:
+        """Stop watching the changed arrays whose contents do not influence what ``call`` returns:
+        side effects (a call counter, a running mean, a log buffer) the function writes and never
+        reads.  Returns their descriptions.
+
+        Measured, not guessed from names: for each changed array, ``call`` runs at x0 with the array
+        as it is and again with every entry of it replaced (seeded random values); the same return
+        value, bit for bit, means the array is not read.  The array is then left as the first of the
+        two calls left it (as if the function had run once more).  An exception, a different value or
+        an array numpy cannot write leaves it watched, so data the function reads still fails."""
+        rng = np.random.default_rng([int(seed), 0x5EF])
+        found = []
+        for k, (_owner, where, _obj, view, crc) in enumerate(self.watched):
+            if _fingerprint(view) == crc or not view.flags.writeable or view.size == 0:
+                continue
+            before = view.copy()
+            try:
+                first = call(x0)
+                after_first = view.copy()
+                np.copyto(view, _other_values(before, rng))
+                try:
+                    second = call(x0)
+                finally:
+                    np.copyto(view, after_first)
+            except Exception:  # noqa: BLE001 - the caller reports the change as mutation
+                continue
+            if np.array_equal(np.asarray(first), np.asarray(second), equal_nan=True):
+                found.append(k)
+        names = [self.watched[k][1] for k in found]
+        self.watched = [w for k, w in enumerate(self.watched) if k not in set(found)]
+        return names
+
+
+def _other_values(a: np.ndarray, rng) -> np.ndarray:
+    """``a`` with every entry replaced by another value of its dtype (never the same one)."""
+    if a.dtype == bool:
+        return ~a
+    if np.issubdtype(a.dtype, np.integer):
+        return (a + rng.integers(1, 4, size=a.shape)).astype(a.dtype)
+    if np.issubdtype(a.dtype, np.inexact):
+        with np.errstate(all="ignore"):
+            shift = (np.abs(np.nan_to_num(a)) + 1.0) * (0.5 + rng.random(a.shape))
+            return (np.nan_to_num(a) + shift).astype(a.dtype)
+    return a.copy()

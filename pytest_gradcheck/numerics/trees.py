@@ -45,6 +45,8 @@ def flatten(params, name: str = "params") -> tuple[np.ndarray, TreeSpec]:
 
     def visit_node(obj, path, top):
         nonlocal offset
+        if obj is None:  # an empty subtree (jax's convention): no entries, grad has None there too
+            return ("none", None, [])
         if isinstance(obj, dict):
             if not obj and top:
                 pass
@@ -107,6 +109,31 @@ def _read_like(leaf, obj, where):
     except GradcheckInputError as e:
         raise GradcheckInputError(f"{where}: {e}") from e
     return None if got is None else np.asarray(got)
+#: how backward code names the gradient of parameter K (dW1 for W1, as in course code)
+_GRADIENT_NAMES = ("d{}", "d_{}", "grad_{}", "{}_grad", "grad{}", "g{}")
+
+
+def _mapping_hint(missing, extra) -> str:
+    """What grad has instead of params' keys and, where its keys are gradient names of them
+    (backward's own dict: dW1, db1, dZ1...), the mapping to return."""
+    if not extra:
+        return ""
+    names = {str(e): e for e in extra}
+    mapping = {}
+    for k in missing:
+        for spelling in _GRADIENT_NAMES:
+            hit = names.get(spelling.format(k))
+            if hit is not None:
+                mapping[k] = hit
+                break
+    text = f"; grad has key(s) {extra}"
+    if not mapping:
+        return text
+    pairs = ", ".join(f"{k!r}: g[{v!r}]" for k, v in mapping.items())
+    rest = [e for e in extra if e not in mapping.values()]
+    text += (f", which look like backward's own names for the parameters' gradients: return "
+             f"{{{pairs}}} from grad")
+    return text + (f" (its other keys {rest} are not in params)" if rest else "")
 
 
 def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, list]:
@@ -172,13 +199,19 @@ def flatten_like(tree, spec: TreeSpec, what: str = "grad") -> tuple[np.ndarray, 
             return
         kind, keys, children = node
         p = where(path)
+        if kind == "none":
+            if obj is not None and not (isinstance(obj, (dict, list, tuple)) and not obj):
+                raise GradcheckInputError(f"{what} has {type(obj).__name__} at {p!r} where params has None "
+                                          f"(an empty subtree, nothing to check): return None there")
+            return
         if kind == "dict":
             if not isinstance(obj, dict):
                 raise GradcheckInputError(f"{what} has {type(obj).__name__} at {p!r} where params has a dict")
             missing = [k for k in keys if k not in obj]
             extra = [k for k in obj if k not in keys]
             if missing:
-                raise GradcheckInputError(f"{what} is missing key(s) {missing} at {p!r} (params has keys {keys})")
+                raise GradcheckInputError(f"{what} is missing key(s) {missing} at {p!r} (params has keys {keys})"
+                                          + _mapping_hint(missing, extra))
             if extra:
                 raise GradcheckInputError(f"{what} has unexpected key(s) {extra} at {p!r} (params has keys {keys})")
             for k, c in zip(keys, children):

@@ -78,7 +78,7 @@ from .result import GradcheckResult
 from .stencils import SCHEMES
 from .steps import entry_scales
 from .trees import flatten, flatten_like, unflatten
-from .verdict import SAFETY, Judge, analytic_floor
+from .verdict import INCONCLUSIVE, SAFETY, Judge, analytic_floor
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 
@@ -219,14 +219,20 @@ def _vjp_check(fun, inputs, vjp, method, eps, atol, rtol, mode, seed, n_cotangen
 class VecEval:
     """Evaluates fun at points of the flat input space; returns flat float64 outputs."""
 
-    def __init__(self, fun, inputs):
+    def __init__(self, fun, inputs, hold=False):
         self.fun = fun
         self.x0, self.spec = flatten(inputs, name="inputs")
         if self.spec.size == 0:
             raise GradcheckInputError("inputs is empty: there is nothing to check")
         bad = ~np.isfinite(self.x0)
+        self.held = None
         if bad.any():
-            raise GradcheckInputError("inputs is not finite")
+            # check_jacobian holds non-finite entries fixed (-inf masks), as check_gradient does:
+            # no step moves them (L = 0 there) and their columns are not judged
+            if not hold or bad.all():
+                raise GradcheckInputError("inputs is not finite" if not hold else
+                                          "inputs has no finite entry: there is nothing to check")
+            self.held = bad
         self.n_evals = 0
         self.dtypes = [np.dtype(np.float64)] * len(self.spec.leaves)
         try:
@@ -305,24 +311,40 @@ def _noise(ev, rng, x0, L, delta_rel):
     return np.maximum(sigma, floor)
 
 
-def _prepare_vec(fun, inputs, method, mode, eps, atol, rtol, seed):
+def _prepare_vec(fun, inputs, method, mode, eps, atol, rtol, seed, hold=False):
     validate(fun, method, mode, eps, atol, rtol, seed)
     if method == "complex":
         raise GradcheckInputError("method='complex' is supported by check_gradient and check_vjp; use "
                                   "'central' or 'central4' for JVP and Jacobian checks")
-    ev = VecEval(fun, inputs)
+    ev = VecEval(fun, inputs, hold=hold)
     if ev.ospec.size == 0:
         raise GradcheckInputError("fun's output is empty: there is nothing to check")
     L, rng, sigma = scales_and_noise(ev, seed, 0x7A9)
     return ev, L, rng, sigma
 
 
+def _nudge_scales(steps, L, live):
+    """(entry steps, scales) over every input entry for kinks.DirectionNudges: a held entry gets a
+    scale of 1 and the median step-to-scale ratio of the others, so the nudges' relative size is
+    the live entries' own (a held entry stays non-finite wherever it is nudged)."""
+    steps_full = np.ones(L.size)
+    L_full = np.ones(L.size)
+    L_full[live] = L[live]
+    ratio = np.asarray(steps, dtype=np.float64) / L[live]
+    steps_full[:] = float(np.median(ratio))
+    steps_full[live] = steps
+    return steps_full, L_full
+
+
 def scales_and_noise(ev, seed, stream):
     """Per-input-entry scales L (steps.entry_scales: |x|, so that a 2e-6 beside a 3e3 in one leaf is
     not stepped by 1e3), the seeded
     generator (``stream`` keeps each checker's draws apart) and the output noise."""
-    x = ev.x0
+    held = getattr(ev, "held", None)
+    x = ev.x0 if held is None else np.where(held, 0.0, ev.x0)
     L = entry_scales(x, ev.spec)[0]
+    if held is not None:
+        L[held] = 0.0  # every step and noise probe leaves a held entry where it is
     rng = np.random.default_rng([int(seed), stream])
     buf_eps = max(float(np.finfo(dt).eps) for dt in ev.dtypes)
     return L, rng, _noise(ev, rng, x, L, 4.0 * math.sqrt(buf_eps))
@@ -449,7 +471,7 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
     if not callable(jac):
         raise GradcheckInputError(f"jac must be callable; got {type(jac).__name__}")
     if mode != "full":
-        ev0 = VecEval(fun, inputs)
+        ev0 = VecEval(fun, inputs, hold=True)
 
         def vjp(x, c):
             Jm, _ = _read_jacobian(call_user(jac, x, what="jac"), ev0)
@@ -463,11 +485,13 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
                 mode = "full"
         if mode != "full":
             return _vjp_check(fun, inputs, vjp, method, eps, atol, rtol, "fast", seed, n_cotangents, _kind)
-    ev, L, rng, sigma = _prepare_vec(fun, inputs, method, "full", eps, atol, rtol, seed)
+    ev, L, rng, sigma = _prepare_vec(fun, inputs, method, "full", eps, atol, rtol, seed, hold=True)
     scheme = SCHEMES[method]
     jac_out = call_user(jac, ev.native_tree(), what="jac")
     Jm, dts = _read_jacobian(jac_out, ev)
     jac_native_eps = _native_eps(jac_out)
+    held = np.zeros(Jm.shape[1], dtype=bool) if ev.held is None else ev.held
+    Jm[:, held] = 0.0  # columns of held inputs: not checked, whatever jac wrote there is not read
     if not np.all(np.isfinite(Jm)):
         r, c = np.argwhere(~np.isfinite(Jm))[0]
         raise GradcheckInputError(f"jac is not finite at row {r}, column {c}")
@@ -504,7 +528,8 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
     judge = Judge(prob)
     dirs, steps, cols = [], [], []
     base = scheme.base_step(eps_eff)
-    for j in range(n):
+    live = np.flatnonzero(~held)
+    for j in live:
         d = np.zeros(n)
         d[j] = 1.0
         hj = base * L[j] if eps is None else float(eps)
@@ -519,17 +544,24 @@ def check_jacobian(fun, inputs, jac, *, method="central", eps=None, atol=None, r
             return judge.atol + judge.rtol * np.abs(D)
         return SAFETY * R + prob.floor[pos[:, j]]
 
-    num, err, ver, why = check_directions(ev, scheme, dirs, steps, cols, jt, sigma,
-                                           None if eps is not None else list(entry_scales(ev.x0, ev.spec)[1]),
-                                           judge.explicit, lazy_nudges(ev, np.array(steps), L, seed))
-    numeric = np.empty(m * n)
-    errv = np.empty(m * n)
-    verdict = np.empty(m * n, dtype=np.int8)
-    numeric[pos] = num.T
-    errv[pos] = err.T
-    verdict[pos] = ver.T
-    reasons = {int(pos[r, j]): why_r for j, rs in enumerate(why) for r, why_r in rs.items()}
-    prob.messages.append(f"{n} input entries perturbed one at a time; all {m} outputs compared per column")
-    res = assemble(prob, judge, numeric, errv, verdict, reasons, mode="full")
+    room = None if eps is not None else entry_scales(np.where(held, 0.0, ev.x0), ev.spec)[1][live]
+    num, err, ver, why = check_directions(ev, scheme, dirs, steps, cols, lambda c, D, R: jt(int(live[c]), D, R),
+                                           sigma, None if room is None else list(room),
+                                           judge.explicit, lazy_nudges(ev, *_nudge_scales(steps, L, live), seed))
+    numeric = np.full(m * n, np.nan)
+    errv = np.full(m * n, np.nan)
+    verdict = np.full(m * n, INCONCLUSIVE, dtype=np.int8)
+    numeric[pos[:, live]] = num.T
+    errv[pos[:, live]] = err.T
+    verdict[pos[:, live]] = ver.T
+    reasons = {int(pos[r, live[c]]): why_r for c, rs in enumerate(why) for r, why_r in rs.items()}
+    prob.messages.append(f"{live.size} input entries perturbed one at a time; all {m} outputs compared per column")
+    checked = None
+    if held.any():
+        checked = np.ones(m * n, dtype=bool)
+        checked[pos[:, held].ravel()] = False
+        prob.messages.append(f"{int(held.sum())} non-finite input entr{'y' if held.sum() == 1 else 'ies'} held fixed "
+                             f"and not checked (their Jacobian columns are not judged), as check_gradient does")
+    res = assemble(prob, judge, numeric, errv, verdict, reasons, mode="full", checked=checked)
     res.n_params = int(n)
     return res
