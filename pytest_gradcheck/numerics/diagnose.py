@@ -208,7 +208,8 @@ def _explain(cause, k, problem):
                    f"they are 0 or subnormal and its finite differences cannot resolve {many}.",
         UNRESOLVED: f"The finite differences are too coarse to resolve {many}: f's noise at every usable step pins "
                     f"them down only to more than their own size, so even a sign error would pass.",
-        STAIRCASE: f"fun is piecewise constant at this scale (quantised inputs, or a cast to float32 inside): flat "
+        STAIRCASE: f"fun is piecewise constant at this scale (rounded or quantised values, or a cast to a lower "
+                   f"precision inside fun): flat "
                    f"stretches hide its slope from small steps and its stairs are noise to larger ones, so "
                    f"{many} cannot be resolved.",
         NONFINITE: f"fun is not finite at the perturbed points of every usable step for {many}.",
@@ -286,8 +287,8 @@ def _next(cause, code, patterns, fd, problem, wrong=(), mode="full", tiny=None):
         UNDERFLOW: "rescale fun (e.g. return a log-likelihood instead of a likelihood) or move params so that its "
                    "values are normal numbers.",
         UNRESOLVED: f"try {tries_for_unresolved(problem)}.",
-        STAIRCASE: "cast data and params consistently (all float32, or all float64), or check a smooth version "
-                   "of fun.",
+        STAIRCASE: ("if fun casts to a lower precision inside, cast data and params consistently; if it rounds "
+                    "on purpose, check a smooth version of fun."),
         NONFINITE: "move params away from where fun is not finite, or pass a smaller eps.",
         UNSETTLED: ("rerun with another eps." if problem.method == "central4" else
                     "rerun with method='central4' or another eps."),
