@@ -152,7 +152,10 @@ def test_half_precision_leaves_are_read_and_checked(dtype):
     v = a.to_numpy(x)
     assert v.dtype in (np.float16, np.float32) and np.array_equal(v.astype(np.float64), x.double().numpy())
     res = check_gradient(lambda p: (p.float() ** 3).sum(), x)
-    assert res.status == "pass", str(res)
+    if dtype == torch.float16:
+        assert res.status == "pass", str(res)
+    else:  # bfloat16's rounding allowance at entry 4 (0.117) is 0.52: no sign flip would show (issue 24.2)
+        _assert_only_unresolved(res)
     assert res.to_dict()["leaves"][0]["dtype"] == str(dtype).replace("torch.", "")
 
 
@@ -438,6 +441,14 @@ def test_fast_mode_does_not_use_vmap(monkeypatch):
     assert any(batched)  # full mode: the first chunk is probed with vmap
 
 
+def _assert_only_unresolved(res):
+    """A correct low-precision check: inconclusive only through unresolved entries, none failed."""
+    assert res.status == "inconclusive" and res.counts["fail"] == 0 and res.counts["pass"] > 0, str(res)
+    for w in res.worst:
+        if w.verdict == "inconclusive":
+            assert w.reason.startswith("unresolved") and w.tolerance >= min(abs(w.analytic), abs(w.numeric))
+
+
 def _bf16_chain():
     g = torch.Generator().manual_seed(0)
     p = {k: (torch.randn(s, generator=g, dtype=torch.float64) * 0.4).to(torch.bfloat16)
@@ -458,7 +469,8 @@ def test_bfloat16_leaf_with_its_gradient_negated_fails():
     # the gradient's noise was measured at points 35% of each entry's scale apart: its curvature read
     # as noise larger than the gradient itself, every entry fell below the floor, and a sign error passed
     p, fun, autograd = _bf16_chain()
-    assert check_gradient(fun, p, mode="full").status == "pass"
+    # correct: the entries whose bfloat16 tolerance is not below their value are unresolved, the rest pass
+    _assert_only_unresolved(check_gradient(fun, p, mode="full"))
 
     def negated(q):
         g = autograd(q)
