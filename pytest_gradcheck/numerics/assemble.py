@@ -62,12 +62,13 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
         worst.append(EntryReport(path, index, float(a[i]), float(numeric[i]), float(err[i]), float(tol[i]),
                                  VERDICT_NAMES[int(verdict[i])], reasons.get(int(i), "")))
     leaves = []
+    gdt = getattr(problem, "grad_dtypes", None) or [None] * len(problem.spec.leaves)
     bounds = np.searchsorted(ci, [leaf.offset for leaf in problem.spec.leaves] + [n])
     for k, leaf in enumerate(problem.spec.leaves):
         lo, hi = bounds[k], bounds[k + 1]  # the checked entries of this leaf: ci[lo:hi]
         if leaf.size and lo == hi:
             leaves.append(LeafSummary(leaf.path, leaf.shape, leaf.dtype_name, 0.0,
-                                      {"pass": 0, "fail": 0, "inconclusive": 0}, None))
+                                      {"pass": 0, "fail": 0, "inconclusive": 0}, None, gdt[k]))
             continue
         v = cv[lo:hi]
         lr = np.nan_to_num(r_c[lo:hi], nan=0.0)
@@ -75,7 +76,7 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
                                   float(lr.max()) if lr.size else 0.0,
                                   {"pass": int((v == PASS).sum()), "fail": int((v == FAIL).sum()),
                                    "inconclusive": int((v == INCONCLUSIVE).sum())},
-                                  ratio_grid(lr, leaf.shape) if hi - lo == leaf.size else None))
+                                  ratio_grid(lr, leaf.shape) if hi - lo == leaf.size else None, gdt[k]))
     res = GradcheckResult(
         status=status, kind=problem.kind, mode=mode, method=problem.method, seed=problem.seed,
         n_params=n, n_checked=int(checked.sum()), n_evals=problem.ev.n_evals,

@@ -26,7 +26,7 @@ from .problem import Problem, call_user
 from .refine import MAX_LEVELS, R_FACTOR, Chain, combine, level, real_value, refine
 from .steps import first_steps
 from .stencils import SCHEMES
-from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, Judge, tiny_for_eps
+from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, Judge, tiny_for_eps, typical_magnitude, unresolved_passes
 
 #: a first step is "too small" when roundoff alone forces a tolerance above
 #: RHO_TARGET times the scheme's best relative accuracy eps^(p/(p+1))
@@ -366,6 +366,10 @@ def _mark_unresolved(problem, judge, idx, h, numeric, err, verdict, reasons):
     # is no more verified than one above it: f's differences resolve neither
     judged = (np.abs(a) > problem.floor[idx]) | ((a != 0) if under else False)
     weak = (verdict[idx] == PASS) & judged & (np.abs(-a - numeric[idx]) <= tol)
+    if weak.any():  # not where the pass verified the entry ~0 against the gradient (a bias before a norm)
+        scale = np.maximum(problem.grad_scale[idx], typical_magnitude(problem.analytic))
+        eps_a = problem.eps_a[idx] if np.size(problem.eps_a) == problem.n else problem.eps_a
+        weak &= unresolved_passes(a, numeric[idx], tol, scale, eps_a, problem.floor[idx], err[idx])
     scheme = SCHEMES[problem.method]
     for c in np.flatnonzero(weak):
         i = int(idx[c])
