@@ -98,7 +98,8 @@ def test_rounding_at_the_steps_not_at_params_sets_the_error():
     (1.0, 1.001, 0.01, 1.0, 1e-15, 1e-3, False),      # resolved: tol below both values
     (1.19e-7, -5.6e-11, 2e-7, 1.19e-7, 2e-7, 1e-20, True),   # float32 erfcx at 1e5 (A.2)
     (2.008, 0.872, 2.21, 1.0, 1e-15, 0.22, True),     # the saturated sigmoid's entry (A.2)
-    (1e-17, 1e-12, 1e-10, 1.0, 1e-20, 1e-11, False),  # a bias before a norm: ~0 against the gradient
+    (1e-17, 1e-12, 1e-10, 1.0, 1e-16, 1e-11, False),  # a bias before a norm: ~0 within its measured noise
+    (5.4e-13, 0.0, 1.2e-7, 9e7, 1e-27, 1.2e-8, True),  # a genuine 5e-13 beside a 1e8 leaf: no zero
     (1e-7, -8e-8, 2e-6, 1e-7, 2e-6, 1e-15, True),     # float32 roundoff against a resolved true value
     (1e-7, 1e-9, 2e-6, 1e-7, 2e-6, 1e-9, False),      # zero within noise on both sides (an optimum)
     (-0.70, -0.35, 0.36, 0.9, 0.3, 1e-9, True),       # a factor 2 in bfloat16 (24.2)
@@ -107,3 +108,35 @@ def test_unresolved_passes_rule(a, n, tol, scale, floor, err, want):
     got = unresolved_passes(np.array([a]), np.array([n]), np.array([tol]), np.array([scale]), 2.0**-52,
                             np.array([floor]), np.array([err]))
     assert bool(got[0]) is want
+
+
+def test_a_step_that_leaves_the_domain_shrinks_instead_of_ending_the_check():
+    # a Student-t log-density in its degrees of freedom, entries 1e6 and 1e10: a step at the leaf's
+    # scale took df = 1e6 to -7.8e8, where fun raises; that ended the check (issue 20 A.3).  A raise
+    # at a step larger than the entry itself is read as leaving fun's domain (a NaN): steps shrink
+    special = pytest.importorskip("scipy.special")
+    x = 1.3
+
+    def f(p):
+        if np.any(p <= 0):
+            raise ValueError(f"df must be > 0, got {p.min()}")
+        return float(np.sum(special.gammaln((p + 1) / 2) - special.gammaln(p / 2) - 0.5 * np.log(p * np.pi)
+                            - (p + 1) / 2 * np.log1p(x * x / p)))
+
+    def g(p, k=1.0):
+        return k * (0.5 * special.digamma((p + 1) / 2) - 0.5 * special.digamma(p / 2) - 0.5 / p
+                    - 0.5 * np.log1p(x * x / p) + (p + 1) / 2 * x * x / (p * p + p * x * x))
+
+    for mode in MODES:
+        for k in (1.0, -1.0):  # the gradient is ~1e-15: f's noise (2e-5) resolves neither sign
+            r = check_gradient(f, np.array([1e6, 1e10]), lambda p: g(p, k), mode=mode)
+            assert r.status == "inconclusive" and r.counts["fail"] == 0, str(r)
+    # a raise within the entry's own size is still the user's error, named with the entry and the step
+    from pytest_gradcheck import GradcheckUserCodeError
+
+    def picky(p):
+        if p[0] > 1.0 + 1e-9:
+            raise ValueError("too large")
+        return float(np.sum(p ** 2))
+    with pytest.raises(GradcheckUserCodeError, match="ValueError"):
+        check_gradient(picky, np.array([1.0, 2.0]), lambda p: 2 * p, mode="full")

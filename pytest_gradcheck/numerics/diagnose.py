@@ -448,9 +448,9 @@ def _explain(cause, k, problem):
                        f"nearby gradients, which finite differences cannot judge.",
         UNDERFLOW: f"fun underflows near params: its values are below the smallest normal number of its dtype, so "
                    f"they are 0 or subnormal and its finite differences cannot resolve {many}.",
-        UNRESOLVED: f"The comparison cannot resolve {many}: the tolerance (f's noise at every usable step, or the "
-                    f"analytic side's own rounding allowance) is not below the values compared, so even a sign "
-                    f"error or a factor 2 would pass.",
+        UNRESOLVED: f"The comparison is too coarse to resolve {many}: its tolerance (f's noise at every usable step, "
+                    f"or the analytic side's own rounding allowance) is not below the values compared, so even a "
+                    f"sign error or a factor 2 would pass.",
         STAIRCASE: f"fun is piecewise constant at this scale (quantised inputs, or a cast to float32 inside): flat "
                    f"stretches hide its slope from small steps and its stairs are noise to larger ones, so "
                    f"{many} cannot be resolved.",

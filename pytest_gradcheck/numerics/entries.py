@@ -19,9 +19,9 @@ import numpy as np
 from ..errors import GradcheckInputError
 from ..frameworks.base import MIN_BATCH_ROWS
 from ..frameworks.outputs import scalar_of
-from .evaluate import user_code
+from .evaluate import beyond_entry, user_code
 from .kinks import Nudges, judge_several_kinks
-from .noise import adopt_staircase, noise_level, staircase_noise
+from .noise import adopt_staircase, measured_gradient_noise, noise_level, staircase_noise
 from .problem import Problem, call_user
 from .refine import MAX_LEVELS, R_FACTOR, Chain, combine, level, real_value, refine
 from .steps import first_steps
@@ -367,6 +367,7 @@ def _mark_unresolved(problem, judge, idx, h, numeric, err, verdict, reasons):
     judged = (np.abs(a) > problem.floor[idx]) | ((a != 0) if under else False)
     weak = (verdict[idx] == PASS) & judged & (np.abs(-a - numeric[idx]) <= tol)
     if weak.any():  # not where the pass verified the entry ~0 against the gradient (a bias before a norm)
+        _measure_float64_noise(problem, idx[weak])
         scale = np.maximum(problem.grad_scale[idx], typical_magnitude(problem.analytic))
         eps_a = problem.eps_a[idx] if np.size(problem.eps_a) == problem.n else problem.eps_a
         weak &= unresolved_passes(a, numeric[idx], tol, scale, eps_a, problem.floor[idx], err[idx])
@@ -391,6 +392,22 @@ def _mark_unresolved(problem, judge, idx, h, numeric, err, verdict, reasons):
         reasons[i] = (f"unresolved: finite differences pin this entry down only to +-{fd_bound[c]:.2g}, more than "
                       f"its value {a[c]:.3g} (f's noise is {getattr(problem, 'sigma', 0.0):.2g}); even a sign "
                       f"error would go unnoticed. Try method='complex', a larger eps, or float64")
+
+
+def _measure_float64_noise(problem, cand):
+    """Raise the floor of the entries ``cand`` to the measured noise of a float64 gradient (once per
+    check, 8 calls of grad): Problem measures it only below float64, and a float64 sum of terms that
+    cancel (d f/d b before a normalisation: ~1e-16) is roundoff that no kappa*eps of its own size
+    covers (issue 20 C.10)."""
+    if getattr(problem, "noise64_measured", False) or not (np.asarray(problem.eps_a) <= 2.0**-52).any():
+        return
+    problem.noise64_measured = True
+    if problem.gradient_of is None:
+        return
+    noise = measured_gradient_noise(problem)
+    floor = np.array(problem.floor)  # a copy: floor may be a broadcast
+    floor[cand] = np.maximum(floor[cand], SAFETY * noise[cand])
+    problem.floor = floor
 
 
 def f_underflows(problem, sigma=None) -> float:
@@ -469,7 +486,13 @@ def _stage_a_calls(ev, problem, offs, actual, vals, idx):
                     old = flat[j]
                     for t in range(T):
                         flat[j] = points[t][c]
-                        v = fun(make_tree(objs))  # a fresh container: see Evaluator
+                        try:
+                            v = fun(make_tree(objs))  # a fresh container: see Evaluator
+                        except Exception as e:  # noqa: BLE001 - outside fun's domain: NaN, the steps shrink
+                            if isinstance(e, GradcheckInputError) or not beyond_entry(points[t][c], x0[idx[c]]):
+                                raise
+                            ev.domain_exits.append((int(idx[c]), points[t][c] - float(x0[idx[c]]), e))
+                            v = math.nan
                         out[t][c] = v if type(v) is float else _real(ev, v)
                     flat[j] = old
                 else:

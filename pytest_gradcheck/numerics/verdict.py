@@ -145,10 +145,11 @@ def unresolved_passes(a, n, tol, scale, eps_a, floor, err):
     """Mask of entries whose agreement |a - n| <= tol verifies nothing (issue 20, A.2).
 
     A pass is a verification when its tolerance is below the values compared (tol < min(|a|,|n|):
-    then a and n have one sign and differ by less than a factor 2); when it shows the entry is
-    negligible (tol < ZETA * scale, ``scale`` the gradient's typical magnitude: a bias before a
-    normalisation beside unit weights); or when both sides are zero within their own measured noise
-    (|a| at most the analytic floor, |n| at most SAFETY times its error: a gradient at an optimum).
+    then a and n have one sign and differ by less than a factor 2), or when the analytic value is
+    zero within its own measured noise (|a| at most the analytic floor) and either the numeric one is
+    too (|n| at most SAFETY times its error: a gradient at an optimum) or the tolerance shows the
+    entry negligible (tol < ZETA * scale, ``scale`` the gradient's typical magnitude: a bias before a
+    normalisation beside unit weights).
     Otherwise a sign flip or a factor 2 would pass too: the entry is unresolved -- float32 erfcx at
     1e5, whose analytic side is roundoff (floor 2e-7) while the finite differences resolve -5.6e-11.
     A tolerance that is nothing but the dtype's underflow floor (tiny_a) is exact agreement of two
@@ -156,8 +157,11 @@ def unresolved_passes(a, n, tol, scale, eps_a, floor, err):
     aa = np.abs(np.asarray(a, dtype=np.float64))
     nn = np.abs(np.asarray(n, dtype=np.float64))
     with np.errstate(invalid="ignore"):
-        both_noise = (aa <= floor) & (nn <= SAFETY * err)
-        return ((tol >= np.minimum(aa, nn)) & (tol >= ZETA * scale) & ~both_noise
+        # the analytic value is zero within its own measured noise, and so is the numeric one or the
+        # tolerance is far below the gradient's size: a verified ~0.  A genuine value (5e-13 of a leaf
+        # beside a 1e8 one, above its floor) is no zero, and no tolerance above it verifies it
+        zero = (aa <= floor) & ((nn <= SAFETY * err) | (tol < ZETA * scale))
+        return ((tol >= np.minimum(aa, nn)) & ~zero
                 & (tol > 4.0 * tiny_for_eps(eps_a)) & np.isfinite(nn))
 
 
