@@ -630,8 +630,9 @@ def check_fast(problem, n_probes: int | None = None):
             f"high). Only errors spread over many entries were verified. Run mode='full' to judge every entry")
     elif infinite:
         problem.messages.append(
-            "fast mode: the probes' tolerance is not finite (the projections of the gradient on the probe "
-            "directions overflow near the float range's end), so the probes verified nothing. Run mode='full'")
+            "fast mode: the probes cannot see any error: their tolerance is not finite (the projections of the "
+            "gradient on the probe directions overflow near the float range's end), so they verified nothing. "
+            "Run mode='full'")
     elif status == "inconclusive":
         problem.messages.append(
             f"fast mode: {len(bad)} random-direction probe(s) disagreed (worst by {worst_probe.ratio:.3g}x its "
