@@ -140,3 +140,28 @@ def test_a_step_that_leaves_the_domain_shrinks_instead_of_ending_the_check():
         return float(np.sum(p ** 2))
     with pytest.raises(GradcheckUserCodeError, match="ValueError"):
         check_gradient(picky, np.array([1.0, 2.0]), lambda p: 2 * p, mode="full")
+
+
+def test_vjp_cotangents_cannot_cancel_a_bias_column_to_zero():
+    # a linear layer over a batch of 6: d<out, c>/db = c.sum(0), which +-1 cotangents made an exact 0
+    # with probability 5/16 per column, hiding any error in that bias entry (issue 20 C.10)
+    from pytest_gradcheck import check_vjp
+    from pytest_gradcheck.numerics import vector
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6, 3))
+    p = {"W": rng.normal(size=(3, 4)), "b": rng.normal(size=4)}
+    seen = []
+
+    def fun(q):
+        return X @ q["W"] + q["b"]
+
+    def vjp(q, c, k=1.0):
+        seen.append(np.asarray(c).sum(0))
+        return {"W": X.T @ c, "b": k * c.sum(0)}
+
+    for seed in range(12):
+        assert check_vjp(fun, p, vjp, seed=seed, n_cotangents=1).status == "pass"
+        wrong = check_vjp(fun, p, lambda q, c: vjp(q, c, 1.01), seed=seed, n_cotangents=1)
+        assert wrong.status == "fail" and wrong.worst[0].leaf == "b", str(wrong)
+    assert all((s != 0).all() for s in seen) and vector.N_COTANGENTS >= 1
