@@ -330,12 +330,19 @@ def _status(run, case):
         return "error"
 
 
-def bench_real_code(out):
-    """Real-code patterns per class (issue 12): correct gradients pass / inconclusive / fail, bugs caught.
+def bench_real_code(out, corpus="real_code"):
+    """Real-code patterns per class (issue 12; with corpus="irregular_precision" the precision classes
+    of issue 20): correct gradients pass / inconclusive / fail, bugs caught.
 
     The anchors only pass or fail (they know no "inconclusive"); a (value, grad) objective is split
     into fun and grad for them.  'error' counts a checker that raised on a case."""
-    from corpus.real_code import REAL_BUGS, REAL_CORRECT
+    if corpus == "real_code":
+        from corpus.real_code import REAL_BUGS, REAL_CORRECT
+        section = "3b"
+    else:
+        from corpus.irregular_precision import IRREGULAR_BUGS as REAL_BUGS
+        from corpus.irregular_precision import IRREGULAR_CORRECT as REAL_CORRECT
+        section = "3c"
 
     def gradcheck(mode):
         return lambda c: check_gradient(c.fun, c.params(), c.grad, mode=mode).status
@@ -347,7 +354,7 @@ def bench_real_code(out):
                 "gradcheck auto": gradcheck("auto"), "torch rule": anchor(torch_rule),
                 "course loop": anchor(course_loop), "scipy < 1e-5": anchor(scipy_rule)}
     classes = sorted({c.cls for c in REAL_CORRECT + REAL_BUGS})
-    print(f"\n## 3b. Verdicts on real-code patterns (tests/corpus/real_code.py: {len(REAL_CORRECT)} correct "
+    print(f"\n## {section}. Verdicts on real-code patterns (tests/corpus/{corpus}.py: {len(REAL_CORRECT)} correct "
           f"gradients, {len(REAL_BUGS)} bugs)\n")
     print("Per class: correct gradients passed/inconclusive/failed (+errors), then bugs caught/bugs.\n")
     width = 17
@@ -386,7 +393,7 @@ def bench_real_code(out):
         missed = [n for row in table.values() for n in row[name]["missed"]]
         if bad or missed:
             print(f"  {name}: falsely failed {', '.join(bad) or '-'}; missed {', '.join(missed) or '-'}")
-    out["real_code"] = {"classes": table, "totals": totals}
+    out[corpus] = {"classes": table, "totals": totals}
 
 
 def _irregular_available(case):
@@ -452,6 +459,14 @@ def print_verdicts():
                 r = c.run(mode)
             print(f"{('bug:' if c.kind == 'bug' else 'irregular:') + c.name:<40} {mode:<5} central   {r.status:<12} "
                   f"ratio={r.max_ratio:.6g} evals={r.n_evals} checked={r.n_checked}")
+    from corpus.irregular_precision import IRREGULAR_BUGS, IRREGULAR_CORRECT
+    for c in IRREGULAR_CORRECT + IRREGULAR_BUGS:  # issue 20's precision classes, after the earlier corpus
+        for mode in ("full", "fast", "auto"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = check_gradient(c.fun, c.params(), c.grad, mode=mode)
+            print(f"{c.name:<40} {mode:<5} {'central':<9} {r.status:<12} ratio={r.max_ratio:.6g} "
+                  f"evals={r.n_evals} checked={r.n_checked} ({c.kind}; ok: {'/'.join(c.ok)})")
 
 
 def main(argv=None):
@@ -486,6 +501,7 @@ def main(argv=None):
     bench_corpus(out)
     bench_real_code(out)
     bench_irregular(out)
+    bench_real_code(out, "irregular_precision")
     if args.resolution:
         bench_resolution(out)
     if args.json:

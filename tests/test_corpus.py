@@ -158,7 +158,7 @@ def test_bug_fails_other_methods(bug, method):
 @pytest.mark.parametrize("case", [c for c in CORRECT if c.analytic], ids=lambda c: c.name)
 def test_correct_gradient_passes_complex_step(case):
     r = check_gradient(case.fun, case.params(), case.grad, method="complex")
-    assert r.status == "pass", f"{case.name}:\n{r}"
+    _assert_correct_ok(case, r)
 
 
 @pytest.mark.parametrize("bug", [b for b in BUGS if b.analytic], ids=lambda b: b.name)

@@ -69,7 +69,7 @@ def test_fast_mode_passes_correct_corpus(case):
     assert r.mode == "fast"
     if r.status == "fail" and check_gradient(case.fun, case.params(), case.grad).status == "fail":
         pytest.xfail("full mode fails this correct case too: an issue of the shared error model, not of fast mode")
-    if case.kink:
+    if case.kink or case.inconclusive_ok:
         assert r.status in ("pass", "inconclusive"), str(r)
     else:
         assert r.status == "pass", str(r)

@@ -349,7 +349,9 @@ def test_bfloat16_params_reach_the_gradient_as_bfloat16():
         return jnp.sum(jnp.tanh(p["W"] @ c))
 
     res = check_gradient(f, {"W": W}, mode="full")
-    assert res.status == "pass", str(res)
+    # W[1, 1] (-0.35) has a bfloat16 rounding allowance of 0.37: unresolved, not a pass (issue 24.2)
+    assert res.status == "inconclusive" and res.counts == {"pass": 11, "fail": 0, "inconclusive": 1}, str(res)
+    assert res.worst[0].reason.startswith("unresolved") and res.worst[0].index == (1, 1)
     assert "bfloat16" in seen and "float32" not in seen  # grad: bfloat16; finite differences: float64
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..pytree import unravel
 from .problem import Problem
 from .result import EntryReport, GradcheckResult, LeafSummary, MAX_WORST, ratio_grid, ratio_histogram
-from .verdict import FAIL, INCONCLUSIVE, PASS, VERDICT_NAMES, Judge
+from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, VERDICT_NAMES, Judge, typical_magnitude, unresolved_passes
 
 def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, mode, status=None,
              checked=None) -> GradcheckResult:
@@ -37,6 +37,10 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
         r_c = np.where(t_c > 0, d_c / t_c, np.where(d_c == 0, 0.0, np.inf))
         denom = np.maximum(np.maximum(np.abs(a_c), np.abs(n_c)), problem.grad_scale if sub is None else problem.grad_scale[sub])
         e_c = np.where(denom > 0, d_c / denom, 0.0)
+    if not judge.explicit:
+        _unresolved_to_inconclusive(problem, ci, a_c, n_c, t_c, err, verdict, reasons)
+    else:
+        _unmeasured_failures(ci, d_c, err, verdict, reasons)
     if sub is None:
         tol, ratio = t_c, r_c
     else:
@@ -58,12 +62,13 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
         worst.append(EntryReport(path, index, float(a[i]), float(numeric[i]), float(err[i]), float(tol[i]),
                                  VERDICT_NAMES[int(verdict[i])], reasons.get(int(i), "")))
     leaves = []
+    gdt = getattr(problem, "grad_dtypes", None) or [None] * len(problem.spec.leaves)
     bounds = np.searchsorted(ci, [leaf.offset for leaf in problem.spec.leaves] + [n])
     for k, leaf in enumerate(problem.spec.leaves):
         lo, hi = bounds[k], bounds[k + 1]  # the checked entries of this leaf: ci[lo:hi]
         if leaf.size and lo == hi:
             leaves.append(LeafSummary(leaf.path, leaf.shape, leaf.dtype_name, 0.0,
-                                      {"pass": 0, "fail": 0, "inconclusive": 0}, None))
+                                      {"pass": 0, "fail": 0, "inconclusive": 0}, None, gdt[k]))
             continue
         v = cv[lo:hi]
         lr = np.nan_to_num(r_c[lo:hi], nan=0.0)
@@ -71,7 +76,7 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
                                   float(lr.max()) if lr.size else 0.0,
                                   {"pass": int((v == PASS).sum()), "fail": int((v == FAIL).sum()),
                                    "inconclusive": int((v == INCONCLUSIVE).sum())},
-                                  ratio_grid(lr, leaf.shape) if hi - lo == leaf.size else None))
+                                  ratio_grid(lr, leaf.shape) if hi - lo == leaf.size else None, gdt[k]))
     res = GradcheckResult(
         status=status, kind=problem.kind, mode=mode, method=problem.method, seed=problem.seed,
         n_params=n, n_checked=int(checked.sum()), n_evals=problem.ev.n_evals,
@@ -93,6 +98,52 @@ def assemble(problem: Problem, judge: Judge, numeric, err, verdict, reasons, *, 
         if diagnose is not None and res.diagnosis is None:
             res.diagnosis = diagnose(problem, res)
     return res
+
+
+def _unresolved_to_inconclusive(problem, ci, a_c, n_c, t_c, err, verdict, reasons):
+    """Passes whose tolerance is not below the values compared (verdict.unresolved_passes) become
+    inconclusive, with the numbers that make them so, in every mode and kind: a sign flip or a
+    factor 2 of such an entry would have passed as well (issue 20 A.2, issue 24 item 2)."""
+    passing = verdict[ci] == PASS
+    if not passing.any():
+        return
+    gs = problem.grad_scale[ci] if np.ndim(problem.grad_scale) else problem.grad_scale
+    scale = np.maximum(gs, typical_magnitude(problem.analytic))
+    eps_a = getattr(problem, "eps_a", 2.0**-52)
+    eps_c = eps_a[ci] if np.ndim(eps_a) and np.size(eps_a) == problem.n else eps_a
+    bad = passing & unresolved_passes(a_c, n_c, t_c, scale, eps_c, problem.floor[ci], err[ci])
+    if not bad.any():
+        return
+    sigma = getattr(problem, "sigma", None)
+    for c in np.flatnonzero(bad):
+        i = int(ci[c])
+        verdict[i] = INCONCLUSIVE
+        fl, fd = float(problem.floor[i]), SAFETY * float(err[i])
+        why = (f"the analytic side's own rounding allowance {fl:.2g} (its dtype's precision and the measured "
+               f"noise of the gradient) sets it" if fl >= fd else
+               f"the finite differences' error {fd:.2g} sets it" + (f" (f's noise is {sigma:.2g})" if sigma else ""))
+        reasons[i] = (f"unresolved: the tolerance {t_c[c]:.3g} is not below the values compared (analytic "
+                      f"{a_c[c]:.4g}, numeric {n_c[c]:.4g}) nor below a tenth of the gradient's typical size "
+                      f"{scale[c]:.3g}, so a sign flip or a factor 2 of this entry would pass too; {why}")
+
+
+def _unmeasured_failures(ci, d_c, err, verdict, reasons):
+    """With explicit atol/rtol a failure still needs finite differences that resolve the difference:
+    |a - n| above SAFETY times the estimate's own error.  sqrt at [1e-300, 1.0] has a derivative
+    of 5e149 that no usable step resolves (f = 1 + 1e-150 rounds to 1): the estimate 0 with an error
+    of 1e285 shows no bug, whatever the user's tolerance (issue 24 item 1)."""
+    failing = verdict[ci] == FAIL
+    if not failing.any():
+        return
+    with np.errstate(invalid="ignore"):
+        bound = SAFETY * err[ci]
+        weak = failing & ~(d_c > bound)
+    for c in np.flatnonzero(weak):
+        i = int(ci[c])
+        verdict[i] = INCONCLUSIVE
+        reasons[i] = (f"unresolved: |analytic - numeric| = {d_c[c]:.3g} exceeds atol + rtol*|numeric| but not "
+                      f"the finite differences' own error bound {bound[c]:.3g} ({SAFETY:g} x their error "
+                      f"estimate): no usable step resolves this entry, so the difference shows no bug")
 
 
 def nondeterministic_result(problem, judge, msgs):

@@ -206,8 +206,9 @@ def _explain(cause, k, problem):
                        f"nearby gradients, which finite differences cannot judge.",
         UNDERFLOW: f"fun underflows near params: its values are below the smallest normal number of its dtype, so "
                    f"they are 0 or subnormal and its finite differences cannot resolve {many}.",
-        UNRESOLVED: f"The finite differences are too coarse to resolve {many}: f's noise at every usable step pins "
-                    f"them down only to more than their own size, so even a sign error would pass.",
+        UNRESOLVED: f"The comparison is too coarse to resolve {many}: its tolerance (f's noise at every usable step, "
+                    f"or the analytic side's own rounding allowance) is not below the values compared, so even a "
+                    f"sign error or a factor 2 would pass.",
         STAIRCASE: f"fun is piecewise constant at this scale (rounded or quantised values, or a cast to a lower "
                    f"precision inside fun): flat "
                    f"stretches hide its slope from small steps and its stairs are noise to larger ones, so "

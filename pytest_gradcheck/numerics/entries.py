@@ -21,14 +21,14 @@ from ..frameworks.base import MIN_BATCH_ROWS
 from ..frameworks.outputs import scalar_of
 from .advice import tries_for_unresolved
 from .budget import current_progress
-from .evaluate import user_code
+from .evaluate import beyond_entry, user_code
 from .kinks import Nudges, judge_plateau, judge_several_kinks, judge_stair
-from .noise import adopt_staircase, noise_level, staircase_noise
+from .noise import adopt_staircase, measured_gradient_noise, noise_level, staircase_noise
 from .problem import Problem, call_user
 from .refine import MAX_LEVELS, R_FACTOR, Chain, combine, level, real_value, refine
 from .steps import first_steps
 from .stencils import SCHEMES
-from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, Judge, tiny_for_eps
+from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, Judge, tiny_for_eps, typical_magnitude, unresolved_passes
 
 #: a first step is "too small" when roundoff alone forces a tolerance above
 #: RHO_TARGET times the scheme's best relative accuracy eps^(p/(p+1))
@@ -107,7 +107,34 @@ def entry_estimates(problem: Problem, judge: Judge, idx: np.ndarray):
             _mark_unresolved(problem, judge, idx[keep], h[keep], numeric, err, verdict, reasons)
             return numeric, err, verdict, reasons
     _mark_unresolved(problem, judge, idx, h, numeric, err, verdict, reasons)
+    _roundoff_at_steps(problem, judge, scheme, idx, vals, heff, numeric, err, verdict, reasons)
     return numeric, err, verdict, reasons
+
+
+def _roundoff_at_steps(problem, judge, scheme, idx, vals, heff, numeric, err, verdict, reasons):
+    """A failure is judged again with the roundoff of f at its first step's points, not at params.
+
+    sigma is f's noise measured at params; where f there is far smaller than at the steps (sum(p^2)
+    at [1e-300, 5e-324] with eps=1e-3: f ~ 1e-600 at params, 1e-6 at the steps) the 2e-303 that
+    the entry adds is lost in f(x +- h)'s own rounding, and the estimate 0 shows no bug (issue 24
+    item 1).  Uses stage A's values: no evaluation."""
+    if judge.explicit:
+        return
+    fails = np.flatnonzero(verdict[idx] == FAIL)
+    if not fails.size:
+        return
+    eps_f = problem.ev.eps_out or float(np.finfo(np.float64).eps)
+    with np.errstate(invalid="ignore", over="ignore"):
+        fmax = np.max(np.abs(vals[:, fails]), axis=0)
+        R = scheme.weight_norm * eps_f * fmax / heff[fails]
+    for c, r, fm in zip(fails.tolist(), R.tolist(), fmax.tolist()):
+        i = int(idx[c])
+        bound = SAFETY * r + problem.floor[i]
+        if math.isfinite(bound) and abs(problem.analytic[i] - numeric[i]) <= bound:
+            verdict[i] = INCONCLUSIVE
+            reasons[i] = (f"unresolved: at the first step ({heff[c]:.3g}) fun's values reach {fm:.3g}, "
+                          f"whose rounding pins this entry down only to +-{bound:.2g}, more than |analytic - "
+                          f"numeric| = {abs(problem.analytic[i] - numeric[i]):.3g}: no bug is shown")
 
 
 def _several_kinks(problem, judge, kinks, scheme, sigma, eps_eff, verdict, reasons):
@@ -368,6 +395,11 @@ def _mark_unresolved(problem, judge, idx, h, numeric, err, verdict, reasons):
     # is no more verified than one above it: f's differences resolve neither
     judged = (np.abs(a) > problem.floor[idx]) | ((a != 0) if under else False)
     weak = (verdict[idx] == PASS) & judged & (np.abs(-a - numeric[idx]) <= tol)
+    if weak.any():  # not where the pass verified the entry ~0 against the gradient (a bias before a norm)
+        _measure_float64_noise(problem, idx[weak])
+        scale = np.maximum(problem.grad_scale[idx], typical_magnitude(problem.analytic))
+        eps_a = problem.eps_a[idx] if np.size(problem.eps_a) == problem.n else problem.eps_a
+        weak &= unresolved_passes(a, numeric[idx], tol, scale, eps_a, problem.floor[idx], err[idx])
     scheme = SCHEMES[problem.method]
     for c in np.flatnonzero(weak):
         i = int(idx[c])
@@ -389,6 +421,22 @@ def _mark_unresolved(problem, judge, idx, h, numeric, err, verdict, reasons):
         reasons[i] = (f"unresolved: finite differences pin this entry down only to +-{fd_bound[c]:.2g}, more than "
                       f"its value {a[c]:.3g} (f's noise is {getattr(problem, 'sigma', 0.0):.2g}); even a sign "
                       f"error would go unnoticed. Try {tries_for_unresolved(problem)}")
+
+
+def _measure_float64_noise(problem, cand):
+    """Raise the floor of the entries ``cand`` to the measured noise of a float64 gradient (once per
+    check, 8 calls of grad): Problem measures it only below float64, and a float64 sum of terms that
+    cancel (d f/d b before a normalisation: ~1e-16) is roundoff that no kappa*eps of its own size
+    covers (issue 20 C.10)."""
+    if getattr(problem, "noise64_measured", False) or not (np.asarray(problem.eps_a) <= 2.0**-52).any():
+        return
+    problem.noise64_measured = True
+    if problem.gradient_of is None:
+        return
+    noise = measured_gradient_noise(problem)
+    floor = np.array(problem.floor)  # a copy: floor may be a broadcast
+    floor[cand] = np.maximum(floor[cand], SAFETY * noise[cand])
+    problem.floor = floor
 
 
 def f_underflows(problem, sigma=None) -> float:
@@ -470,7 +518,13 @@ def _stage_a_calls(ev, problem, offs, actual, vals, idx):
                     old = flat[j]
                     for t in range(T):
                         flat[j] = points[t][c]
-                        v = fun(make_tree(objs))  # a fresh container: see Evaluator
+                        try:
+                            v = fun(make_tree(objs))  # a fresh container: see Evaluator
+                        except Exception as e:  # noqa: BLE001 - outside fun's domain: NaN, the steps shrink
+                            if isinstance(e, GradcheckInputError) or not beyond_entry(points[t][c], x0[idx[c]]):
+                                raise
+                            ev.domain_exits.append((int(idx[c]), points[t][c] - float(x0[idx[c]]), e))
+                            v = math.nan
                         out[t][c] = v if type(v) is float else _real(ev, v)
                     flat[j] = old
                 else:

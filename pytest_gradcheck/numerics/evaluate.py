@@ -86,6 +86,14 @@ def user_code():
     return np.errstate(**state) if _NUMPY_FP_STATE is None else _CallerSettings(state)
 
 
+def beyond_entry(value, x: float) -> bool:
+    """Is the point ``value`` of an entry at ``x`` further from x than |x| (a step that crosses 0 or
+    leaves the entry's own scale, where fun's domain may end)?"""
+    if isinstance(value, complex):
+        return False  # the complex step stays at the real point
+    return x != 0 and abs(float(value) - x) >= abs(x)
+
+
 class Evaluator:
     """Evaluates ``fun`` at the base point with single entries perturbed."""
 
@@ -119,6 +127,7 @@ class Evaluator:
         self.make_tree = builder(spec)
         self.offsets = np.array([leaf.offset for leaf in spec.leaves], dtype=np.int64)
         self.leaf_of = _leaf_index(spec)
+        self.domain_exits: list = []  # (entry, step, error) where fun raised beyond an entry's own size
 
     def _aliases(self, k: int) -> bool:
         """Does the k-th leaf object see writes to its buffer?  Tested, not assumed."""
@@ -199,6 +208,13 @@ class Evaluator:
         try:
             return self.call()
         except GradcheckInputError as e:
+            if self.past_base and beyond_entry(value, float(self.x0[i])):
+                # a step larger than the entry itself (df = 1e6 stepped at its leaf's 1e10 scale to
+                # -7.8e8) may leave fun's domain: a non-finite value there makes the steps shrink, as
+                # a NaN does (issue 20 A.3); a raise within the entry's own size is the user's to see
+                self.domain_exits.append((int(i), complex(value) - float(self.x0[i]) if isinstance(value, complex)
+                                          else float(value) - float(self.x0[i]), e.__cause__ or e))
+                return float("nan")
             raise self.failed_at(i, value, e.__cause__) if e.__cause__ is not None and self.past_base else e
         finally:
             flat[j] = old
@@ -231,7 +247,16 @@ class Evaluator:
                 if self.held is not None:
                     work[self.held] = 0.0  # inf - inf there: those entries are held fixed
                 proj = float(a @ work)
-                out.append((self.call(), proj))
+                try:
+                    value = self.call()
+                except GradcheckInputError as e:
+                    beyond = np.flatnonzero((x0 != 0) & (np.abs(work) >= np.abs(x0)))
+                    if not (self.past_base and e.__cause__ is not None and beyond.size):
+                        raise
+                    # a probe step larger than some entry itself may leave fun's domain (issue 20 A.3)
+                    self.domain_exits.append((int(beyond[0]), float(work[beyond[0]]), e.__cause__))
+                    value = float("nan")
+                out.append((value, proj))
         finally:
             self.restore()
         return out

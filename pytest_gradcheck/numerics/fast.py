@@ -112,7 +112,7 @@ from .entries import entry_estimates, f_underflows
 from .noise import adopt_staircase, measure_noise, noise_level, staircase_noise
 from .refine import MAX_LEVELS, R_FACTOR, Chain, real_value
 from .stencils import COMPLEX_STEP, SCHEMES
-from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, Judge, tiny_for_eps
+from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, ZETA, Judge, tiny_for_eps, typical_magnitude
 
 #: mode="auto": full mode up to this many parameters (2n evaluations are then
 #: cheap next to a test suite), fast mode above
@@ -601,6 +601,9 @@ def check_fast(problem, n_probes: int | None = None):
     blind = None if (bad or judge.explicit) else _single_entries_unseen(problem, fx.scale, T, under)
     if blind is not None:
         status = "inconclusive"
+    infinite = not bad and not math.isfinite(T)
+    if infinite:  # a probe's projection overflowed (exp(708) x a step of 708): no probe saw anything
+        status = "inconclusive"
     raised = (f", raised for {fx.n_raised} entries too small for the probes to see" if fx.n_raised else "")
     noise = (", noise taken as f's roundoff at params (the least it can be, so the tightest tolerance; it is "
              "measured only when a probe disagrees)" if fx.assumed_noise else "")
@@ -625,6 +628,11 @@ def check_fast(problem, n_probes: int | None = None):
             f"typical size moves a probe by 2 x {blind:.3g}, less than the detection threshold {T:.3g} (f's noise "
             f"and the analytic side's rounding allowance, projected on the probe{low_precision_note(problem)}). "
             f"Only errors spread over many entries were verified. Run mode='full' to judge every entry")
+    elif infinite:
+        problem.messages.append(
+            "fast mode: the probes cannot see any error: their tolerance is not finite (the projections of the "
+            "gradient on the probe directions overflow near the float range's end), so they verified nothing. "
+            "Run mode='full'")
     elif status == "inconclusive":
         problem.messages.append(
             f"fast mode: {len(bad)} random-direction probe(s) disagreed (worst by {worst_probe.ratio:.3g}x its "
@@ -665,7 +673,11 @@ def _single_entries_unseen(problem, scale, T, under=0.0):
     below the floor are zero to their dtype's precision and do not count, so a check at an optimum
     still passes -- unless f underflows (``under``): then a nonzero gradient below its dtype's floor is
     no more verified than one above it (entries.f_underflows, as in full mode)."""
-    above = (np.abs(problem.analytic) > problem.floor) | ((problem.analytic != 0) if under else False)
+    a = problem.analytic
+    # a floor not below a tenth of the gradient's typical size verifies no entry as ~0 (verdict.ZETA)
+    zero_unverified = ((a != 0) & (problem.floor >= ZETA * typical_magnitude(a))
+                       & (problem.floor >= ZETA * problem.grad_scale))
+    above = (np.abs(a) > problem.floor) | ((a != 0) if under else zero_unverified)
     if not above.any():
         return None
     v = scale[above]

@@ -138,9 +138,17 @@ class Problem:
             raise GradcheckInputError(f"grad modified its input in place (leaf {where!r}); it must not change params")
         self._grad_repeat = flatten_like(gradient(self.native_tree()), self.spec, "grad")[0] if grad is not None else vec
         per_leaf = []
+        self.grad_dtypes = []
         for leaf, dt in zip(self.spec.leaves, dtypes):
             e = float(np.finfo(dt).eps) if np.issubdtype(dt, np.floating) else float(np.finfo(np.float64).eps)
             per_leaf.append(max(e, leaf.eps if leaf.is_float else e))
+            self.grad_dtypes.append(leaf.dtype_name if e <= leaf.eps else str(np.dtype(dt)))
+            if leaf.is_float and e > leaf.eps:
+                # a float32 gradient of float64 code (a cast in grad) is judged at float32's precision:
+                # it passes with a smaller margin, and the user may not know the cast is there (issue 20 C.13)
+                self.messages.append(
+                    f"grad returns {np.dtype(dt)} for leaf {leaf.path!r} whose params are {leaf.dtype_name}: "
+                    f"the gradient is judged at {np.dtype(dt)}'s precision (eps {e:.3g}), not {leaf.dtype_name}'s")
         if len(set(per_leaf)) == 1:  # one value for all: a broadcast, not an n-vector (read-only)
             return vec, np.broadcast_to(np.float64(per_leaf[0]), (self.n,))
         eps_a = np.empty(self.n)

@@ -111,12 +111,14 @@ class LeafSummary:
     max_ratio: float
     counts: dict
     ratio_grid: list | None = None
+    grad_dtype: str | None = None  # the analytic gradient's dtype where it is known
 
     def to_dict(self) -> dict:
         return {
             "path": self.path,
             "shape": [int(s) for s in self.shape],
             "dtype": self.dtype,
+            "grad_dtype": self.grad_dtype,
             "max_ratio": _finite(self.max_ratio),
             "counts": dict(self.counts),
             "ratio_grid": self.ratio_grid,

@@ -42,6 +42,10 @@ SAFETY = 10.0
 #: F_i's factor: the analytic side sums up to ~KAPPA^2/4 terms in its own dtype
 KAPPA = 32.0
 
+#: a pass verifies that an entry is ~0 only when its tolerance is below ZETA times the gradient's
+#: typical magnitude: the entry is then shown to be under a tenth of what the gradient's entries are
+ZETA = 0.1
+
 #: an entry's verdict (int8 in the per-entry arrays) and its name in results
 PASS, FAIL, INCONCLUSIVE = 0, 1, 2
 VERDICT_NAMES = {PASS: "pass", FAIL: "fail", INCONCLUSIVE: "inconclusive"}
@@ -135,3 +139,41 @@ def _typical(v: np.ndarray) -> float:
         part = np.partition(m, (k - 1, k) if m.size % 2 == 0 and k > 0 else k)
         med = float(part[k]) if m.size % 2 else 0.5 * (float(part[k - 1]) + float(part[k]))
     return med if med > 0 else total / m.size
+
+
+def unresolved_passes(a, n, tol, scale, eps_a, floor, err):
+    """Mask of entries whose agreement |a - n| <= tol verifies nothing (issue 20, A.2).
+
+    A pass is a verification when its tolerance is below the values compared (tol < min(|a|,|n|):
+    then a and n have one sign and differ by less than a factor 2), or when the analytic value is
+    zero within its own measured noise (|a| at most the analytic floor) and either the numeric one is
+    too (|n| at most SAFETY times its error: a gradient at an optimum) or the tolerance shows the
+    entry negligible (tol < ZETA * scale, ``scale`` the gradient's typical magnitude: a bias before a
+    normalisation beside unit weights).
+    Otherwise a sign flip or a factor 2 would pass too: the entry is unresolved -- float32 erfcx at
+    1e5, whose analytic side is roundoff (floor 2e-7) while the finite differences resolve -5.6e-11.
+    A tolerance that is nothing but the dtype's underflow floor (tiny_a) is exact agreement of two
+    zeros, not a lack of resolution."""
+    aa = np.abs(np.asarray(a, dtype=np.float64))
+    nn = np.abs(np.asarray(n, dtype=np.float64))
+    with np.errstate(invalid="ignore"):
+        # the analytic value is zero within its own measured noise, and so is the numeric one or the
+        # tolerance is far below the gradient's size: a verified ~0.  A genuine value (5e-13 of a leaf
+        # beside a 1e8 one, above its floor) is no zero, and no tolerance above it verifies it
+        zero = (aa <= floor) & ((nn <= SAFETY * err) | (tol < ZETA * scale))
+        return ((tol >= np.minimum(aa, nn)) & ~zero
+                & (tol > 4.0 * tiny_for_eps(eps_a)) & np.isfinite(nn))
+
+
+def typical_magnitude(v) -> float:
+    """The gradient's typical magnitude over all its entries: its rms, from one dot product (no copy of
+    an n-vector: fast mode at n = 1e6 holds a few n-vectors at most); the median where that overflows
+    or is not finite."""
+    v = np.asarray(v, dtype=np.float64)
+    if v.size == 0:
+        return 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        ss = float(np.dot(v, v))
+    if math.isfinite(ss) and ss < 1e300:
+        return math.sqrt(ss / v.size)
+    return _typical(v[np.isfinite(v)])
