@@ -334,6 +334,10 @@ def contradictions_of_numbers(case, r, mode):
         eps = max((float(np.finfo(np.dtype(d)).eps) for d in {leaf.dtype for leaf in r.leaves}
                    if d in ("float16", "float32", "float64")), default=2.2e-16)
         zero = a <= 64 * eps * float(np.nanmax(np.where(checked, a, 0.0)))
+        # so is one below the smallest normal number of its dtype (underflow: the floor holds it)
+        tiny = max((float(np.finfo(np.dtype(d)).tiny) for d in {leaf.dtype for leaf in r.leaves}
+                    if d in ("float16", "float32", "float64")), default=2.2e-308)
+        zero |= a < tiny
         unresolved = checked & (verdict == 0) & ~zero & (tol >= a) & (tol >= n)
         for i in np.flatnonzero(unresolved)[:3].tolist():
             bad.append(f"entry {i} passes with tolerance {tol[i]:.3g} >= |analytic| {a[i]:.3g} and "

@@ -76,12 +76,25 @@ def test_equal_one_sided_derivatives_are_no_kink_in_a_smooth_hessian():
 
 
 def test_a_tie_cancelled_along_its_own_axis_names_the_tie():
-    # B.4: check_vjp with mixed-sign cotangents: the bins an entry ties in cancel along its axis,
-    # the first-maximum routing gives it one bin's cotangent; the nudged ramp (x - s * rank) shows it
-    r = BY_NAME["maxpool_overlap_vjp_x1"].run("full")
+    # B.4: mixed-sign cotangents (the loss sum(maxpool(x) * R), R = +-1): the bins an entry ties in
+    # cancel along its axis, the first-maximum routing gives it one bin's cotangent; the nudged ramp
+    # (x - s * rank) shows it.  check_vjp's own cotangents no longer cancel exactly (magnitudes in
+    # [1, 1.5)), so the cancelling R is written out here.
+    from corpus.irregular_kinks import _maxpool, _maxpool_vjp
+    from pytest_gradcheck import check_gradient
+
+    R = np.array([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0], [-1.0, 1.0, -1.0]])
+
+    def fun(x):
+        return float(np.sum(_maxpool(x) * R))
+
+    r = check_gradient(fun, np.full((4, 4), 0.7), lambda x: _maxpool_vjp(x, R), mode="full")
     assert r.status == "inconclusive" and r.counts["fail"] == 0, str(r)
     assert cz.SEVERAL_KINKS in set(_causes(r).values()), str(r)
     assert any("tied or crossed off this entry's axis" in e.reason for e in r.worst), str(r)
+    for factor in (2.0, 30.0):  # a value outside every tie-break's gradient
+        bad = check_gradient(fun, np.full((4, 4), 0.7), lambda x, f=factor: _maxpool_vjp(x, R, factor=f), mode="full")
+        assert bad.status == "fail", str(bad)
 
 
 def test_a_staircase_names_both_conventions_and_fails_neither():

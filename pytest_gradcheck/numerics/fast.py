@@ -112,7 +112,7 @@ from .entries import entry_estimates, f_underflows
 from .noise import adopt_staircase, measure_noise, noise_level, staircase_noise
 from .refine import MAX_LEVELS, R_FACTOR, Chain, real_value
 from .stencils import COMPLEX_STEP, SCHEMES
-from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, ZETA, Judge, tiny_for_eps, typical_magnitude
+from .verdict import FAIL, INCONCLUSIVE, PASS, SAFETY, ZETA, Judge, norm2, tiny_for_eps, typical_magnitude
 
 #: mode="auto": full mode up to this many parameters (2n evaluations are then
 #: cheap next to a test suite), fast mode above
@@ -205,7 +205,7 @@ class _Fast:
             return L
         # the size an error in entry j is measured against: its own gradient (down to 1% of its leaf's)
         g = np.maximum(np.abs(problem.analytic), 1e-2 * problem.grad_scale)
-        T0 = SAFETY * self.scheme.weight_norm * self.sigma / self.h + C_H * _norm(L * problem.floor)
+        T0 = SAFETY * self.scheme.weight_norm * self.sigma / self.h + C_H * norm2(L * problem.floor)
         with np.errstate(divide="ignore", invalid="ignore"):
             need = np.where(g > 0, T0 / (VISIBLE * g), 0.0)
         raised = (L < need) & np.isfinite(need)
@@ -224,7 +224,7 @@ class _Fast:
         return x
 
     def _floor(self, d):
-        return C_H * _norm(d * self.allowance)
+        return C_H * norm2(d * self.allowance)
 
     def _tol(self, err, floor):
         if self.judge.explicit:
@@ -599,10 +599,8 @@ def check_fast(problem, n_probes: int | None = None):
     del w
     under = f_underflows(problem, fx.sigma)
     blind = None if (bad or judge.explicit) else _single_entries_unseen(problem, fx.scale, T, under)
-    if blind is not None:
-        status = "inconclusive"
-    infinite = not bad and not math.isfinite(T)
-    if infinite:  # a probe's projection overflowed (exp(708) x a step of 708): no probe saw anything
+    infinite = not bad and not math.isfinite(T)  # a probe's projection overflowed: no probe saw anything
+    if blind is not None or infinite:
         status = "inconclusive"
     raised = (f", raised for {fx.n_raised} entries too small for the probes to see" if fx.n_raised else "")
     noise = (", noise taken as f's roundoff at params (the least it can be, so the tightest tolerance; it is "
@@ -653,16 +651,6 @@ def check_fast(problem, n_probes: int | None = None):
     return res
 
 
-def _norm(w) -> float:
-    """||w||_2 without overflow: entries near 1e300 (a loss scaled by 1e300, log(p) at p ~ 1e-300) square
-    to inf, which made every probe's tolerance and the detection threshold inf (issue 20, C.12)."""
-    m = float(np.max(np.abs(w))) if np.size(w) else 0.0
-    if not 0 < m < math.inf:
-        return m if np.size(w) else 0.0
-    w = np.asarray(w) / m
-    return m * float(np.sqrt(np.dot(w, w)))
-
-
 def _single_entries_unseen(problem, scale, T, under=0.0):
     """The typical visible size L_j*|a_j| of the entries above the analytic floor, when a sign flip of
     such an entry (a change of twice that) stays below the probes' threshold T; None otherwise.
@@ -682,7 +670,7 @@ def _single_entries_unseen(problem, scale, T, under=0.0):
         return None
     v = scale[above]
     v *= problem.analytic[above]
-    typical = _norm(v) / math.sqrt(v.size)
+    typical = norm2(v) / math.sqrt(v.size)
     return typical if 2.0 * typical <= T else None
 
 

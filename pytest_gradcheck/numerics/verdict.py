@@ -165,6 +165,16 @@ def unresolved_passes(a, n, tol, scale, eps_a, floor, err):
                 & (tol > 4.0 * tiny_for_eps(eps_a)) & np.isfinite(nn))
 
 
+def norm2(w) -> float:
+    """||w||_2 without overflow: entries near 1e300 (a loss scaled by 1e300, log(p) at p ~ 1e-300) square
+    to inf, which made fast mode's probe tolerances and detection threshold inf (issue 20, C.12)."""
+    m = float(np.max(np.abs(w))) if np.size(w) else 0.0
+    if not 0 < m < math.inf:
+        return m
+    w = np.asarray(w) / m
+    return m * float(np.sqrt(np.dot(w, w)))
+
+
 def typical_magnitude(v) -> float:
     """The gradient's typical magnitude over all its entries: its rms, from one dot product (no copy of
     an n-vector: fast mode at n = 1e6 holds a few n-vectors at most); the median where that overflows

@@ -248,7 +248,9 @@ def _round_params():
 for _name, _g, _kind, _exp in (
         ("ae_zero", lambda x: np.zeros_like(x), "correct", {"full": "inconclusive", "fast": "pass",
                                                              "auto": "inconclusive"}),
-        ("straight_through", lambda x: 2 * np.round(x, 3), "correct", "pass"),
+        # entries whose tolerance (the stairs' noise) is not below the values compared are unresolved (A.2)
+        ("straight_through", lambda x: 2 * np.round(x, 3), "correct", {"full": "inconclusive", "fast": "pass",
+                                                                        "auto": "inconclusive"}),
         ("half_slope", lambda x: np.round(x, 3), "bug", None),
         ("sign_flip", lambda x: -2 * np.round(x, 3), "bug", None)):
     _add(name=f"np_round3_{_name}", cls="staircase", fun=_round_loss, grad=_g, make_params=_round_params,
@@ -270,7 +272,8 @@ def _torch_round(dtype_name, scale):
 for _dt in ("float64", "float32"):
     for _name, _sc, _kind, _exp in (
             ("ae_zero", 0.0, "correct", {"full": "inconclusive", "fast": "pass", "auto": "inconclusive"}),
-            ("straight_through", 1.0, "correct", "pass"), ("half_slope", 0.5, "bug", None),
+            ("straight_through", 1.0, "correct", {"full": "inconclusive", "fast": "pass", "auto": "inconclusive"}),
+            ("half_slope", 0.5, "bug", None),
             ("sign_flip", -1.0, "bug", None)):
         _fun, _grad = _torch_round(_dt, _sc)
         _add(name=f"torch_round3_{_dt}_{_name}", cls="staircase", fun=_fun, grad=_grad, make_params=_round_params,
