@@ -1,6 +1,7 @@
 """The cost users feel in big suites, against its floor (issue 23), side by side in one run.
 
-    python benchmarks/bench_floor.py               # every figure, 3 interleaved rounds (~10 minutes on 2 cores)
+    python benchmarks/bench_floor.py               # every figure, 3 interleaved rounds (the full OpInfo sweep alone
+                                                   # needs more than 3 CPU minutes per dtype and round)
     python benchmarks/bench_floor.py --quick       # 2 rounds, a quarter of the OpInfo ops, a smaller MLP
     python benchmarks/bench_floor.py --rounds 5 --json out.json
 
