@@ -242,6 +242,7 @@ def check_directions(ev, scheme, dirs, steps, analytic_cols, judge_tol, sigma, m
 
 
 def lazy_nudges(ev, entry_steps, L, seed):
-    """The check's kinks.DirectionNudges, built when a kink first needs them (8 calls of fun)."""
+    """The check's kinks.DirectionNudges, built when a kink first needs them (fun at each point of
+    the first batch; later batches when an output's envelope asks for them)."""
     held = []
     return lambda: held[0] if held else held.append(DirectionNudges(ev, entry_steps, L, seed)) or held[0]
