@@ -5,9 +5,10 @@ kink.  Along a tangent (or one input entry) the central difference there is the 
 one-sided derivatives, constant as the step shrinks: without a kink test it is a confirmed plateau
 and a correct JVP "fails" at a ratio of ~1e14.  With it, a value between the one-sided derivatives,
 or within what they give at points nudged off the inputs (two layers: one move crosses several
-kinks), is inconclusive naming the kink; so is a framework's convention where the kinks switch
-together (few inputs drive many units); a wrong factor off the kink set, and a value beyond what
-even K_MAX kinks switched together could give, still fail.
+kinks), is inconclusive naming the kink; so is a framework's convention where few inputs drive
+many units and the batches of nudged points never stop meeting new pieces (the envelope is not
+measured: the value is judged against the sampled range widened by its growth); a wrong factor off
+the kink set, and a value beyond even that widened range, still fail.
 """
 
 from __future__ import annotations
@@ -176,21 +177,33 @@ def test_a_value_outside_every_measured_piece_fails_however_many_units(at_zero):
         assert "derivatives measured lie within" in r.worst[0].reason
 
 
-def test_a_frameworks_convention_that_no_nearby_point_gives_fails_with_the_measured_range():
-    # 3 inputs drive the 16 units of the zero row: no nearby point switches them all off, so the
-    # relu'(0) = 0 chain rule's value is the derivative of no piece of fun nearby (outside the
-    # Clarke subdifferential).  Until issue 20 an assumed count (64 units switched together)
-    # made it inconclusive, and hid 30x errors with it; now the reason prints what was measured
+def test_a_frameworks_convention_where_the_envelope_is_not_measured_is_inconclusive_not_failed():
+    # 3 inputs drive the 16 units of the zero row: about 240 pieces meet there, and each batch of
+    # nudged points still meets pieces it had not seen, so the envelope is not measured (issue 20
+    # A.1 follow-up).  The relu'(0) = 0 chain rule's value is judged against the sampled range
+    # widened by its growth over the batches: inside, inconclusive naming that; until then one
+    # unreplicated sample of ~20 points called it "the derivative of no piece seen nearby"
     fun, jvp, jac = _mlp()
     x = _inputs()
+    for r in (check_jvp(fun, x, jvp), check_jacobian(fun, x, jac), check_vjp(fun, x, _vjp())):
+        assert r.status == "inconclusive" and r.counts["fail"] == 0, str(r)
+        # None: an output too small for the differences to resolve (the JVP's row 1), no kink
+        assert cz.SEVERAL_KINKS in set(_causes(r).values()) <= {cz.KINK, cz.SEVERAL_KINKS, None}, str(r)
     r = check_jacobian(fun, x, jac)
-    assert r.status == "fail", str(r)
-    assert "derivatives measured lie within" in r.worst[0].reason
-    fun, jvp, jac = _mlp(at_zero=100.0)
-    for r in (check_jvp(fun, x, jvp), check_jacobian(fun, x, jac), check_vjp(fun, x, _vjp(100.0))):
+    assert any("envelope not measured" in w.reason for w in r.worst), str(r)
+
+
+@pytest.mark.parametrize("at_zero", [2.0, 30.0, 100.0])
+def test_a_wrong_value_beyond_even_the_widened_envelope_fails(at_zero):
+    # the same layer with relu'(0) = at_zero: 2x to 100x the unit's slope at the kink lies beyond the
+    # sampled range widened by its measured growth (or outside a measured one): a bug at the kink
+    fun, jvp, jac = _mlp(at_zero)
+    x = _inputs()
+    for r in (check_jvp(fun, x, jvp), check_jacobian(fun, x, jac), check_vjp(fun, x, _vjp(at_zero))):
         assert r.status == "fail", str(r)
         assert cz.BUG_AT_KINK in set(_causes(r).values()), str(r)
         assert r.diagnosis["cause"] == cz.BUG_AT_KINK
+        assert "derivatives measured lie within" in r.worst[0].reason
 
 
 def test_a_zero_border_through_a_convolution_and_relu():

@@ -18,6 +18,7 @@ constants, kinks and verdict; reads vector.VecEval by its attributes (y0, x0, ca
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -158,13 +159,25 @@ def _judge_kinks(col, d, h, tol, sigma, nudges, explicit):
                           f"the analytic value lies outside them")
             continue
         if near is None:
-            near, t = nudges().slopes(d)
+            near = _batched_slopes(nudges(), d)
             with np.errstate(invalid="ignore"):
-                allow0 = tol(size, math.sqrt(2.0) * sigma / t)
-        col.verdict[r], reasons[r] = several_kinks_rule(float(a[k]), lo[k], hi[k], near[:, r],
-                                                        max(widen[k], allow0[k]), len(nudges().points),
-                                                        "one move along this direction")
+                allow0 = tol(size, math.sqrt(2.0) * sigma / nudges().step(d))
+        batches = ((near(b)[:, r], len(nudges().batch(b)[0])) for b in itertools.count())
+        col.verdict[r], reasons[r] = several_kinks_rule(float(a[k]), lo[k], hi[k], batches,
+                                                        max(widen[k], allow0[k]), "one move along this direction")
     return reasons
+
+
+def _batched_slopes(nudges, d):
+    """b -> the one-sided derivatives of every output along d at batch b's nudged points, each batch
+    computed once for all of d's outputs (an output stops asking once its envelope is measured)."""
+    held = {}
+
+    def near(b):
+        if b not in held:
+            held[b] = nudges.slopes(d, b)
+        return held[b]
+    return near
 
 
 def _unresolved(a, D, R, tol):
@@ -229,6 +242,7 @@ def check_directions(ev, scheme, dirs, steps, analytic_cols, judge_tol, sigma, m
 
 
 def lazy_nudges(ev, entry_steps, L, seed):
-    """The check's kinks.DirectionNudges, built when a kink first needs them (8 calls of fun)."""
+    """The check's kinks.DirectionNudges, built when a kink first needs them (fun at each point of
+    the first batch; later batches when an output's envelope asks for them)."""
     held = []
     return lambda: held[0] if held else held.append(DirectionNudges(ev, entry_steps, L, seed)) or held[0]
