@@ -114,7 +114,13 @@ def test_grad_returning_tf_tensors():
 def test_half_precision_params_have_no_false_failure_and_a_large_bug_fails(dtype):
     params = tf_params(dtype, variables=True)
     res = check_gradient(layer_loss(softplus_rule()), params)
-    assert res.status == "pass", str(res)
+    if dtype == "float16":
+        assert res.status == "pass", str(res)
+    else:
+        # bfloat16's rounding allowance (2^-8 relative, x the safety factor) is not below the smaller
+        # entries' values: those are unresolved (issue 20 A.2), never failed, and the rest pass
+        assert res.status == "inconclusive" and res.counts["fail"] == 0, str(res)
+        assert all(e.reason.startswith("unresolved") for e in res.worst if e.verdict == "inconclusive"), str(res)
     # the core's analytic-precision floor for bfloat16 leaves is ~40% of these entries (torch's bfloat16
     # gets the same tolerance): a rule 3x too large everywhere is what fails in both half precisions
     assert check_gradient(layer_loss(softplus_rule(2.0, everywhere=True)), params).status == "fail"
