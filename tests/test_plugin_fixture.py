@@ -24,7 +24,7 @@ def test_two_checks(gradcheck):
     r1 = gradcheck(quad, P, quad_grad)
     r2 = gradcheck(quad, P, quad_grad, method="central4")
     r3 = gradcheck(lambda p: quad(p["w"]), {"w": P}, lambda p: {"w": 2 * p["w"]}, label="tree")
-    assert r1.passed and r1.method == "central" and r2.method == "central4"
+    assert r1.status == "pass" and r1.method == "central" and r2.method == "central4"
     assert gradcheck.results == [r1, r2, r3]
 """)
     reprec = pytester.inline_run()
@@ -86,7 +86,7 @@ def test_unknown_keyword(gradcheck):
     gradcheck(quad, P, quad_grad, tolerance=1e-3)
 
 def test_checker_keyword_passes_through(gradcheck):
-    assert gradcheck(quad, P, quad_grad, vectorized=False).passed
+    assert gradcheck(quad, P, quad_grad, vectorized=False).status == "pass"
 
 def test_bad_keyword_value(gradcheck):
     gradcheck(quad, P, quad_grad, method="sideways")

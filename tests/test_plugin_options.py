@@ -114,7 +114,7 @@ class TestClass:
     @pytest.mark.gradcheck(method="central")
     def test_call_keywords_win(self, gradcheck):
         result = gradcheck(quad, P, quad_grad, method="forward", atol=None, rtol=None, eps=None)
-        assert result.method == "forward" and result.seed == 5 and result.passed
+        assert result.method == "forward" and result.seed == 5 and result.status == "pass"
 
 def test_defaults_without_anything(gradcheck):
     assert gradcheck.options["method"] == "central4"
