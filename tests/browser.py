@@ -15,6 +15,7 @@ events on fd 4), so no websocket library and no network port are needed.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import shutil
@@ -28,6 +29,13 @@ CHROMIUM_FLAGS = [
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
     "--disable-extensions", "--mute-audio",
 ]
+
+
+def _bash() -> str:
+    path = shutil.which("bash")
+    if path is None:
+        raise FileNotFoundError("bash not found (it wires the browser's pipes to fds 3 and 4)")
+    return path
 
 
 def find_chromium() -> str | None:
@@ -62,19 +70,21 @@ class Chromium:
         self.profile = tempfile.mkdtemp(prefix="gradcheck-chromium-")
         to_browser_r, to_browser_w = os.pipe()
         from_browser_r, from_browser_w = os.pipe()
-
-        def child_fds():  # runs in the child between fork and exec: wire the pipes to fds 3 and 4
-            a = os.dup(to_browser_r)
-            b = os.dup(from_browser_w)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-            os.set_inheritable(3, True)
-            os.set_inheritable(4, True)
-
+        # the browser's ends go to fds 3 and 4 by bash's redirections in the child, not by a
+        # preexec_fn: Python code between fork and exec can deadlock once other threads run
+        # (JAX's, torch's), and subprocess warns about it.  Copies at fds >= 10 so that the
+        # redirections to 3 and 4 cannot overwrite one another's source.
+        src_r = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD_CLOEXEC, 10)
+        src_w = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD_CLOEXEC, 10)
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        to_browser_r, from_browser_w = src_r, src_w
         args = [self.executable, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe",
                 "about:blank"]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, preexec_fn=child_fds, close_fds=False)
+        wire = f'exec "$@" 3<&{to_browser_r} 4>&{from_browser_w} {to_browser_r}<&- {from_browser_w}>&-'
+        self.proc = subprocess.Popen([_bash(), "-c", wire, "chromium", *args], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     pass_fds=(to_browser_r, from_browser_w), start_new_session=True)
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._w = os.fdopen(to_browser_w, "wb", buffering=0)

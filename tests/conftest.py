@@ -13,3 +13,18 @@ try:
     import hypothesis  # noqa: F401
 except ImportError:  # pragma: no cover
     pass
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _inner_runs_without_randomly(request, monkeypatch):
+    """A pytester run is a scenario its test spells out, outputs in order included: with
+    pytest-randomly installed (a user's environment, autoloaded in inner runs too) its items
+    ran shuffled and order-dependent fnmatch_lines failed.  Its outer shuffling of this suite
+    stays.  Set after pytester's own setup, which clears PYTEST_ADDOPTS."""
+    if "pytester" not in request.fixturenames:
+        return
+    request.getfixturevalue("pytester")
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")

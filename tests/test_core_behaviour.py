@@ -258,7 +258,8 @@ def test_kink_analytic_inside_one_sided_derivatives_does_not_fail(value):
     # |x| at x=0: one-sided derivatives -1 and +1; any subgradient in [-1, 1]
     f, g, p = _abs_model(value)
     r = check_gradient(f, p, g)
-    assert r.passed and r.status in ("pass", "inconclusive"), str(r)
+    # at the kink itself a valid subgradient may be inconclusive to finite differences (never fail)
+    assert r.status in ("pass", "inconclusive"), str(r)
 
 
 @pytest.mark.parametrize("value", [2.0, -1.5, 3.0])
@@ -281,7 +282,7 @@ def test_relu_kink_near_but_not_at_zero():
 
     p = {"z": np.array([1e-9, 0.5, -0.3])}
     r = check_gradient(f, p, g)
-    assert r.passed, str(r)
+    assert r.status == "pass", str(r)
     bad = lambda q: {"z": g(q)["z"] * np.array([1.0, 1.0, 1.0]) + np.array([5.0, 0, 0])}  # noqa: E731
     assert check_gradient(f, p, bad).status == "fail"
 
@@ -302,8 +303,10 @@ def test_other_leaf_bug_fails_next_to_a_kink():
 
 
 def test_nondeterministic_fun_is_not_passed():
+    noise = np.random.default_rng(306)  # seeded: the same noise on every run
+
     def f(p):
-        return np.sum(p["x"] ** 2) + 1e-6 * np.random.default_rng().normal()
+        return np.sum(p["x"] ** 2) + 1e-6 * noise.normal()
 
     def g(p):
         return {"x": 2 * p["x"]}
@@ -377,10 +380,11 @@ def test_bad_input_raises_naming_the_leaf(name):
     fun, params, grad = make()
     with pytest.raises(GradcheckError) as info:
         check_gradient(fun, copy.deepcopy(params), grad)
-    assert isinstance(info.value, (GradcheckInputError, GradcheckError))
-    if name not in ("nan-in-f", "inf-in-f"):
-        assert isinstance(info.value, GradcheckInputError), type(info.value)
-        assert isinstance(info.value, ValueError)
+    # bad input, not a verdict: GradcheckInputError (a ValueError too), never a bare GradcheckError
+    assert isinstance(info.value, GradcheckInputError), type(info.value)
+    assert isinstance(info.value, ValueError)
+    if name in ("nan-in-f", "inf-in-f"):
+        assert f"fun returned {name[:3]} at params" in str(info.value), str(info.value)
     if leaf is not None:
         assert leaf in str(info.value), str(info.value)
 
@@ -398,7 +402,7 @@ def test_complex_method_on_non_analytic_code(code):
 
     p = {"x": np.array([0.5, -1.5, 2.0])}
     # the real-valued methods agree (the gradient is right for real x) ...
-    assert check_gradient(f, p, g).passed
+    assert check_gradient(f, p, g).status == "pass"
     # ... the complex step cannot be used on this code: an error naming the leaf,
     # never a silent pass of a wrong numeric side or a bogus "fail" verdict
     with pytest.raises(GradcheckError) as info:
@@ -503,12 +507,8 @@ def test_evaluation_budget_central_softmax_regression(d):
 
 def test_grad_none_uses_no_analytic_side_or_errors_clearly():
     # grad=None: the adapter's autodiff; numpy has none, so a clear error
-    try:
-        r = check_gradient(smooth, _x(), None)
-    except GradcheckError as e:
-        assert "grad" in str(e)
-    else:
-        assert isinstance(r, GradcheckResult)
+    with pytest.raises(GradcheckInputError, match="grad is required for plain numpy functions"):
+        check_gradient(smooth, _x(), None)
 
 
 # ------------------------------------------------------------------ more situations met in practice
@@ -607,7 +607,7 @@ def test_wrong_scalar_param_fails_with_its_path():
 
 
 def test_nondeterministic_grad_is_not_passed():
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(610)  # seeded: the same noise on every run
 
     def g(p):
         return {"x": smooth_grad(p)["x"] * (1 + 1e-3 * rng.normal(size=p["x"].shape))}
@@ -633,7 +633,7 @@ def test_huber_at_its_transition_is_differentiable():
 
     p = {"r": np.array([1.0, -1.0, 0.3, 2.5])}
     r = check_gradient(f, p, g)
-    assert r.passed and r.status in ("pass", "inconclusive"), str(r)
+    assert r.status == "pass", str(r)
     r = check_gradient(f, p, lambda q: {"r": q["r"]})  # no clipping: wrong at r = 2.5
     assert r.status == "fail" and r.worst[0].where == "r[3]", str(r)
 
@@ -652,7 +652,8 @@ def test_hinge_with_a_margin_at_the_kink():
         return {"w": -(X.T @ (y * active))}
 
     r = check_gradient(f, {"w": w0}, g)
-    assert r.passed, str(r)
+    # on the margin fun has a kink: a valid subgradient may be inconclusive there (never fail)
+    assert r.status in ("pass", "inconclusive"), str(r)
     r = check_gradient(f, {"w": w0}, lambda p: {"w": g(p)["w"] + np.array([0.0, 3.0])})
     assert r.status == "fail", str(r)
 
@@ -684,7 +685,7 @@ def test_overflow_sized_gradients_keep_finite_tolerances():
     x = np.array([709.0, 700.0, 1.0])
     with np.errstate(over="ignore"):
         r = check_gradient(lambda v: np.sum(np.exp(v)), x, lambda v: np.exp(v))
-    assert r.passed, str(r)
+    assert r.status == "pass", str(r)
     assert np.isfinite(r.entries["tolerance"]).all() and np.isfinite(r.max_ratio)
     with np.errstate(over="ignore"):
         r = check_gradient(lambda v: np.sum(np.exp(v)), x, lambda v: np.exp(v) * np.array([1.05, 1, 1]))
@@ -731,7 +732,9 @@ def test_kink_verdicts_for_every_scheme(method, x0):
     f, g, p = _abs_model(truth, offset=0.0)
     p = {"a": np.array([x0, 0.2, -0.4])}
     r = check_gradient(f, p, g, method=method)
-    assert r.passed, str(r)
+    # at the kink itself a one-sided scheme sees only one side: the valid subgradient 0 may be
+    # inconclusive there (never fail); 1e-9 away the derivative is 1 and must pass
+    assert r.status in (("pass", "inconclusive") if x0 == 0 else ("pass",)), str(r)
     for wrong in (2.0, -2.0, 1.1):
         f, g, _ = _abs_model(wrong)
         r = check_gradient(f, p, g, method=method)
@@ -779,7 +782,7 @@ def test_ulp_level_nondeterminism_is_noise_not_a_failure():
     a, b = f(p), f(p)
     assert a != b and abs(a - b) < 1e-13 * abs(a)   # the premise: ulp-level differences
     r = check_gradient(f, p, g)
-    assert r.passed, str(r)
+    assert r.status == "pass", str(r)
     r = check_gradient(f, p, _scaled(g, "x", 7, 1.01))
     assert r.status == "fail" and r.worst[0].where == "x[7]", str(r)
 

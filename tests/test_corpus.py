@@ -110,7 +110,6 @@ def _assert_correct_ok(case, r):
         assert r.status in ("pass", "inconclusive"), f"{case.name}: {r}"
     else:
         assert r.status == "pass", f"{case.name} is a correct gradient:\n{r}"
-    assert r.passed
 
 
 @pytest.mark.parametrize("case", CORRECT, ids=ids)
@@ -251,7 +250,7 @@ def test_explicit_first_step(name, eps, method):
     case = BY_NAME[name]
     r = check_gradient(case.fun, case.params(), case.grad, eps=eps, method=method)
     if case.kind == "correct":
-        assert r.passed, f"{name} with eps={eps}:\n{r}"
+        assert r.status == "pass", f"{name} with eps={eps}:\n{r}"
     else:
         assert r.status == "fail", f"{name} with eps={eps}:\n{r}"
 
@@ -276,7 +275,11 @@ def test_float32_only_models(case):
     r = check_gradient(_float32_only(case.fun), case.params(), case.grad)
     assert any("float64" in m for m in r.messages), r.messages
     if case.kind == "correct":
-        assert r.passed, f"{case.name}:\n{r}"
+        # float32 finite differences resolve entries only to ~1e-5 of f: a trained model's tiny
+        # entries may be inconclusive, but only as unresolved (never a kink, never fail)
+        assert r.status in ("pass", "inconclusive"), f"{case.name}:\n{r}"
+        if r.status == "inconclusive":
+            assert all(e.verdict != "inconclusive" or "unresolved" in e.reason for e in r.worst), str(r)
     else:
         assert r.status == "fail", f"{case.name}:\n{r}"
         if case.bug_leaves:
@@ -307,6 +310,6 @@ def test_complex_step_on_non_analytic_models_never_misjudges(case):
         assert "complex" in str(e)
         return
     if case.kind == "correct":
-        assert r.passed, str(r)
+        assert r.status == "pass", str(r)
     else:
         assert r.status == "fail", str(r)

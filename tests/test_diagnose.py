@@ -17,9 +17,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from corpus import BY_NAME  # noqa: E402
 
-RNG = np.random.default_rng(0)
-A = RNG.standard_normal((12, 5))
-Y = RNG.standard_normal(12)
+# drawn once at import; each test draws its own points from its own seeded generator, so that
+# its values do not depend on which tests ran before it (-k, xdist, pytest-randomly)
+_DATA = np.random.default_rng(0)
+A = _DATA.standard_normal((12, 5))
+Y = _DATA.standard_normal(12)
 
 
 def linreg(w):
@@ -46,7 +48,7 @@ def _sweep(fun, x, grad, i):
 
 
 def test_correct_entry_sweeps_as_a_v():
-    w = RNG.standard_normal(5)
+    w = np.random.default_rng(48).standard_normal(5)
     hs, errs, tol, problem = _sweep(lambda x: float(np.sum(np.exp(x) * np.sin(x))), w,
                                     lambda x: np.exp(x) * (np.sin(x) + np.cos(x)), 2)
     assert len(hs) == len(dg.DECADES) and problem.ev.n_evals >= 2 * len(dg.DECADES)
@@ -57,7 +59,7 @@ def test_correct_entry_sweeps_as_a_v():
 
 
 def test_bug_entry_sweeps_as_a_plateau():
-    w = RNG.standard_normal(5)
+    w = np.random.default_rng(59).standard_normal(5)
     hs, errs, tol, _ = _sweep(linreg, w, lambda x: linreg_grad(x) * 1.001, 1)
     assert dg.classify(hs, errs, tol) == "bug"
     assert max(errs) / min(errs) < 1.5
@@ -138,7 +140,7 @@ def test_structural_bug_shapes_are_recognised(name, leaf, pattern):
     r, d = _diag(name)
     assert d["pattern"][leaf]["pattern"] == pattern, d["pattern"]
     assert d["entries"] and d["entries"][0]["classification"] == "bug"
-    assert d["pattern"][leaf]["explanation"] in d["summary"] or pattern in json.dumps(d["pattern"])
+    assert d["pattern"][leaf]["explanation"] in d["summary"], (d["pattern"], d["summary"])
 
 
 def test_missing_regularisation_names_lambda():

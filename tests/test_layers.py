@@ -275,3 +275,69 @@ def test_imports_inside_functions_are_counted():
     and that import must be seen (an upward import hidden in a function must not slip through)."""
     inner = [i for i in IMPORTS["plugin"] if i.target == "reporting.pytest_reports" and not i.top]
     assert inner, "the function-level import in plugin.pytest_configure was not seen"
+
+
+#: the public API, written out by hand (not read from _PUBLIC): name -> (defining module,
+#: kind).  A wrong entry in the package's lazy table (a missing module, the wrong module, a
+#: name that module does not define) fails test_every_public_name_resolves_to_its_object.
+PUBLIC_API = {
+    "check_gradient": ("pytest_gradcheck.numerics.check", "function"),
+    "check_vjp": ("pytest_gradcheck.numerics.vector", "function"),
+    "check_jvp": ("pytest_gradcheck.numerics.vector", "function"),
+    "check_jacobian": ("pytest_gradcheck.numerics.vector", "function"),
+    "check_hessian": ("pytest_gradcheck.numerics.second_order", "function"),
+    "check_gradgrad": ("pytest_gradcheck.numerics.second_order", "function"),
+    "check_layer": ("pytest_gradcheck.layer_check", "function"),
+    "GradcheckResult": ("pytest_gradcheck.numerics.result", "class"),
+    "GradcheckError": ("pytest_gradcheck.errors", "exception"),
+    "GradcheckInputError": ("pytest_gradcheck.errors", "exception"),
+    "GradcheckUserCodeError": ("pytest_gradcheck.errors", "exception"),
+    "model": ("pytest_gradcheck.discovery", "function"),
+    "check_function": ("pytest_gradcheck.torch_function", "function"),
+    "check_module": ("pytest_gradcheck.modules", "function"),
+    "register_adapter": ("pytest_gradcheck.frameworks.registry", "function"),
+    "Adapter": ("pytest_gradcheck.frameworks.base", "class"),
+}
+
+
+def test_all_lists_exactly_the_public_api():
+    assert pytest_gradcheck.__all__ == sorted(PUBLIC_API)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_API))
+def test_every_public_name_resolves_to_its_object(name):
+    import importlib
+    import inspect
+
+    module_name, kind = PUBLIC_API[name]
+    obj = getattr(pytest_gradcheck, name)  # through the package's lazy __getattr__
+    # the very object its defining module holds, defined there (not a re-export or a stub)
+    assert obj is getattr(importlib.import_module(module_name), name)
+    assert obj.__module__ == module_name
+    assert obj.__name__ == name
+    if kind == "function":
+        assert inspect.isfunction(obj)
+    elif kind == "exception":
+        assert inspect.isclass(obj) and issubclass(obj, AssertionError if name == "GradcheckError"
+                                                   else Exception)
+    else:
+        assert inspect.isclass(obj) and not issubclass(obj, BaseException)
+    # `from pytest_gradcheck import name` takes the same path
+    namespace = {}
+    exec(f"from pytest_gradcheck import {name}", namespace)
+    assert namespace[name] is obj
+
+
+def test_dir_lists_the_public_names_and_the_version():
+    listed = dir(pytest_gradcheck)
+    assert listed == sorted(listed)
+    assert set(PUBLIC_API) <= set(listed)
+    assert "__version__" in listed
+
+
+def test_an_unknown_name_is_an_attribute_error_naming_it():
+    with pytest.raises(AttributeError, match="has no attribute 'check_gradients'"):
+        pytest_gradcheck.check_gradients
+    assert not hasattr(pytest_gradcheck, "_PUBLIC_missing")
+    with pytest.raises(ImportError, match="check_gradients"):
+        exec("from pytest_gradcheck import check_gradients", {})

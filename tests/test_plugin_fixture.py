@@ -24,7 +24,7 @@ def test_two_checks(gradcheck):
     r1 = gradcheck(quad, P, quad_grad)
     r2 = gradcheck(quad, P, quad_grad, method="central4")
     r3 = gradcheck(lambda p: quad(p["w"]), {"w": P}, lambda p: {"w": 2 * p["w"]}, label="tree")
-    assert r1.passed and r1.method == "central" and r2.method == "central4"
+    assert r1.status == "pass" and r1.method == "central" and r2.method == "central4"
     assert gradcheck.results == [r1, r2, r3]
 """)
     reprec = pytester.inline_run()
@@ -86,7 +86,7 @@ def test_unknown_keyword(gradcheck):
     gradcheck(quad, P, quad_grad, tolerance=1e-3)
 
 def test_checker_keyword_passes_through(gradcheck):
-    assert gradcheck(quad, P, quad_grad, vectorized=False).passed
+    assert gradcheck(quad, P, quad_grad, vectorized=False).status == "pass"
 
 def test_bad_keyword_value(gradcheck):
     gradcheck(quad, P, quad_grad, method="sideways")
@@ -118,24 +118,32 @@ def test_options(gradcheck_options, gradcheck):
 
 
 def test_other_check_kinds_go_to_the_public_functions(pytester):
+    """gradcheck.vjp reaches the real pytest_gradcheck.check_vjp with the checker's own
+    keywords (n_cotangents), the seed, and the marker's options."""
     pytester.makepyfile(FUNS + """
+import numpy as np
 import pytest_gradcheck
-from pytest_gradcheck import GradcheckResult
 
-def test_vjp(gradcheck, monkeypatch):
-    seen = {}
-    def fake_check_vjp(fun, params, *, v=None, method="central", seed=0):
-        seen.update(v=v, method=method, seed=seed)
-        return GradcheckResult(status="pass", kind="vjp", method=method, seed=seed)
-    monkeypatch.setattr(pytest_gradcheck, "check_vjp", fake_check_vjp, raising=False)
-    # the keywords read from the fake's signature (v) must not stay cached for later tests
-    monkeypatch.setattr(pytest_gradcheck.options, "_checker_keywords", None)
-    result = gradcheck.vjp(quad, P, v=3, label="v", seed=4)
-    assert result.kind == "vjp" and seen == {"v": 3, "method": "central", "seed": 4}
+X = np.array([0.3, -0.7, 1.1])
+f = lambda x: np.sin(x) * x
+f_vjp = lambda x, c: (np.cos(x) * x + np.sin(x)) * c
+
+@pytest.mark.gradcheck(method="forward")
+def test_vjp(gradcheck):
+    one = gradcheck.vjp(f, X, f_vjp, n_cotangents=1, label="v1", seed=4)
+    three = gradcheck.vjp(f, X, f_vjp, n_cotangents=3, label="v3", seed=4)
+    direct = pytest_gradcheck.check_vjp(f, X, f_vjp, n_cotangents=3, seed=4, method="forward")
+    assert (one.kind, one.status, one.seed, one.method) == ("vjp", "pass", 4, "forward")
+    assert three.n_evals > one.n_evals  # n_cotangents reached the checker
+    assert (three.status, three.n_evals, three.max_ratio) == (direct.status, direct.n_evals, direct.max_ratio)
+
+def test_wrong_vjp(gradcheck):
+    gradcheck.vjp(f, X, lambda x, c: 1.1 * f_vjp(x, c), label="bad", n_cotangents=2)
 """)
     reprec = pytester.inline_run()
-    reprec.assertoutcome(passed=1)
-    assert [(r["label"], r["result"]["kind"]) for r in _records(reprec)] == [("v", "vjp")]
+    reprec.assertoutcome(passed=1, failed=1)
+    assert [(r["label"], r["result"]["kind"], r["result"]["status"]) for r in _records(reprec)] == [
+        ("v1", "vjp", "pass"), ("v3", "vjp", "pass"), ("bad", "vjp", "fail")]
 
 
 def test_input_errors_propagate_without_a_record(pytester):
@@ -197,38 +205,35 @@ def test_records_are_plain_json():
 
 
 def test_vector_and_second_order_checks_through_the_fixture(pytester):
-    """The real checkers (exported from pytest_gradcheck, or taken from the numerics
-    while they are not yet) behind gradcheck.vjp/.jvp/.jacobian/.hessian."""
+    """The real checkers behind gradcheck.vjp/.jvp/.jacobian/.hessian/.gradgrad, each with a
+    wrong value that must fail."""
     pytester.makepyfile("""
 import numpy as np
 import pytest
-import pytest_gradcheck
-from pytest_gradcheck.numerics import second_order, vector
-
-@pytest.fixture(autouse=True)
-def exported(monkeypatch):
-    for mod, name in [(vector, "check_vjp"), (vector, "check_jvp"), (vector, "check_jacobian"),
-                      (second_order, "check_hessian")]:
-        if not hasattr(pytest_gradcheck, name):
-            monkeypatch.setattr(pytest_gradcheck, name, getattr(mod, name), raising=False)
 
 X = np.array([0.3, -0.7, 1.1])
 f = lambda x: 2 * np.sin(x)
+cube = lambda x: float(np.sum(x ** 3))
 
 @pytest.mark.gradcheck(seed=2)
 def test_vector(gradcheck):
     assert gradcheck.vjp(f, X, lambda x, c: 2 * np.cos(x) * c).kind == "vjp"
     assert gradcheck.jvp(f, X, lambda x, t: 2 * np.cos(x) * t).kind == "jvp"
     assert gradcheck.jacobian(f, X, lambda x: np.diag(2 * np.cos(x))).kind == "jacobian"
-    assert gradcheck.hessian(lambda x: float(np.sum(x ** 3)), X, hess=lambda x: np.diag(6 * x)).passed
+    assert gradcheck.hessian(cube, X, hess=lambda x: np.diag(6 * x)).kind == "hessian"
+    assert gradcheck.gradgrad(cube, X, lambda x: 3 * x ** 2, hvp=lambda x, v: 6 * x * v).kind == "gradgrad"
 
 def test_wrong_vjp_fails(gradcheck):
     gradcheck.vjp(f, X, lambda x, c: 2.2 * np.cos(x) * c, label="bad-vjp")
+
+def test_wrong_hvp_fails_gradgrad(gradcheck):
+    gradcheck.gradgrad(cube, X, lambda x: 3 * x ** 2, hvp=lambda x, v: 6.6 * x * v, label="bad-hvp")
 """)
     reprec = pytester.inline_run()
-    reprec.assertoutcome(passed=1, failed=1)
+    reprec.assertoutcome(passed=1, failed=2)
     records = _records(reprec)
     assert [(r["label"], r["result"]["kind"], r["result"]["status"]) for r in records] == [
         ("check", "vjp", "pass"), ("check-2", "jvp", "pass"), ("check-3", "jacobian", "pass"),
-        ("check-4", "hessian", "pass"), ("bad-vjp", "vjp", "fail")]
-    assert all(r["result"]["seed"] == 2 for r in records[:4])
+        ("check-4", "hessian", "pass"), ("check-5", "gradgrad", "pass"), ("bad-vjp", "vjp", "fail"),
+        ("bad-hvp", "gradgrad", "fail")]
+    assert all(r["result"]["seed"] == 2 for r in records[:5])

@@ -114,13 +114,54 @@ class TestClass:
     @pytest.mark.gradcheck(method="central")
     def test_call_keywords_win(self, gradcheck):
         result = gradcheck(quad, P, quad_grad, method="forward", atol=None, rtol=None, eps=None)
-        assert result.method == "forward" and result.seed == 5 and result.passed
+        assert result.method == "forward" and result.seed == 5 and result.status == "pass"
 
 def test_defaults_without_anything(gradcheck):
     assert gradcheck.options["method"] == "central4"
 """)
     result = pytester.runpytest("--gradcheck-seed=5", "-v")
     result.assert_outcomes(passed=5)
+
+
+@pytest.mark.parametrize("args, ini, expected", [
+    (["--gradcheck-mode=fast"], "", {"mode": "fast"}),
+    ([], "gradcheck_eps = 0.01", {"eps": 0.01}),
+    (["--gradcheck-eps=0.01"], "", {"eps": 0.01}),
+    (["--gradcheck-rtol=0.01"], "", {"rtol": 0.01}),
+    (["--gradcheck-atol=0.01"], "", {"atol": 0.01}),
+    ([], "gradcheck_seed = 7", {"seed": 7}),
+    (["--gradcheck-seed=9"], "gradcheck_seed = 7", {"seed": 9}),
+], ids=["cli-mode", "ini-eps", "cli-eps", "cli-rtol", "cli-atol", "ini-seed", "cli-seed-over-ini"])
+def test_option_reaches_the_check_and_changes_it(pytester, args, ini, expected):
+    """The resolved value reaches the checker: the fixture's result equals a direct call with
+    that value and differs from one with the defaults (an option that never arrived could not)."""
+    if ini:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makepyfile(QUAD + f"""
+import pytest
+from pytest_gradcheck import check_gradient
+EXPECTED = {expected!r}
+
+def seen(r):
+    return (r.status, r.mode, r.seed, r.tolerance, r.max_ratio, r.n_evals, r.escape_probability)
+
+def test_value_arrives(gradcheck, gradcheck_options):
+    assert {{k: gradcheck_options[k] for k in EXPECTED}} == EXPECTED
+    via = gradcheck(quad, P, quad_grad)
+    assert seen(via) == seen(check_gradient(quad, P, quad_grad, **EXPECTED))
+    assert seen(via) != seen(check_gradient(quad, P, quad_grad))
+    assert via.status == "pass"
+
+def test_outcome(gradcheck):
+    # 0.1% off: the error model fails it; an explicit 1% tolerance (rtol, or atol at |g| <= 4) passes it
+    slightly_off = lambda p: 2.002 * p
+    if "rtol" in EXPECTED or "atol" in EXPECTED:
+        assert gradcheck(quad, P, slightly_off).status == "pass"
+    else:
+        with pytest.raises(AssertionError):
+            gradcheck(quad, P, slightly_off)
+""")
+    pytester.runpytest(*args).assert_outcomes(passed=2)
 
 
 def test_builtin_defaults_and_reset_to_error_model(pytester):

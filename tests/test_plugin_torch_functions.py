@@ -55,6 +55,6 @@ def test_fixture_function_method(pytester):
 
 def test_cube(gradcheck):
     result = gradcheck.function(_Cube)
-    assert result.passed and result.kind == "vjp"
+    assert result.status == "pass" and result.kind == "vjp"
 ''')
     pytester.runpytest("-p", "no:cacheprovider", "-p", "no:hypothesispytest").assert_outcomes(passed=1)

@@ -47,7 +47,6 @@ def test_correct_real_code_is_never_failed(case, mode):
         warnings.simplefilter("error")
         r = check_gradient(case.fun, p, case.grad, mode=mode)
     assert r.status in case.ok, f"{case.name} ({case.cls}) is correct:\n{r}"
-    assert r.passed
     if r.status == "inconclusive":
         text = str(r).lower()
         words = CAUSE_WORDS.get(case.cls, ())

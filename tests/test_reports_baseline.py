@@ -198,6 +198,13 @@ def test_life_cycle(pytester, monkeypatch):
     # a bigger factor tolerates it (0.5 < 100 x noise floor)
     res = pytester.runpytest(*RUN, "--gradcheck-baseline", "--gradcheck-regression-factor=100")
     assert res.ret == 0
+    # ... so does the ini key, and the command line overrides the ini key
+    ini = pytester.makeini("[pytest]\ngradcheck_regression_factor = 100\n")
+    assert pytester.runpytest(*RUN, "--gradcheck-baseline").ret == 0
+    res = pytester.runpytest(*RUN, "--gradcheck-baseline", "--gradcheck-regression-factor=10")
+    assert res.ret == pytest.ExitCode.TESTS_FAILED
+    res.stdout.fnmatch_lines(["1 gradient check regressed against .gradcheck*baseline.json (factor 10)*"])
+    ini.unlink()
     # 4. a failing gradient: test failure and a status regression
     monkeypatch.setenv("BUMP", "5e-6")
     res = pytester.runpytest(*RUN, "--gradcheck-baseline")
