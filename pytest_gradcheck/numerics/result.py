@@ -294,7 +294,7 @@ def format_result(r: GradcheckResult) -> str:
         lines.append(f"  rule: |analytic - numeric| <= atol + rtol*|numeric| with atol={tol.get('atol')}, rtol={tol.get('rtol')}")
     elif tol:
         lines.append(f"  rule: |analytic - numeric| <= {tol.get('safety')} x (finite-difference error estimate) "
-                     f"+ analytic-precision floor (see https://github.com/pytest-gradcheck/pytest-gradcheck/blob/main/docs/verdict.md)")
+                     f"+ analytic-precision floor (see docs/verdict.md in pytest-gradcheck's documentation)")
     if r.escape_probability is not None:
         lines.append(f"  fast mode: a discrepancy of the reported size escapes with probability <= {r.escape_probability:.2g}")
     for m in r.messages:
