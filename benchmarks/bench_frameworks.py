@@ -225,14 +225,14 @@ def print_fast_by_depth(rows):
 
 
 def _forced_vmap(loss, params):
-    from pytest_gradcheck.frameworks import torch_adapter
+    from pytest_gradcheck.frameworks import base, torch_adapter
 
-    old = torch_adapter.MAX_BATCH_PARAMS, torch_adapter.PROBE_ROWS
-    torch_adapter.MAX_BATCH_PARAMS, torch_adapter.PROBE_ROWS = 10**12, 10**12
+    old = torch_adapter.MAX_BATCH_PARAMS, base.PROBE_ROWS
+    torch_adapter.MAX_BATCH_PARAMS, base.PROBE_ROWS = 10**12, 10**12
     try:
         return check_gradient(loss, params, mode="full")
     finally:
-        torch_adapter.MAX_BATCH_PARAMS, torch_adapter.PROBE_ROWS = old
+        torch_adapter.MAX_BATCH_PARAMS, base.PROBE_ROWS = old
 
 
 def bench_jax_mlp(quick, has_fast):

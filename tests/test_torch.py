@@ -208,9 +208,9 @@ def test_batched_path_is_used_and_gives_the_same_verdicts(probe_rows, monkeypatc
     # probe_rows=10**9: never time the alternatives, always vmap; 4: vmap or one call per point,
     # whichever is faster -- the verdicts must not depend on it.  Stage A's own trial is told that
     # batching pays (it would not here: plain calls of so small a problem cost less than vmap's set-up)
-    from pytest_gradcheck.frameworks import torch_adapter
+    from pytest_gradcheck.frameworks import base
     from pytest_gradcheck.numerics import entries
-    monkeypatch.setattr(torch_adapter, "PROBE_ROWS", probe_rows)
+    monkeypatch.setattr(base, "PROBE_ROWS", probe_rows)
     monkeypatch.setattr(entries, "BATCH_TRY_SECONDS", 0.0)
     monkeypatch.setattr(entries, "batching_pays", lambda batched, plain: True)
     p = {"W": _rand(8, 120, seed=1), "v": _rand(120, seed=2)}  # enough entries for the trial

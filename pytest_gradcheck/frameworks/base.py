@@ -18,6 +18,7 @@ the package.
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -56,6 +57,34 @@ def batch_dispatcher(vectorized, run_single, run_batched, decide):
         return values
 
     return run
+
+
+#: rows a batching trial times each way (batched, then plain calls) on the first real chunk
+PROBE_ROWS = 16
+
+
+def timed_choice(points, run_batched, run_single):
+    """(mode, values) for a chunk: the batched evaluator and plain calls timed on PROBE_ROWS rows
+    each, the batched value checked against a plain call, and the faster way evaluating the rest.
+    A batched evaluator that raises (fun not vectorizable) or changes fun's value gives plain calls
+    (which raise again if the error is fun's own); mode None where the chunk is too small to time
+    both ways (decide on a later chunk).  ``decide`` for batch_dispatcher (torch, TensorFlow)."""
+    k = min(PROBE_ROWS, points.shape[0])
+    t0 = time.perf_counter()
+    try:
+        head = run_batched(points[:k])
+    except Exception:  # noqa: BLE001 - not vectorizable (a GradcheckInputError raised under vmap too)
+        return "single", run_single(points)
+    t1 = time.perf_counter()
+    mid = run_single(points[k:2 * k])
+    t2 = time.perf_counter()
+    if not batched_agrees(head[0], run_single(points[:1])[0]):  # batching changes fun's value
+        return "single", np.concatenate([run_single(points[:k]), mid, run_single(points[2 * k:])])
+    if mid.size < k:
+        return None, np.concatenate([head, mid])
+    mode = "batched" if (t1 - t0) <= (t2 - t1) else "single"
+    rest = run_batched(points[2 * k:]) if mode == "batched" else run_single(points[2 * k:])
+    return mode, np.concatenate([head, mid, rest])
 
 
 class Adapter:

@@ -28,14 +28,13 @@ frameworks.outputs; never numerics/.
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 import tensorflow as tf
 
 from ..errors import GradcheckInputError, GradcheckUserCodeError
 from ..pytree import TreeSpec, build, structure
-from .base import Adapter, batch_dispatcher, batched_agrees
+from .base import Adapter, batch_dispatcher, timed_choice
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 #: below this many parameters vectorized_map is not tried (tracing it costs more than 2n calls)
@@ -45,7 +44,6 @@ MAX_BATCH_PARAMS = 4096
 #: points per vectorized call, capped so that one call's inputs stay near this many float64 numbers
 SUB_BATCH_FLOATS = 2**20
 #: rows timed each way (vectorized_map vs one call per point) before choosing the faster
-PROBE_ROWS = 16
 
 
 def _keras_variable():
@@ -210,23 +208,8 @@ class TfAdapter(Adapter):
         sub = max(8, SUB_BATCH_FLOATS // max(spec.size, 1))
 
         def decide(points):
-            k = min(PROBE_ROWS, points.shape[0])
             run_batched(points[:1])  # the trace, not timed: it is paid once per check
-            t0 = time.perf_counter()
-            try:
-                head = run_batched(points[:k])
-            except Exception:  # noqa: BLE001 - not vectorizable: one call per point, which raises again
-                return "single", run_single(points)  # if the error is fun's own
-            t1 = time.perf_counter()
-            mid = run_single(points[k:2 * k])
-            t2 = time.perf_counter()
-            if not batched_agrees(head[0], run_single(points[:1])[0]):
-                return "single", np.concatenate([run_single(points[:k]), mid, run_single(points[2 * k:])])
-            if mid.size < k:
-                return None, np.concatenate([head, mid])
-            mode = "batched" if (t1 - t0) <= (t2 - t1) else "single"
-            rest = run_batched(points[2 * k:]) if mode == "batched" else run_single(points[2 * k:])
-            return mode, np.concatenate([head, mid, rest])
+            return timed_choice(points, run_batched, run_single)
 
         def run_batched(points):
             if points.shape[0] > sub and not vectorized:

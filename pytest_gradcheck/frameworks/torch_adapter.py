@@ -19,7 +19,6 @@ frameworks.outputs; never numerics/.
 
 from __future__ import annotations
 
-import time
 import weakref
 
 import numpy as np
@@ -27,7 +26,7 @@ import torch
 
 from ..errors import GradcheckInputError, GradcheckUserCodeError
 from ..pytree import TreeSpec, build, structure
-from .base import Adapter, batch_dispatcher, batched_agrees
+from .base import Adapter, batch_dispatcher, timed_choice
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 _EPS_CACHE: dict = {}
@@ -44,7 +43,6 @@ MAX_BATCH_PARAMS = 4096
 #: the work compute-bound, and big batches fall out of cache)
 SUB_BATCH_FLOATS = 2**20
 #: rows timed each way (vmap vs one call per point) before choosing the faster
-PROBE_ROWS = 16
 
 _NP_TO_TORCH = {
     np.dtype(np.float16): torch.float16,
@@ -303,24 +301,7 @@ class TorchAdapter(Adapter):
         # times both on PROBE_ROWS rows each, checks the vmapped value against a plain call, and the
         # faster one evaluates the rest of this check; a fun that vmap cannot run gets plain calls.
         def decide(points):
-            k = min(PROBE_ROWS, points.shape[0])
-            t0 = time.perf_counter()
-            try:
-                head = run_batched(points[:k])
-            except Exception:  # noqa: BLE001 - not vmappable (a GradcheckInputError raised under vmap too,
-                # e.g. fun reading its output through the checker's adapters): one call per point, which
-                # raises again if the error is fun's own
-                return "single", run_single(points)
-            t1 = time.perf_counter()
-            mid = run_single(points[k:2 * k])
-            t2 = time.perf_counter()
-            if not batched_agrees(head[0], run_single(points[:1])[0]):  # vmap changes fun's value
-                return "single", np.concatenate([run_single(points[:k]), mid, run_single(points[2 * k:])])
-            if mid.size < k:  # too few points to time both ways: decide on a later chunk
-                return None, np.concatenate([head, mid])
-            mode = "batched" if (t1 - t0) <= (t2 - t1) else "single"
-            rest = run_batched(points[2 * k:]) if mode == "batched" else run_single(points[2 * k:])
-            return mode, np.concatenate([head, mid, rest])
+            return timed_choice(points, run_batched, run_single)
 
         def run_batched(points):
             if points.shape[0] > sub and not vectorized:

@@ -62,6 +62,7 @@ the standard library; never the numerics or pytest.
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import math
@@ -73,6 +74,18 @@ from .json_report import entries_compared, json_safe, make_context, record_key, 
 
 BASELINE_VERSION = 1
 DEFAULT_FACTOR = 10.0
+
+
+def regression_factor(value) -> float:
+    """A regression factor from the command line or an ini file: a finite number > 1 (an
+    argparse type, shared by the plugin's option and the combine command)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not x > 1 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} must be a finite number > 1")
+    return x
 DEFAULT_NOISE_FLOOR = 1e-2
 #: context keys whose difference between baseline and run is worth a warning, with the word a
 #: warning uses; the values are those of :func:`comparable_context` (dtypes are compared per

@@ -191,17 +191,8 @@ def default_baseline_path(cwd: Path) -> str:
 
 def default_factor(cwd: Path) -> float:
     _, ini = ini_settings(cwd)
-    return _factor(ini.get("gradcheck_regression_factor") or _baseline.DEFAULT_FACTOR)
+    return _baseline.regression_factor(ini.get("gradcheck_regression_factor") or _baseline.DEFAULT_FACTOR)
 
-
-def _factor(value) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not x > 1 or x == float("inf"):
-        raise argparse.ArgumentTypeError(f"{value!r} must be a finite number > 1")
-    return x
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -223,7 +214,7 @@ def make_parser(prog: str = "python -m pytest_gradcheck combine") -> argparse.Ar
                         f"gradcheck_baseline ({DEFAULT_BASELINE}, relative to the rootdir)")
     p.add_argument("--update-baseline", action="store_true",
                    help="write the merged checks into the baseline (entries of checks not in the reports are kept)")
-    p.add_argument("--regression-factor", metavar="X", type=_factor, default=None,
+    p.add_argument("--regression-factor", metavar="X", type=_baseline.regression_factor, default=None,
                    help="error/tolerance growth that counts as a regression (default: ini "
                         "gradcheck_regression_factor, 10)")
     return p

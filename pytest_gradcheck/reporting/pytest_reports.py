@@ -76,15 +76,6 @@ def _baseline_path(value: str) -> str:
     return value
 
 
-def _factor(value) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not x > 1 or x == float("inf"):
-        raise argparse.ArgumentTypeError(f"{value!r} must be a finite number > 1")
-    return x
-
 
 def pytest_addoption(parser):
     group = parser.getgroup("gradcheck")
@@ -99,7 +90,7 @@ def pytest_addoption(parser):
     group.addoption("--gradcheck-update-baseline", action="store_true", default=False,
                     help="write this run's checks into the baseline (entries of checks that did not run are "
                          "kept); with --gradcheck-baseline the update wins: changes are shown, not failed.")
-    group.addoption("--gradcheck-regression-factor", metavar="X", type=_factor, default=None,
+    group.addoption("--gradcheck-regression-factor", metavar="X", type=_baseline.regression_factor, default=None,
                     help="error/tolerance growth that counts as a regression (default: ini "
                          "gradcheck_regression_factor, 10).")
     parser.addini("gradcheck_baseline", f"gradcheck baseline file, relative to the rootdir (default {DEFAULT_BASELINE})",
@@ -130,7 +121,7 @@ class ReportState:
             self.factor = opt.gradcheck_regression_factor
         else:
             try:
-                self.factor = _factor(config.getini("gradcheck_regression_factor"))
+                self.factor = _baseline.regression_factor(config.getini("gradcheck_regression_factor"))
             except argparse.ArgumentTypeError as exc:
                 raise pytest.UsageError(f"ini gradcheck_regression_factor: {exc}") from None
         self.baseline: dict | None = None
