@@ -294,8 +294,32 @@ def fail_regressed(report, state: ReportState) -> None:
     lines += [f"  {_change_line(c)}" for c in regressions]
     lines.append("fix it, or accept the new numbers with --gradcheck-update-baseline")
     report.outcome = "failed"
-    report.longrepr = "\n".join(lines)
+    report.longrepr = RegressionRepr("\n".join(lines))
     setattr(report, REGRESSED_ATTR, [c["key"] for c in regressions])
+
+
+class _Crash:
+    """The reason pytest's short summary (its first line) and JUnit's message attribute read."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+
+class RegressionRepr:
+    """A regressed test's failure text.  A plain string as longrepr has no ``reprcrash``, and then
+    pytest 8.0 prints "FAILED nodeid" with no reason in its short summary (later versions fall back
+    on the text): this carries it as the crash message, for every supported pytest."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.reprcrash = _Crash(text)
+
+    def toterminal(self, tw) -> None:
+        for line in self.text.splitlines():
+            tw.line(line)
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def _xml_safe_property(prop):
