@@ -4,6 +4,8 @@ No wall-clock thresholds: the refusal uses a time_limit below any machine's time
 warning and progress use thresholds of zero (monkeypatched), so the outcome is the same
 on a fast and a loaded machine."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -55,10 +57,15 @@ def test_long_check_warns_and_reports_progress(monkeypatch):
     monkeypatch.setattr(budget, "WARN_SECONDS", 0.0)
     monkeypatch.setattr(budget, "PROGRESS_AFTER", 0.0)
     monkeypatch.setattr(budget, "PROGRESS_EVERY", 0.0)
+    with pytest.warns(budget.SlowCheckWarning, match="6,000 evaluations"):  # the API, outside the plugin
+        check_gradient(_f, X, _g, mode="full")
     lines = []
-    with budget.progress_sink(lines.append), pytest.warns(budget.SlowCheckWarning, match="6,000 evaluations"):
+    with budget.progress_sink(lines.append), warnings.catch_warnings():
+        warnings.simplefilter("error")  # under the plugin the estimate is a terminal line, never a warning
         r = check_gradient(_f, X, _g, mode="full")
     assert r.status == "pass", r
+    assert lines[0].startswith("gradcheck: mode='full' on ") and "6,000 evaluations" in lines[0], lines[:2]
+    lines = lines[1:]
     assert lines and all(line.startswith("gradcheck: full check: ") and "of about 6,000 evaluations" in line
                          for line in lines), lines[:3]
     done = [int(line.split(": ")[2].split(" of")[0].replace(",", "")) for line in lines]
@@ -78,11 +85,14 @@ def test_progress_goes_to_the_terminal_under_pytest_and_keeps_q(pytester):
             x = np.random.default_rng(0).standard_normal(3000)
             gradcheck(lambda x: float(np.sum(np.sin(x))), x, np.cos, mode="full")
     """)
+    # the estimate is a terminal line, not a warning: a suite run with filterwarnings = error still passes
+    pytester.makeini("[pytest]\nfilterwarnings =\n    error\n")
     result = pytester.runpytest("-q", "-p", "no:randomly")
-    result.assert_outcomes(passed=1, warnings=1)
-    result.stdout.fnmatch_lines(["gradcheck: full check: * of about 6,000 evaluations*"])
+    result.assert_outcomes(passed=1, warnings=0)
+    result.stdout.fnmatch_lines(["gradcheck: mode='full' on 3,000 parameters needs at least 6,000 evaluations*",
+                                 "gradcheck: full check: * of about 6,000 evaluations*"])
     result = pytester.runpytest("-q", "-p", "no:randomly", "-n", "2")
-    result.assert_outcomes(passed=1, warnings=1)
+    result.assert_outcomes(passed=1, warnings=0)
     result.stdout.no_fnmatch_line("gradcheck: full check: *")  # a worker's progress stays off the terminal
 
 
