@@ -23,6 +23,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import GradcheckInputError
+
 
 def batched_agrees(batched_value, plain_value) -> bool:
     """A batched evaluation reproduces the plain one: finite, and equal to float32-level
@@ -85,6 +87,15 @@ def timed_choice(points, run_batched, run_single):
     mode = "batched" if (t1 - t0) <= (t2 - t1) else "single"
     rest = run_batched(points[2 * k:]) if mode == "batched" else run_single(points[2 * k:])
     return mode, np.concatenate([head, mid, rest])
+
+
+def not_a_scalar(what: str, shape, reduce_hint: str = "") -> GradcheckInputError:
+    """The error for a fun that returned ``what`` ("a tensor", "an array") of ``shape`` instead of a
+    scalar: the vector checks named, and how to reduce it in the framework (``reduce_hint``)."""
+    hint = f" (or reduce the output, e.g. {reduce_hint})" if reduce_hint else ""
+    return GradcheckInputError(
+        f"fun must return a scalar; it returned {what} of shape {tuple(shape)}. "
+        f"For vector-valued functions use check_vjp, check_jvp or check_jacobian{hint}")
 
 
 class Adapter:

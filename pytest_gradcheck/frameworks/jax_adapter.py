@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import GradcheckInputError, GradcheckUserCodeError
-from .base import Adapter, batch_dispatcher, batched_agrees
+from .base import Adapter, batch_dispatcher, batched_agrees, not_a_scalar
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 _WIDE = (np.dtype(np.float64), np.dtype(np.complex128))
@@ -160,9 +160,7 @@ class JaxAdapter(Adapter):
 
     def scalar_output(self, out):
         if out.size != 1:
-            raise GradcheckInputError(
-                f"fun must return a scalar; it returned an array of shape {tuple(out.shape)}. "
-                f"For vector-valued functions use check_vjp, check_jvp or check_jacobian")
+            raise not_a_scalar("an array", out.shape)
         a = np.asarray(out).reshape(())
         if a.dtype == bool:
             raise GradcheckInputError("fun returned a boolean array; it must return a number")

@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from ..errors import GradcheckInputError, GradcheckUserCodeError
 from ..pytree import TreeSpec, build, structure
-from .base import Adapter, batch_dispatcher, timed_choice
+from .base import Adapter, batch_dispatcher, not_a_scalar, timed_choice
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 #: below this many parameters vectorized_map is not tried (tracing it costs more than 2n calls)
@@ -128,10 +128,7 @@ class TfAdapter(Adapter):
             return None
         t = _value(out)
         if t.shape.num_elements() != 1:
-            raise GradcheckInputError(
-                f"fun must return a scalar; it returned a tensor of shape {tuple(t.shape)}. "
-                f"For vector-valued functions use check_vjp, check_jvp or check_jacobian "
-                f"(or reduce the output, e.g. tf.reduce_sum(out))")
+            raise not_a_scalar("a tensor", t.shape, "tf.reduce_sum(out)")
         if t.dtype == tf.bool:
             raise GradcheckInputError("fun returned a boolean tensor; it must return a number")
         a = np.asarray(t.numpy()).reshape(())

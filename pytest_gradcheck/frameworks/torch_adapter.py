@@ -26,7 +26,7 @@ import torch
 
 from ..errors import GradcheckInputError, GradcheckUserCodeError
 from ..pytree import TreeSpec, build, structure
-from .base import Adapter, batch_dispatcher, timed_choice
+from .base import Adapter, batch_dispatcher, not_a_scalar, timed_choice
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 _EPS_CACHE: dict = {}
@@ -189,10 +189,7 @@ class TorchAdapter(Adapter):
 
     def scalar_output(self, out):
         if out.numel() != 1:
-            raise GradcheckInputError(
-                f"fun must return a scalar; it returned a tensor of shape {tuple(out.shape)}. "
-                f"For vector-valued functions use check_vjp, check_jvp or check_jacobian "
-                f"(or reduce the output, e.g. out.sum())")
+            raise not_a_scalar("a tensor", out.shape, "out.sum()")
         if out.dtype == torch.bool:
             raise GradcheckInputError("fun returned a boolean tensor; it must return a number")
         return out.item(), _eps_of(out.dtype)
