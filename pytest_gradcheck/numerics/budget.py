@@ -48,13 +48,18 @@ class SlowCheckWarning(UserWarning):
 
 
 @contextlib.contextmanager
-def progress_sink(write):
-    """Send progress lines to ``write(text)`` (the plugin: its terminal reporter) inside the block."""
-    token = _SINK.set(write)
+def _bound(var: contextvars.ContextVar, value):
+    """``var`` set to ``value`` inside the block, restored after it."""
+    token = var.set(value)
     try:
         yield
     finally:
-        _SINK.reset(token)
+        var.reset(token)
+
+
+def progress_sink(write):
+    """Send progress lines to ``write(text)`` (the plugin: its terminal reporter) inside the block."""
+    return _bound(_SINK, write)
 
 
 def _duration(seconds: float) -> str:
@@ -103,13 +108,9 @@ def current_progress():
     return _CURRENT.get()
 
 
-@contextlib.contextmanager
 def tracking(progress):
-    token = _CURRENT.set(progress)
-    try:
-        yield
-    finally:
-        _CURRENT.reset(token)
+    """``progress`` is the running check's (current_progress) inside the block."""
+    return _bound(_CURRENT, progress)
 
 
 def time_limit_value(time_limit):
